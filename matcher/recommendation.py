@@ -1,0 +1,84 @@
+"""Request and result records of the recommender (the JSON contract of `recommend` and the API)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from matcher.records import Gap, GapType
+
+MAX_K = 200
+_ACTIONS = {"补链": GapType.MISSING, "延链": GapType.SHORT, "强链": GapType.WEAK}
+
+
+class Filters(BaseModel):
+    """Hard filters: candidates failing any are never returned."""
+
+    provinces: list[str] = Field(default_factory=list, description="home provinces allowed (short or full names)")
+    size: list[Literal["大", "中", "小"]] = Field(default_factory=list, description="size brackets by employees")
+    listed_only: bool = False
+    exclude_ids: list[str] = Field(default_factory=list)
+    aiding_only: bool = Field(False, description="only firms from the region's 产业援疆 aiding provinces")
+
+
+class RecommendRequest(BaseModel):
+    """One need: a known region (or ad hoc place names), a chain, optionally a link, a gap type and free text."""
+
+    region: str | None = Field(None, description="known region id or name, e.g. 玛纳斯县")
+    province: str | None = Field(None, description="ad hoc region: province (when no known region)")
+    prefecture: str | None = None
+    park: str | None = None
+    chain: str | None = Field(None, description="chain id, name or alias, e.g. aluminium / 铝产业链")
+    link: str | None = Field(None, description="link id, name or alias, e.g. aluminium_rod / 铝棒")
+    gap_type: GapType | None = Field(None, description="缺链/短链/弱链 or 补链/延链/强链")
+    text: str = Field("", description="free-text need (products, project description)", max_length=4000)
+    filters: Filters = Field(default_factory=Filters)
+    k: int = Field(20, ge=1, le=MAX_K)
+    tenant: str | None = None
+
+    @field_validator("gap_type", mode="before")
+    @classmethod
+    def _action_alias(cls, v: object) -> object:
+        if isinstance(v, str) and v in _ACTIONS:
+            return _ACTIONS[v]
+        if v in ("", "unknown", None):
+            return None
+        return v
+
+
+class Candidate(BaseModel):
+    """A ranked enterprise with the reasons a promotion officer can act on."""
+
+    rank: int
+    enterprise_id: str
+    name: str
+    province: str | None = None
+    city: str | None = None
+    score: float
+    link_id: str | None = None
+    link_name: str | None = None
+    matched_products: list[tuple[str, float | None]] = Field(default_factory=list)
+    chain_master_relation: str | None = None
+    aiding: str | None = None
+    evidence_strength: Literal["strong", "medium", "weak"]
+    strength_rule: str
+    features: dict[str, float] = Field(default_factory=dict)
+    contributions: dict[str, float] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)  # dense / lexical / graph
+
+
+class Recommendation(BaseModel):
+    """The shortlist for one need."""
+
+    region_id: str | None = None
+    region_name: str | None = None
+    chain_id: str | None = None
+    link_id: str | None = None
+    gap: Gap | None = None
+    query_text: str = ""
+    scorer: str = "default"
+    candidates: list[Candidate] = Field(default_factory=list)
+    excluded_residents: int = 0
+    took_ms: float = 0.0

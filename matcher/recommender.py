@@ -1,0 +1,506 @@
+"""The recommender: gap-aware hybrid ranking of enterprises with explanations and diversity.
+
+Pipeline for one need (see the README's "How ranking works"):
+
+1. query building (:mod:`matcher.query`): gap link, aliases, products, neighbouring links, the 链主's flows;
+2. candidates from three sources — dense (vector index), lexical (BM25 over jieba tokens) and the chain graph
+   (enterprises mapped to the gap link or its neighbours) — fused by reciprocal rank;
+3. features per candidate (:mod:`matcher.scoring`), residents of the region excluded, hard filters applied;
+4. scoring: the transparent weighted sum, or the learned reranker when one is loaded;
+5. diversity: group-level dedupe (one firm per group) and MMR over the profile vectors;
+6. an explanation for every candidate.
+
+Usage::
+
+    rec = Recommender(catalogue, embedder).fit(enterprises)
+    result = rec.recommend(RecommendRequest(region="玛纳斯县", chain="aluminium", link="aluminium_rod"), book)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from matcher.catalogue import Catalogue
+from matcher.errors import InvalidRequestError, NotFittedError, UnknownLinkError
+from matcher.gaps import diagnose, residents_in_scope
+from matcher.geo import distance_km, province_short
+from matcher.mapping import LinkMapper
+from matcher.profile_text import profile_text
+from matcher.query import NeedQuery, build_query, master_links_of
+from matcher.recommendation import Candidate, Filters, Recommendation, RecommendRequest
+from matcher.records import Enterprise, Gap, GapType, Region, RegionLevel
+from matcher.regions import RegionBook
+from matcher.scoring import FEATURES, ScoringWeights, evidence_strength, minmax, rrf, weighted_scores
+from matcher.text import normalize_company_name, normalize_text, tokenize
+
+logger = logging.getLogger(__name__)
+
+SIZE_BRACKETS = {"大": (1000, math.inf), "中": (300, 1000), "小": (0, 300)}
+
+
+@dataclass
+class SourceDepth:
+    """How many candidates each source contributes before fusion."""
+
+    dense: int = 200
+    lexical: int = 200
+    graph: int = 300
+
+
+class Recommender:
+    """Ranks enterprises for a region's chain gaps.
+
+    Args:
+        catalogue: the chain catalogue.
+        embedder: any object with ``id``, ``dim``, ``encode_queries`` and ``encode_passages`` (models.embedders).
+        weights: weights of the default scorer.
+        sources: which candidate sources are on (ablations): subset of {"dense", "lexical", "graph"}.
+        depth: candidates per source.
+        index_factory: FAISS factory for the vector index ("auto" = Flat for small corpora, HNSW above).
+        diversity: MMR trade-off λ (1.0 = relevance only) and group dedupe on/off.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        embedder,
+        weights: ScoringWeights | None = None,
+        sources: Sequence[str] = ("dense", "lexical", "graph"),
+        depth: SourceDepth | None = None,
+        index_factory: str = "auto",
+        mmr_lambda: float = 0.85,
+        group_dedupe: bool = True,
+        reranker=None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.embedder = embedder
+        self.weights = weights or ScoringWeights()
+        self.sources = tuple(sources)
+        self.depth = depth or SourceDepth()
+        self.index_factory = index_factory
+        self.mmr_lambda = mmr_lambda
+        self.group_dedupe = group_dedupe
+        self.reranker = reranker
+        self.mapper = LinkMapper(catalogue)
+
+    # ------------------------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        enterprises: Sequence[Enterprise],
+        vectors: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cache=None,
+    ) -> Recommender:
+        """Map links (where missing), embed profiles (unless ``vectors`` given) and build the indexes."""
+        from index.lexical import LexicalIndex
+        from index.vector import VectorIndex
+
+        t0 = time.perf_counter()
+        ents = list(enterprises)
+        if not ents:
+            raise InvalidRequestError("enterprises", 0, "cannot fit on an empty corpus")
+        for e in ents:
+            if not e.links:
+                e.links = self.mapper.map(e)
+        self.enterprises_ = ents
+        self.id_to_idx_ = {e.id: i for i, e in enumerate(ents)}
+        if vectors is None:
+            vectors = self._embed_passages(ents, progress, cache)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(ents), self.embedder.dim):
+            raise InvalidRequestError("vectors", vectors.shape, f"expected ({len(ents)}, {self.embedder.dim})")
+        self.vectors_ = vectors
+        self.vindex_ = VectorIndex(self.embedder.dim, factory=self.index_factory)
+        self.vindex_.add([e.id for e in ents], vectors)
+        self.lindex_ = LexicalIndex()
+        self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
+        self._build_arrays()
+        logger.info("recommender fitted on %d enterprises in %.1fs", len(ents), time.perf_counter() - t0)
+        return self
+
+    def _embed_passages(self, ents: Sequence[Enterprise], progress, cache) -> np.ndarray:
+        texts = [profile_text(e, self.catalogue) for e in ents]
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        todo = list(range(len(texts)))
+        if cache is not None:
+            found = cache.get_many(self.embedder.id, texts)
+            todo = []
+            for i, v in enumerate(found):
+                if v is None:
+                    todo.append(i)
+                else:
+                    out[i] = v
+        batch = 64
+        for start in range(0, len(todo), batch):
+            idx = todo[start : start + batch]
+            vecs = self.embedder.encode_passages([texts[i] for i in idx])
+            out[idx] = vecs
+            if cache is not None:
+                cache.put_many(self.embedder.id, [texts[i] for i in idx], vecs)
+            if progress:
+                progress(min(start + batch, len(todo)), len(todo))
+        return out
+
+    def _doc_tokens(self, e: Enterprise) -> list[str]:
+        parts = [e.name, *e.aliases, *(p.name for p in e.products), e.sw_industry or "", e.scope[:300]]
+        return tokenize(" ".join(p for p in parts if p))
+
+    def _build_arrays(self) -> None:
+        ents = self.enterprises_
+        n = len(ents)
+        self.province_ = [province_short(e.province) for e in ents]
+        emp = np.array([e.employees if e.employees else np.nan for e in ents], dtype=np.float64)
+        self.employees_ = emp
+        self.listed_ = np.array([e.listed for e in ents], dtype=bool)
+        cap = np.where(np.isnan(emp), 0.25, np.clip(np.log1p(np.nan_to_num(emp)) / math.log1p(20000), 0, 1))
+        self.capacity_ = np.clip(cap + 0.2 * self.listed_, 0, 1).astype(np.float32)
+        self.tenant_ = [e.tenant for e in ents]
+        self.group_ = [
+            normalize_company_name(e.parent_group) if e.parent_group else normalize_company_name(e.name) for e in ents
+        ]
+        self.norm_name_ = [normalize_company_name(e.name, strip_region=True) for e in ents]
+        self.industry_tokens_ = [set(tokenize(e.sw_industry or "")) for e in ents]
+        self.postings_: dict[str, list[tuple[int, float, float]]] = {}
+        for i, e in enumerate(ents):
+            for m in e.links:
+                self.postings_.setdefault(m.link_id, []).append((i, m.score, m.share or 0.0))
+        self.n_ = n
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "enterprises_"):
+            raise NotFittedError("Recommender.fit() (or load) must run before recommend()")
+
+    # ------------------------------------------------------------------------------------ requests
+    def resolve_region(self, req: RecommendRequest, book: RegionBook | None) -> Region | None:
+        """The known region, or an ad hoc one from province / prefecture / park names (no residents)."""
+        if req.region:
+            if book is None:
+                raise InvalidRequestError("region", req.region, "no region book loaded")
+            return book.get(req.region, req.tenant)
+        names = [n for n in (req.park, req.prefecture, req.province) if n]
+        if not names:
+            return None
+        province = province_short(req.province) if req.province else None
+        if book is not None:  # a named prefecture/park may be a known region after all
+            for n in names:
+                try:
+                    return book.get(n, req.tenant)
+                except KeyError:
+                    continue
+        level = RegionLevel.PARK if req.park else RegionLevel.PREFECTURE if req.prefecture else RegionLevel.PROVINCE
+        return Region(id="adhoc", name=names[0], level=level, province=province or (req.province or ""))
+
+    def recommend(
+        self, req: RecommendRequest, book: RegionBook | None = None, aiding: Sequence[str] | None = None
+    ) -> Recommendation:
+        """Rank candidates for one need.
+
+        Raises:
+            UnknownRegionError, UnknownChainError, UnknownLinkError: unknown names.
+            InvalidRequestError: an empty need (no chain, link or text) or a link outside the chain.
+        """
+        self._check_fitted()
+        t0 = time.perf_counter()
+        region = self.resolve_region(req, book)
+        chain_id = self.catalogue.chain(req.chain).id if req.chain else None
+        link_id = None
+        if req.link:
+            link_id = self.catalogue.link(req.link).id
+            if chain_id is None:
+                chains = self.catalogue.chains_of(link_id)
+                chain_id = chains[0] if chains else None
+            elif link_id not in self.catalogue.chains[chain_id].link_ids:
+                raise InvalidRequestError("link", req.link, f"link is not part of chain '{chain_id}'")
+        if chain_id is None and link_id is None and not req.text.strip():
+            raise InvalidRequestError("text", req.text, "a need needs a chain, a link or a free-text description")
+        scope = residents_in_scope(region, book) if region is not None else []
+        residents = [r for r, _ in scope]
+        gap: Gap | None = None
+        extra_links: dict[str, float] = {}
+        if region is not None and chain_id and region.id != "adhoc":
+            gm = diagnose(region, self.catalogue, chain=chain_id, book=book)
+            if link_id:
+                gap = next((g for g in gm.gaps if g.link_id == link_id), None)
+            else:  # chain-level need: aim at the region's gaps in that chain, weighted by priority
+                top = max((g.priority for g in gm.gaps), default=1.0) or 1.0
+                extra_links = {g.link_id: 0.5 + 0.5 * g.priority / top for g in gm.gaps}
+        if req.text.strip():
+            for m in self._links_in_text(req.text, chain_id):
+                extra_links[m] = max(extra_links.get(m, 0.0), 1.0 if link_id is None else 0.5)
+        q = build_query(
+            self.catalogue, chain_id, link_id, gap, req.text, master_links_of(None, residents), extra_links
+        )
+        if req.gap_type is not None:
+            q.gap_type = req.gap_type
+        aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
+        mask, excluded = self._mask(req.filters, req.tenant, residents, aiding_provs)
+        cands = self._rank(q, mask, region, aiding_provs, req.k)
+        return Recommendation(
+            region_id=region.id if region else None,
+            region_name=region.name if region else None,
+            chain_id=chain_id,
+            link_id=link_id,
+            gap=gap,
+            query_text=q.text,
+            scorer="reranker" if self.reranker is not None else "default",
+            candidates=cands,
+            excluded_residents=excluded,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
+
+    def recommend_region(
+        self, region: str, book: RegionBook, k: int = 10, max_gaps: int = 10, tenant: str | None = None,
+        filters: Filters | None = None, chain: str | None = None,
+    ) -> list[Recommendation]:
+        """Diagnose a region's gaps and return a shortlist for each of its top ``max_gaps`` gaps."""
+        reg = book.get(region, tenant)
+        gm = diagnose(reg, self.catalogue, chain=chain, book=book)
+        out = []
+        for g in gm.gaps[:max_gaps]:
+            req = RecommendRequest(
+                region=reg.id, chain=g.chain_id, link=g.link_id, gap_type=g.type, k=k, tenant=tenant,
+                filters=filters or Filters(),
+            )
+            out.append(self.recommend(req, book))
+        return out
+
+    def _links_in_text(self, text: str, chain_id: str | None) -> list[str]:
+        found: list[str] = []
+        for phrase in _phrases(text):
+            for m in self.mapper.map_product(phrase)[:2]:
+                if chain_id is None or m.link_id in self.catalogue.chains[chain_id].link_ids:
+                    found.append(m.link_id)
+        return list(dict.fromkeys(found))
+
+    # ------------------------------------------------------------------------------------ ranking
+    def _mask(self, f: Filters, tenant: str | None, residents, aiding: set[str]) -> tuple[np.ndarray, int]:
+        n = self.n_
+        mask = np.ones(n, dtype=bool)
+        if any(t is not None for t in self.tenant_):
+            mask &= np.array([t is None or t == tenant for t in self.tenant_], dtype=bool)
+        if f.provinces:
+            allowed = {province_short(p) or p for p in f.provinces}
+            mask &= np.array([p in allowed for p in self.province_], dtype=bool)
+        if f.aiding_only:
+            mask &= np.array([p in aiding for p in self.province_], dtype=bool)
+        if f.size:
+            emp = np.nan_to_num(self.employees_, nan=-1)
+            ok = np.zeros(n, dtype=bool)
+            for s in f.size:
+                lo, hi = SIZE_BRACKETS[s]
+                ok |= (emp >= lo) & (emp < hi)
+            mask &= ok
+        if f.listed_only:
+            mask &= self.listed_
+        for eid in f.exclude_ids:
+            i = self.id_to_idx_.get(eid)
+            if i is not None:
+                mask[i] = False
+        excluded = 0
+        if residents:
+            ids = {r.enterprise_id for r in residents if r.enterprise_id}
+            names = {normalize_company_name(r.name, strip_region=True) for r in residents}
+            for i, e in enumerate(self.enterprises_):
+                if e.id in ids or self.norm_name_[i] in names:
+                    if mask[i]:
+                        excluded += 1
+                    mask[i] = False
+        return mask, excluded
+
+    def _rank(
+        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int
+    ) -> list[Candidate]:
+        allowed_frac = float(mask.mean()) if mask.size else 0.0
+        if allowed_frac == 0.0:
+            return []
+        allow_ids = None if allowed_frac > 0.98 else [self.enterprises_[i].id for i in np.flatnonzero(mask)]
+        lists: dict[str, list[int]] = {}
+        qv = None
+        if "dense" in self.sources or self.weights.dense > 0:
+            qv = self.embedder.encode_queries([q.text or " "])[0].astype(np.float32)
+        if "dense" in self.sources:
+            hits = self.vindex_.search(qv[None, :], self.depth.dense + 20, allow=allow_ids)[0]
+            lists["dense"] = [i for i in (self.id_to_idx_[h[0]] for h in hits) if mask[i]][: self.depth.dense]
+        bm25_scores: dict[int, float] = {}
+        if "lexical" in self.sources and q.tokens:
+            hits = self.lindex_.search(q.tokens, self.depth.lexical + 20, allow=allow_ids)
+            ranked = [(self.id_to_idx_[h[0]], h[1]) for h in hits if mask[self.id_to_idx_[h[0]]]]
+            ranked = ranked[: self.depth.lexical]
+            lists["lexical"] = [i for i, _ in ranked]
+            bm25_scores = dict(ranked)
+        link_fit: dict[int, float] = {}
+        share: dict[int, float] = {}
+        for lid, w in q.target_links.items():
+            for i, s, sh in self.postings_.get(lid, ()):
+                v = w * s
+                if v > link_fit.get(i, 0.0):
+                    link_fit[i] = v
+                if w >= 0.99:
+                    share[i] = max(share.get(i, 0.0), sh)
+        if "graph" in self.sources:
+            graph = [i for i in link_fit if mask[i] and link_fit[i] >= 0.45]
+            graph.sort(key=lambda i: (-link_fit[i], -share.get(i, 0.0), -self.capacity_[i]))
+            lists["graph"] = graph[: self.depth.graph]
+        pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
+        if not pool:
+            return []
+        pos = {i: j for j, i in enumerate(pool)}
+        n = len(pool)
+        fused = rrf([[pos[i] for i in lst] for lst in lists.values()], n)
+        F = np.zeros((n, len(FEATURES)), dtype=np.float32)
+        col = {f: j for j, f in enumerate(FEATURES)}
+        idx = np.array(pool)
+        if qv is not None:
+            F[:, col["dense"]] = minmax(self.vectors_[idx] @ qv)
+        if bm25_scores:
+            best = max(bm25_scores.values()) or 1.0
+            F[:, col["bm25"]] = [bm25_scores.get(i, 0.0) / best for i in pool]
+        F[:, col["link_fit"]] = [min(link_fit.get(i, 0.0), 1.0) for i in pool]
+        F[:, col["share"]] = [math.sqrt(min(share.get(i, 0.0), 1.0)) for i in pool]
+        F[:, col["master"]] = [self._master_relation(i, q)[0] for i in pool]
+        F[:, col["capacity"]] = self.capacity_[idx]
+        F[:, col["aiding"]] = [1.0 if self.province_[i] in aiding else 0.0 for i in pool]
+        rprov = region.province if region is not None else None
+        F[:, col["proximity"]] = [_proximity(self.province_[i], rprov) for i in pool]
+        ind_terms = self._industry_terms(q)
+        F[:, col["industry"]] = [1.0 if self.industry_tokens_[i] & ind_terms else 0.0 for i in pool]
+        F[:, col["rrf"]] = fused / (len(lists) / 61.0)
+        if self.reranker is not None:
+            scores = self.reranker.predict(F)
+            contrib = self.reranker.contributions(F)
+        else:
+            scores, contrib = weighted_scores(F, self.weights)
+        order = self._diversify(idx, scores, k)
+        sources_of = {i: [s for s, lst in lists.items() if i in set(lst)] for i in (pool[j] for j in order)}
+        out = []
+        for rank, j in enumerate(order, start=1):
+            i = pool[j]
+            feats = {f: round(float(F[j, col[f]]), 4) for f in FEATURES}
+            out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, sources_of[i]))
+        return out
+
+    def _industry_terms(self, q: NeedQuery) -> set[str]:
+        terms: set[str] = set()
+        if q.chain_id:
+            terms |= set(tokenize(self.catalogue.chains[q.chain_id].name))
+        if q.link_id:
+            link = self.catalogue.links[q.link_id]
+            for t in (link.name, *link.aliases):
+                terms |= set(tokenize(t))
+        return {t for t in terms if len(t) >= 2 and t not in {"产业", "产业链", "制造"}}
+
+    def _master_relation(self, i: int, q: NeedQuery) -> tuple[float, str | None]:
+        if not q.master_links:
+            return 0.0, None
+        mine = {m.link_id for m in self.enterprises_[i].links}
+        for ml in q.master_links:
+            names = "、".join(q.master_names.get(ml, []))
+            for e in self.catalogue.customers(ml, q.chain_id):
+                if e.target in mine:
+                    return 1.0, f"可承接链主{names}的{e.flow or self.catalogue.links[ml].name}（下游配套）"
+            for e in self.catalogue.suppliers(ml, q.chain_id):
+                if e.source in mine:
+                    return 1.0, f"可为链主{names}供应{e.flow or self.catalogue.links[e.source].name}（上游配套）"
+        return 0.0, None
+
+    def _diversify(self, idx: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
+        """Group dedupe (one firm per group) then MMR over profile vectors; returns positions into idx."""
+        order = list(np.argsort(-scores, kind="stable"))
+        if self.group_dedupe:
+            seen: set[str] = set()
+            kept = []
+            for j in order:
+                g = self.group_[idx[j]]
+                if g in seen:
+                    continue
+                seen.add(g)
+                kept.append(j)
+            order = kept
+        if self.mmr_lambda >= 1.0 or len(order) <= 1:
+            return order[:k]
+        pool = order[: max(3 * k, 30)]
+        vecs = self.vectors_[idx[pool]]
+        rel = minmax(scores[pool].astype(np.float32))
+        chosen: list[int] = []
+        max_sim = np.full(len(pool), -1.0, dtype=np.float32)
+        available = np.ones(len(pool), dtype=bool)
+        for _ in range(min(k, len(pool))):
+            mmr = self.mmr_lambda * rel - (1 - self.mmr_lambda) * np.where(max_sim < 0, 0, max_sim)
+            mmr[~available] = -np.inf
+            p = int(np.argmax(mmr))
+            chosen.append(pool[p])
+            available[p] = False
+            max_sim = np.maximum(max_sim, vecs @ vecs[p])
+        return chosen
+
+    def _explain(
+        self, rank: int, i: int, score: float, feats: dict[str, float], contrib: np.ndarray, q: NeedQuery,
+        region: Region | None, aiding: set[str], sources: list[str],
+    ) -> Candidate:
+        e = self.enterprises_[i]
+        target = q.link_id
+        matches = [m for m in e.links if m.link_id == target] if target else []
+        if not matches:
+            matches = sorted(
+                (m for m in e.links if m.link_id in q.target_links),
+                key=lambda m: -q.target_links[m.link_id] * m.score,
+            )[:2]
+        link_id = matches[0].link_id if matches else target
+        products = [(m.evidence, m.share) for m in matches if m.evidence][:3]
+        rel_score, relation = self._master_relation(i, q)
+        strength, rule = evidence_strength(feats, matches[0].method if matches else None)
+        prov = self.province_[i]
+        aid = f"{prov}为{region.name if region else '该地区'}的产业援疆结对省份" if prov in aiding else None
+        reasons = []
+        if link_id:
+            lname = self.catalogue.links[link_id].name
+            if products:
+                ps = "、".join(f"{p}（{s:.0%}）" if s else p for p, s in products)
+                reasons.append(f"可填补「{lname}」环节：主营{ps}")
+            else:
+                reasons.append(f"与「{lname}」环节文本相似")
+        if relation:
+            reasons.append(relation)
+        if aid:
+            reasons.append(aid)
+        if e.listed:
+            reasons.append(f"上市公司（{e.stock_code}）")
+        if e.employees:
+            reasons.append(f"员工约{e.employees}人")
+        return Candidate(
+            rank=rank,
+            enterprise_id=e.id,
+            name=e.name,
+            province=e.province,
+            city=e.city,
+            score=round(score, 4),
+            link_id=link_id,
+            link_name=self.catalogue.links[link_id].name if link_id else None,
+            matched_products=products,
+            chain_master_relation=relation,
+            aiding=aid,
+            evidence_strength=strength,
+            strength_rule=rule,
+            features=feats,
+            contributions={f: round(float(c), 4) for f, c in zip(FEATURES, contrib)},
+            reasons=reasons,
+            sources=sources,
+        )
+
+
+def _proximity(prov: str | None, region_prov: str | None) -> float:
+    d = distance_km(prov, region_prov)
+    return 0.0 if d is None else max(0.0, 1.0 - d / 4000.0)
+
+
+def _phrases(text: str) -> list[str]:
+    import re
+
+    parts = re.split(r"[，,、;；。/()（）\s]+|及|和|与", normalize_text(text))
+    return [p for p in parts if 2 <= len(p) <= 20][:20]
