@@ -147,6 +147,48 @@ class Recommender:
                 progress(min(start + batch, len(todo)), len(todo))
         return out
 
+    def update(
+        self, upserts: Sequence[Enterprise], removals: Sequence[str] = (), cache=None
+    ) -> None:
+        """Replace / add / remove enterprises without a full rebuild of the vector index.
+
+        Changed profiles are re-mapped and re-embedded (the cache makes unchanged text free); the vector index is
+        updated in place (upsert / remove); the lexical index and per-firm arrays are rebuilt (linear, no model).
+        """
+        self._check_fitted()
+        gone = {r for r in removals if r in self.id_to_idx_}
+        ups = list(upserts)
+        for e in ups:
+            e.links = self.mapper.map(e)
+        vecs = self._embed_passages(ups, None, cache) if ups else np.zeros((0, self.embedder.dim), np.float32)
+        ents = list(self.enterprises_)
+        vectors = self.vectors_
+        keep = [i for i, e in enumerate(ents) if e.id not in gone]
+        if gone:
+            ents = [ents[i] for i in keep]
+            vectors = vectors[keep]
+            self.vindex_.remove(sorted(gone))
+        pos = {e.id: i for i, e in enumerate(ents)}
+        new_rows = []
+        for e, v in zip(ups, vecs):
+            if e.id in pos:
+                ents[pos[e.id]] = e
+                vectors[pos[e.id]] = v
+            else:
+                pos[e.id] = len(ents)
+                ents.append(e)
+                new_rows.append(v)
+        if new_rows:
+            vectors = np.vstack([vectors, np.asarray(new_rows, dtype=np.float32)])
+        if ups:
+            self.vindex_.upsert([e.id for e in ups], vecs)
+        self.enterprises_ = ents
+        self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.id_to_idx_ = pos
+        self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
+        self._build_arrays()
+        logger.info("recommender updated: %d upserted, %d removed", len(ups), len(gone))
+
     def _doc_tokens(self, e: Enterprise) -> list[str]:
         parts = [e.name, *e.aliases, *(p.name for p in e.products), e.sw_industry or "", e.scope[:300]]
         return tokenize(" ".join(p for p in parts if p))
