@@ -238,8 +238,18 @@ class Recommender:
         level = RegionLevel.PARK if req.park else RegionLevel.PREFECTURE if req.prefecture else RegionLevel.PROVINCE
         return Region(id="adhoc", name=names[0], level=level, province=province or (req.province or ""))
 
-    def recommend(
+    def candidate_features(
         self, req: RecommendRequest, book: RegionBook | None = None, aiding: Sequence[str] | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Every candidate of the three sources for a need with its feature row (for training the reranker)."""
+        return self.recommend(req, book, aiding, return_pool=True)  # type: ignore[return-value]
+
+    def recommend(
+        self,
+        req: RecommendRequest,
+        book: RegionBook | None = None,
+        aiding: Sequence[str] | None = None,
+        return_pool: bool = False,
     ) -> Recommendation:
         """Rank candidates for one need.
 
@@ -282,6 +292,9 @@ class Recommender:
             q.gap_type = req.gap_type
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
         mask, excluded = self._mask(req.filters, req.tenant, residents, aiding_provs)
+        if return_pool:
+            pool, F, _ = self._pool(q, mask, region, aiding_provs)
+            return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]
         cands = self._rank(q, mask, region, aiding_provs, req.k)
         return Recommendation(
             region_id=region.id if region else None,
@@ -355,27 +368,29 @@ class Recommender:
                     mask[i] = False
         return mask, excluded
 
-    def _rank(
-        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int
-    ) -> list[Candidate]:
+    def _pool(
+        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str]
+    ) -> tuple[list[int], np.ndarray, dict[str, list[int]]]:
+        """Candidates of all sources (corpus positions), their feature matrix (ordered as FEATURES), the lists."""
         allowed_frac = float(mask.mean()) if mask.size else 0.0
         if allowed_frac == 0.0:
-            return []
+            return [], np.zeros((0, len(FEATURES)), np.float32), {}
         allow_ids = None if allowed_frac > 0.98 else [self.enterprises_[i].id for i in np.flatnonzero(mask)]
         lists: dict[str, list[int]] = {}
         qv = None
-        if "dense" in self.sources or self.weights.dense > 0:
+        if "dense" in self.sources or self.weights.dense > 0 or self.reranker is not None:
             qv = self.embedder.encode_queries([q.text or " "])[0].astype(np.float32)
         if "dense" in self.sources:
             hits = self.vindex_.search(qv[None, :], self.depth.dense + 20, allow=allow_ids)[0]
             lists["dense"] = [i for i in (self.id_to_idx_[h[0]] for h in hits) if mask[i]][: self.depth.dense]
         bm25_scores: dict[int, float] = {}
-        if "lexical" in self.sources and q.tokens:
+        if q.tokens and ("lexical" in self.sources or self.weights.bm25 > 0 or self.reranker is not None):
             hits = self.lindex_.search(q.tokens, self.depth.lexical + 20, allow=allow_ids)
             ranked = [(self.id_to_idx_[h[0]], h[1]) for h in hits if mask[self.id_to_idx_[h[0]]]]
             ranked = ranked[: self.depth.lexical]
-            lists["lexical"] = [i for i, _ in ranked]
             bm25_scores = dict(ranked)
+            if "lexical" in self.sources:
+                lists["lexical"] = [i for i, _ in ranked]
         link_fit: dict[int, float] = {}
         share: dict[int, float] = {}
         for lid, w in q.target_links.items():
@@ -391,7 +406,7 @@ class Recommender:
             lists["graph"] = graph[: self.depth.graph]
         pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
         if not pool:
-            return []
+            return [], np.zeros((0, len(FEATURES)), np.float32), lists
         pos = {i: j for j, i in enumerate(pool)}
         n = len(pool)
         fused = rrf([[pos[i] for i in lst] for lst in lists.values()], n)
@@ -412,19 +427,29 @@ class Recommender:
         F[:, col["proximity"]] = [_proximity(self.province_[i], rprov) for i in pool]
         ind_terms = self._industry_terms(q)
         F[:, col["industry"]] = [1.0 if self.industry_tokens_[i] & ind_terms else 0.0 for i in pool]
-        F[:, col["rrf"]] = fused / (len(lists) / 61.0)
+        F[:, col["rrf"]] = fused / (max(len(lists), 1) / 61.0)
+        return pool, F, lists
+
+    def _rank(
+        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int
+    ) -> list[Candidate]:
+        pool, F, lists = self._pool(q, mask, region, aiding)
+        if not pool:
+            return []
+        idx = np.array(pool)
         if self.reranker is not None:
             scores = self.reranker.predict(F)
             contrib = self.reranker.contributions(F)
         else:
             scores, contrib = weighted_scores(F, self.weights)
         order = self._diversify(idx, scores, k)
-        sources_of = {i: [s for s, lst in lists.items() if i in set(lst)] for i in (pool[j] for j in order)}
+        list_sets = {s: set(lst) for s, lst in lists.items()}
         out = []
         for rank, j in enumerate(order, start=1):
             i = pool[j]
-            feats = {f: round(float(F[j, col[f]]), 4) for f in FEATURES}
-            out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, sources_of[i]))
+            feats = {f: round(float(F[j, c]), 4) for c, f in enumerate(FEATURES)}
+            srcs = [s for s, st in list_sets.items() if i in st]
+            out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs))
         return out
 
     def _industry_terms(self, q: NeedQuery) -> set[str]:
