@@ -1,34 +1,131 @@
 """Matcher-backed ranking systems for ``chainmatch evaluate`` (full, hybrid, dense, bm25-matcher, graph, ablations).
 
-Each system is a callable ``rank(query: evaluation.cases.CaseQuery, k: int) -> [(doc_id, score[, why])]`` whose
-doc ids are the corpus enterprise ids (``ashare-<code>``). The matcher lead fills this module in; until then it
-returns no systems and the evaluation runs the baselines only.
+Each system is a callable ``rank(query: evaluation.cases.CaseQuery, k: int) -> [(doc_id, score, why)]`` whose doc
+ids are the corpus enterprise ids (``ashare-<code>``). A case becomes a matcher request using only what a
+promotion officer knows before the deal: the place (an ad hoc region: province / prefecture / park, no residents),
+the chain (resolved against the catalogue by name or alias, else through the product link), the product link
+(mapped onto a catalogue link by the LinkMapper) and the masked project text.
+
+All systems share one fitted Recommender (one embedding pass, cached); each is a shallow copy with its own
+sources, weights and diversity settings.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from evaluation.cases import CaseQuery
+from matcher.catalogue import Catalogue, default_catalogue
+from matcher.errors import ChainMatchError
+from matcher.recommendation import RecommendRequest
+from matcher.recommender import Recommender
 from matcher.records import Enterprise
+from matcher.scoring import FEATURES, ScoringWeights
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 RankFn = Callable[[CaseQuery, int], list[tuple[Any, ...]]]
 
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "-dense": ("dense",),
+    "-bm25": ("bm25",),
+    "-link_fit": ("link_fit", "share"),
+    "-capacity": ("capacity",),
+    "-context": ("master", "aiding", "proximity"),
+    "-industry": ("industry",),
+    "-rrf": ("rrf",),
+}
 
-def matcher_systems(corpus: list[Enterprise], settings: Settings) -> dict[str, RankFn]:
+
+def case_request(q: CaseQuery, catalogue: Catalogue, rec: Recommender, k: int) -> RecommendRequest:
+    """The matcher request a promotion officer could have written for this case."""
+    chain_id = None
+    for part in re.split(r"[/、,，]", q.chain or ""):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            chain_id = catalogue.chain(part).id
+            break
+        except ChainMatchError:
+            continue
+    link_id = None
+    for phrase in [q.product_link, *re.split(r"[/、,，]", q.product_link or "")]:
+        matches = rec.mapper.map_product(phrase) if phrase else []
+        if matches:
+            link_id = matches[0].link_id
+            break
+    if link_id and chain_id and link_id not in catalogue.chains[chain_id].link_ids:
+        chains = catalogue.chains_of(link_id)
+        chain_id = chains[0] if chains else chain_id
+    gap = {"补链": "补链", "延链": "延链", "强链": "强链"}.get(q.gap_type or "")
+    text = " ".join(p for p in (q.product_link, q.project) if p)
+    return RecommendRequest(
+        province=q.region_province or None,
+        prefecture=q.region_prefecture or None,
+        park=q.region_county_or_park or None,
+        chain=chain_id,
+        link=link_id,
+        gap_type=gap,
+        text=text[:4000],
+        k=min(max(k, 1), 200),
+    )
+
+
+def _variant(base: Recommender, **changes: Any) -> Recommender:
+    rec = copy.copy(base)
+    for key, value in changes.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def _ranker(rec: Recommender, catalogue: Catalogue) -> RankFn:
+    def rank(q: CaseQuery, k: int) -> list[tuple[Any, ...]]:
+        req = case_request(q, catalogue, rec, k)
+        result = rec.recommend(req, book=None)
+        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in result.candidates]
+
+    return rank
+
+
+def fitted_recommender(corpus: list[Enterprise], settings: Settings, embedder=None) -> Recommender:
+    """One Recommender fitted on the corpus with the configured embedder and the embedding cache."""
+    from models.cache import EmbeddingCache
+    from models.embedders import get_embedder
+
+    emb = embedder or get_embedder(settings.embedder, cache_dir=settings.cache_dir)
+    settings.ensure_dirs()
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    logger.info("fitting the matcher on %d enterprises with %s", len(corpus), emb.id)
+    return Recommender(default_catalogue(), emb).fit(corpus, cache=cache)
+
+
+def matcher_systems(corpus: list[Enterprise], settings: Settings, embedder=None) -> dict[str, RankFn]:
     """Ranking systems built on the matcher over ``corpus``, by name.
 
-    Args:
-        corpus: the enterprises to rank (ids ``ashare-<code>`` for the A-share evaluation corpus).
-        settings: product settings (embedder, cache dir …).
-
-    Returns:
-        Name → ranking callable; empty until the matcher systems are wired in.
+    ``full`` is the product's pipeline; ``hybrid`` = dense + BM25 fused by RRF only; ``dense``, ``bm25-matcher`` and
+    ``graph`` are the single sources; ``full-<group>`` drops one feature group; ``full-mmr`` turns diversity off.
     """
-    logger.warning("matcher systems not available yet: evaluating the baselines only (%d corpus docs)", len(corpus))
-    return {}
+    catalogue = default_catalogue()
+    base = fitted_recommender(corpus, settings, embedder)
+    w = ScoringWeights()
+    zero = ScoringWeights(**{f: 0.0 for f in FEATURES})
+    systems: dict[str, RankFn] = {
+        "full": _ranker(base, catalogue),
+        "hybrid": _ranker(_variant(base, sources=("dense", "lexical"), weights=zero.model_copy(update={"rrf": 1.0})), catalogue),
+        "dense": _ranker(_variant(base, sources=("dense",), weights=zero.model_copy(update={"dense": 1.0})), catalogue),
+        "bm25-matcher": _ranker(_variant(base, sources=("lexical",), weights=zero.model_copy(update={"bm25": 1.0})), catalogue),
+        "graph": _ranker(
+            _variant(base, sources=("graph",), weights=zero.model_copy(update={"link_fit": 1.0, "share": 0.5, "capacity": 0.2})),
+            catalogue,
+        ),
+        "full-mmr": _ranker(_variant(base, mmr_lambda=1.0), catalogue),
+    }
+    for name, groups in ABLATIONS.items():
+        systems[f"full{name}"] = _ranker(_variant(base, weights=w.without(*groups)), catalogue)
+    return systems
