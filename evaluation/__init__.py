@@ -1,0 +1,43 @@
+"""Offline evaluation of enterprise rankings on real deals: cases, metrics, significance, baselines, reports.
+
+Works on plain dicts and callables only (no matcher/service imports), so any ranking system can be measured.
+"""
+
+from __future__ import annotations
+
+from evaluation.cases import Case, CaseQuery, build_qrels, load_cases, mask_names, split_evaluable
+from evaluation.errors import (
+    CaseFileError,
+    EvaluationError,
+    QueryIdMismatchError,
+    SystemOutputError,
+    UnknownMetricError,
+    UnknownSystemError,
+)
+from evaluation.harness import EvaluationResult, run_evaluation, write_outputs
+from evaluation.metrics import catalogue_coverage, evaluate, evaluate_per_query, intra_list_diversity
+from evaluation.significance import paired_t_test, randomization_test
+
+__all__ = [
+    "Case",
+    "CaseFileError",
+    "CaseQuery",
+    "EvaluationError",
+    "EvaluationResult",
+    "QueryIdMismatchError",
+    "SystemOutputError",
+    "UnknownMetricError",
+    "UnknownSystemError",
+    "build_qrels",
+    "catalogue_coverage",
+    "evaluate",
+    "evaluate_per_query",
+    "intra_list_diversity",
+    "load_cases",
+    "mask_names",
+    "paired_t_test",
+    "randomization_test",
+    "run_evaluation",
+    "split_evaluable",
+    "write_outputs",
+]

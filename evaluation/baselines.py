@@ -145,7 +145,8 @@ class TfidfRanker:
 
 
 _STOP = frozenset(
-    "的 和 与 及 等 其他 其它 业务 产品 销售 生产 制造 加工 服务 相关 项目 年产 万吨 吨 亿元 万元 有限公司 公司 股份 集团 "
+    "的 和 与 及 等 其他 其它 业务 产品 销售 生产 制造 加工 服务 相关 项目 年产 万吨 吨 亿元 万元 "
+    "有限公司 公司 股份 集团 "
     "某企业 企业 签约 建设 投资 协议 基地 一期 二期 开工 投产".split()
 )
 
@@ -211,7 +212,8 @@ class BM25Ranker:
             return [(self.ids[i], float(scores[i])) for i in top]
         uniq = list(dict.fromkeys(tokens))
         return [
-            (self.ids[i], float(scores[i]), "|".join(t for t in uniq if t in self.token_sets_[i])[:60]) for i in top
+            (self.ids[i], float(scores[i]), "|".join(t for t in uniq if t in self.token_sets_[i])[:60])
+            for i in top
         ]
 
 

@@ -1,8 +1,9 @@
 """Investment-deal cases (the ``deals`` format) as evaluation queries, relevance judgements and slices.
 
-A :class:`Case` is one reported deal: an enterprise invested in a region for a chain and product link. Only the
-:class:`CaseQuery` part of it — what a promotion officer knows *before* the deal — is shown to a ranking system;
-the enterprise's own names are masked out of every free-text field so the query cannot give the answer away.
+A :class:`Case` is one reported deal: an enterprise invested in a region for a chain and product link.
+Only the :class:`CaseQuery` part of it (what a promotion officer knows *before* the deal) is shown to a
+ranking system; the enterprise's own names are masked out of every free-text field so the query cannot
+give the answer away.
 
 Example:
     >>> cases = load_cases("../shared/data/deals/deals_dev.jsonl")
@@ -29,40 +30,45 @@ MASK = "某企业"
 DOC_PREFIX = "ashare-"
 REQUIRED_FIELDS = ("id", "region_province", "chain", "product_link", "project")
 
-# --- company-name variants for masking ----------------------------------------------------------------------------
+# --- company-name variants for masking ---------------------------------------------------------------
 
-_LEGAL_SUFFIXES = (
-    "股份有限责任公司", "有限责任公司", "集团股份有限公司", "股份有限公司", "集团有限公司", "集团股份公司",
-    "有限公司", "股份公司", "分公司", "公司", "集团", "股份", "机械厂", "厂",
-)  # fmt: skip
+_LEGAL_SUFFIXES = tuple(
+    """股份有限责任公司 有限责任公司 集团股份有限公司 股份有限公司 集团有限公司 集团股份公司
+    有限公司 股份公司 分公司 公司 集团 股份 机械厂 厂""".split()
+)
 # business words that end many names: stripping them leaves the brand ("德方纳米" -> "德方")
-_TRADE_SUFFIXES = (
-    "科技", "实业", "控股", "投资", "发展", "新材料", "材料", "新能源", "能源", "绿能", "电子", "电气", "化学", "化纤",
-    "化工", "棉纺织", "纺织服装", "纺织", "服装", "传动", "风电设备", "设备", "机械", "重工", "重能", "智能", "智慧",
-    "光伏", "锂能", "锂电", "硅业", "玻璃", "医疗卫材", "卫材", "生物", "高新", "铝箔", "铜业", "纳米", "丝路",
-    "高端制造", "制造", "农光互补", "电子材料", "资源",
-)  # fmt: skip
-_PROVINCES = (
-    "新疆维吾尔自治区", "内蒙古自治区", "宁夏回族自治区", "广西壮族自治区", "西藏自治区", "新疆", "内蒙古", "宁夏",
-    "广西", "西藏", "北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽",
-    "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
-    "台湾", "香港", "澳门",
-)  # fmt: skip
-_CITIES = (
-    "深圳", "广州", "东莞", "佛山", "石家庄", "唐山", "宁波", "杭州", "苏州", "无锡", "常州", "南京", "镇江", "张家港",
-    "江阴", "成都", "西安", "宝鸡", "武汉", "郑州", "新乡", "济南", "青岛", "大连", "沈阳", "长沙", "合肥", "滁州",
-    "南昌", "九江", "上饶", "福州", "厦门", "昆明", "曲靖", "贵阳", "南宁", "兰州", "天水", "银川", "西宁", "乌鲁木齐",
-    "呼和浩特", "包头", "鄂尔多斯", "阿拉尔", "阿克苏", "昌吉", "伊犁", "塔城", "哈密", "克拉玛依", "石河子", "库尔勒",
-)  # fmt: skip
+_TRADE_SUFFIXES = tuple(
+    """科技 实业 控股 投资 发展 新材料 材料 新能源 能源 绿能 电子 电气 化学 化纤 化工
+    棉纺织 纺织服装 纺织 服装 传动 风电设备 设备 机械 重工 重能 智能 智慧 光伏 锂能
+    锂电 硅业 玻璃 医疗卫材 卫材 生物 高新 铝箔 铜业 纳米 丝路 高端制造 制造 农光互补
+    电子材料 资源""".split()
+)
+_PROVINCES = tuple(
+    """新疆维吾尔自治区 内蒙古自治区 宁夏回族自治区 广西壮族自治区 西藏自治区 新疆 内蒙古
+    宁夏 广西 西藏 北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建
+    江西 山东 河南 湖北 湖南 广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 香港 澳门""".split()
+)
+_CITIES = tuple(
+    """深圳 广州 东莞 佛山 石家庄 唐山 宁波 杭州 苏州 无锡 常州 南京 镇江 张家港 江阴 成都
+    西安 宝鸡 武汉 郑州 新乡 济南 青岛 大连 沈阳 长沙 合肥 滁州 南昌 九江 上饶 福州 厦门
+    昆明 曲靖 贵阳 南宁 兰州 天水 银川 西宁 乌鲁木齐 呼和浩特 包头 鄂尔多斯 阿拉尔 阿克苏
+    昌吉 伊犁 塔城 哈密 克拉玛依 石河子 库尔勒""".split()
+)
+# never masked on their own (东方 is deliberately absent: it is the brand of 东方电气 / 东方风电)
 _GENERIC = frozenset(
-    list(_PROVINCES)
-    + list(_CITIES)
-    + list(_TRADE_SUFFIXES)
-    + list(_LEGAL_SUFFIXES)
-    + "中国 中华 国际 全球 东方 西部 石化 石油 化工 煤业 煤化 钢铁 电力 建材 有色 矿业 新能 华夏 产业 工业 企业 项目 基地 园区 新型 高纯 绿色 某企业".split()
-) - {"东方"}  # 东方 stays maskable: it is the brand of 东方电气/东方风电
+    _PROVINCES
+    + _CITIES
+    + _TRADE_SUFFIXES
+    + _LEGAL_SUFFIXES
+    + tuple(
+        """中国 中华 国际 全球 西部 石化 石油 化工 煤业 煤化 钢铁 电力 建材 有色 矿业 新能 华夏
+        产业 工业 企业 项目 基地 园区 新型 高纯 绿色 某企业""".split()
+    )
+)
 _REGION_PREFIX = re.compile(
-    "^(?:中国|" + "|".join(sorted(map(re.escape, _PROVINCES + _CITIES), key=len, reverse=True)) + ")(?:省|市|自治区|县|区)?"
+    "^(?:中国|"
+    + "|".join(sorted(map(re.escape, _PROVINCES + _CITIES), key=len, reverse=True))
+    + ")(?:省|市|自治区|县|区)?"
 )
 _ADMIN_PREFIX = re.compile(r"^[\u4e00-\u9fff]{2,3}(?:省|市|县)")
 _PAREN = re.compile(r"\(([^()]*)\)")
@@ -74,7 +80,7 @@ def _nfkc(text: str) -> str:
 
 
 def _strip_suffixes(name: str, suffixes: Iterable[str]) -> list[str]:
-    """Every form of ``name`` left after repeatedly cutting a known suffix (longest first), the name included."""
+    """Every form of ``name`` left by repeatedly cutting a known suffix (longest first), name included."""
     ordered = sorted(suffixes, key=len, reverse=True)
     out = [name]
     changed = True
@@ -92,9 +98,10 @@ def _strip_suffixes(name: str, suffixes: Iterable[str]) -> list[str]:
 def name_variants(name: str | None) -> set[str]:
     """Forms under which a company may be mentioned: full name, legal-form-free, region-free and brand forms.
 
-    Strips legal suffixes (有限公司, 股份有限公司, 集团, (集团) …), bracketed notes, region prefixes (新疆, 深圳市 …)
-    and trailing business words (科技, 新材料, 纳米 …), and adds the two-character brand of names of four or more
-    characters. Generic words (province names, 能源, 材料 …) are never returned alone.
+    Strips legal suffixes (有限公司, 股份有限公司, 集团, (集团) …), bracketed notes,
+    region prefixes (新疆, 深圳市 …) and trailing business words (科技, 新材料, 纳米 …), and
+    adds the two-character brand of names of four or more characters. Generic words
+    (province names, 能源, 材料 …) are never returned alone.
 
     Example:
         >>> sorted(name_variants("深圳市德方纳米科技股份有限公司"))[:3]
@@ -142,13 +149,14 @@ def mask_names(text: str, names: Iterable[str | None], mask: str = MASK) -> str:
     if not variants or not text:
         return text
     alternatives = "|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True))
-    # a mention may continue with a legal form the variant lacks: 通威股份 + 有限公司, 隆基 + (集团)股份有限公司
+    # a mention may continue with a legal form the variant lacks:
+    # 通威股份 + 有限公司, 隆基 + (集团)股份有限公司
     pattern = re.compile(f"(?:{alternatives})(?:{_LEGAL_TAIL})*")
     masked = pattern.sub(mask, text)
     return re.sub(f"(?:{re.escape(mask)})+", mask, masked)
 
 
-# --- chain families and slices --------------------------------------------------------------------------------------
+# --- chain families and slices ---------------------------------------------------------------------
 
 CHAIN_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("氢能", ("氢",)),
@@ -165,10 +173,11 @@ OTHER_FAMILY = "other"
 
 
 def chain_family(chain: str) -> str:
-    """Family of a chain name: the first family whose keyword occurs in the first ``/`` segment, else anywhere.
+    """Family of a chain name: the first family with a keyword in the first ``/`` segment, else anywhere.
 
-    The first segment names the main chain ("铜基新材料/锂电" is 有色金属, "风电装备/输变电" is 风电装备); only when it
-    matches no family is the whole string searched ("磷化工/锂电池材料" is 锂电). Unmatched chains are ``other``.
+    The first segment names the main chain ("铜基新材料/锂电" is 有色金属, "风电装备/输变电" is
+    风电装备); only when it matches no family is the whole string searched ("磷化工/锂电池材料" is
+    锂电). Unmatched chains are ``other``.
     """
     chain = _nfkc(chain)
     for scope in (chain.split("/")[0], chain):
@@ -178,12 +187,12 @@ def chain_family(chain: str) -> str:
     return OTHER_FAMILY
 
 
-# --- records --------------------------------------------------------------------------------------------------------
+# --- records -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CaseQuery:
-    """What a promotion officer knows before the deal: region, chain, gap and product link, masked project text.
+    """What a promotion officer knows before the deal: region, chain, gap, product link, masked project.
 
     Carries no enterprise field. ``text`` is the query used by text baselines.
     """
@@ -237,7 +246,9 @@ class Case:
             raise CaseFileError(file, line, f"expected a JSON object, received {type(row).__name__}")
         missing = [k for k in REQUIRED_FIELDS if k not in row or row[k] is None]
         if missing:
-            raise CaseFileError(file, line, f"missing required field(s) {missing}; expected {list(REQUIRED_FIELDS)}")
+            raise CaseFileError(
+                file, line, f"missing required field(s) {missing}; expected {list(REQUIRED_FIELDS)}"
+            )
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in row.items() if k in known}
         kwargs["id"] = str(kwargs["id"])
@@ -282,7 +293,9 @@ class Case:
             case_id=self.id,
             region_province=self.region_province,
             region_prefecture=self.region_prefecture,
-            region_county_or_park=mask_names(self.region_county_or_park, names) if self.region_county_or_park else None,
+            region_county_or_park=mask_names(self.region_county_or_park, names)
+            if self.region_county_or_park
+            else None,
             chain=self.chain,
             gap_type=self.gap_type,
             product_link=mask_names(self.product_link, names),

@@ -46,7 +46,9 @@ class QueryIdMismatchError(EvaluationError):
         if missing_in_run:
             parts.append(f"{len(missing_in_run)} qrels queries have no run entry (e.g. {missing_in_run[:5]})")
         if missing_in_qrels:
-            parts.append(f"{len(missing_in_qrels)} run queries have no qrels entry (e.g. {missing_in_qrels[:5]})")
+            parts.append(
+                f"{len(missing_in_qrels)} run queries have no qrels entry (e.g. {missing_in_qrels[:5]})"
+            )
         super().__init__("qrels and run must have the same query ids: " + "; ".join(parts))
 
 
@@ -56,7 +58,8 @@ class UnknownSystemError(EvaluationError):
     def __init__(self, names: Iterable[str], valid: Iterable[str]) -> None:
         self.names = list(names)
         super().__init__(
-            f"unknown system(s): {', '.join(self.names)}; expected any of: {', '.join(sorted(valid)) or '(none)'}"
+            f"unknown system(s): {', '.join(self.names)}; "
+            f"expected any of: {', '.join(sorted(valid)) or '(none)'}"
         )
 
 

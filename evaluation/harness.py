@@ -133,12 +133,16 @@ def true_rank(rels: Mapping[str, int], items: Sequence[RankedItem]) -> int | Non
 
 def _normalise_output(name: str, case_id: str, output: Any, k_max: int) -> list[RankedItem]:
     if not isinstance(output, (list, tuple)):
-        raise SystemOutputError(name, case_id, f"expected a list of (doc_id, score[, why]), received {type(output)}")
+        raise SystemOutputError(
+            name, case_id, f"expected a list of (doc_id, score[, why]), received {type(output)}"
+        )
     items: list[RankedItem] = []
     seen: set[str] = set()
     for entry in output:
         if not isinstance(entry, (list, tuple)) or len(entry) not in (2, 3):
-            raise SystemOutputError(name, case_id, f"expected (doc_id, score) or (doc_id, score, why), got {entry!r}")
+            raise SystemOutputError(
+                name, case_id, f"expected (doc_id, score) or (doc_id, score, why), got {entry!r}"
+            )
         doc_id = str(entry[0])
         if doc_id in seen:
             continue
@@ -146,7 +150,9 @@ def _normalise_output(name: str, case_id: str, output: Any, k_max: int) -> list[
         try:
             score = float(entry[1])
         except (TypeError, ValueError) as exc:
-            raise SystemOutputError(name, case_id, f"score of {doc_id} is not a number: {entry[1]!r}") from exc
+            raise SystemOutputError(
+                name, case_id, f"score of {doc_id} is not a number: {entry[1]!r}"
+            ) from exc
         why = str(entry[2]) if len(entry) == 3 and entry[2] is not None else ""
         items.append(RankedItem(doc_id, score, why))
         if len(items) >= k_max:
@@ -181,13 +187,15 @@ def run_evaluation(
     """Rank every evaluable case with every system and measure the rankings.
 
     Args:
-        cases: all cases; those not evaluable (not in the corpus, no stock code) are counted and listed, not scored.
+        cases: all cases; those not evaluable (not in the corpus, no stock code) are counted and
+            listed, not scored.
         systems: name → ``rank(query, k)`` returning ``[(doc_id, score)]`` or ``[(doc_id, score, why)]``.
         k_max: depth of each ranking requested from a system.
         baseline: the system every other one is tested against.
         progress: called as ``progress(system, done, total)`` after each case.
         docs: corpus documents (names for the misses table, coverage denominator, diversity features).
-        doc_vectors: doc vectors for cosine diversity (default: Jaccard over industry + product names of ``docs``).
+        doc_vectors: doc vectors for cosine diversity (default: Jaccard over the industry and
+            product names of ``docs``).
         significance_metric: the metric reported first in ``significance`` (every metric of
             :data:`SIGNIFICANCE_METRICS` is tested and listed under ``tests``).
         n_resamples: random sign patterns of the randomisation test.
@@ -207,12 +215,18 @@ def run_evaluation(
     qrels = build_qrels(evaluable)
     not_evaluable = [{"case_id": c.id, "enterprise": c.enterprise, "reason": r} for c, r in skipped]
     if skipped:
-        logger.info("%d of %d cases not evaluable (listed in the report): %s", len(skipped), len(cases),
-                    ", ".join(c.id for c, _ in skipped))
+        logger.info(
+            "%d of %d cases not evaluable (listed in the report): %s",
+            len(skipped),
+            len(cases),
+            ", ".join(c.id for c, _ in skipped),
+        )
     if docs is not None:
         missing = sorted({d for rels in qrels.values() for d in rels} - set(docs))
         if missing:
-            logger.warning("%d true documents are absent from the corpus docs: %s", len(missing), missing[:10])
+            logger.warning(
+                "%d true documents are absent from the corpus docs: %s", len(missing), missing[:10]
+            )
     features = default_doc_features(docs) if docs is not None and doc_vectors is None else None
     metric_names = list(RANK_METRICS)
 
@@ -348,8 +362,12 @@ def _misses(
                     "truth_name": ", ".join(doc_names.get(d, d) for d in truth),
                     "rank": rank,
                     "top3": [
-                        {"doc_id": it.doc_id, "name": doc_names.get(it.doc_id, it.doc_id), "score": it.score,
-                         "why": it.why}
+                        {
+                            "doc_id": it.doc_id,
+                            "name": doc_names.get(it.doc_id, it.doc_id),
+                            "score": it.score,
+                            "why": it.why,
+                        }
                         for it in items[:3]
                     ],
                 }
@@ -367,9 +385,17 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path) -> dict[str, Pa
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json", "per_query": out / "per_query.json", "report": out / "report.html"}
-    paths["metrics"].write_text(json.dumps(result.metrics_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-    paths["per_query"].write_text(json.dumps(result.per_query_json(), ensure_ascii=False, indent=1), encoding="utf-8")
+    paths = {
+        "metrics": out / "metrics.json",
+        "per_query": out / "per_query.json",
+        "report": out / "report.html",
+    }
+    paths["metrics"].write_text(
+        json.dumps(result.metrics_json(), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    paths["per_query"].write_text(
+        json.dumps(result.per_query_json(), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     paths["report"].write_text(render_report(result), encoding="utf-8")
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

@@ -1,4 +1,4 @@
-"""Ranking metrics over plain dicts, picked by strings ("recall@10", "ndcg@10", "mrr", "hit@1", "precision@5").
+"""Ranking metrics over plain dicts, picked by strings ("recall@10", "ndcg@10", "mrr", "hit@1", …).
 
 Data shapes (as in BEIR / ranx):
 
@@ -6,9 +6,9 @@ Data shapes (as in BEIR / ranx):
 - run: ``{query_id: {doc_id: score}}`` (ranked by score descending, ties by doc id ascending) or
   ``{query_id: [doc_id, ...]}`` (already ranked, best first).
 
-Every metric is a pure function ``f(rels, ranked, k) -> float`` on one query; ``k=None`` means the whole ranking.
-:func:`evaluate` averages them over queries after checking that qrels and run cover the same query ids. A query
-with no relevant document scores 0 on every metric (the ranx convention).
+Every metric is a pure function ``f(rels, ranked, k) -> float`` on one query; ``k=None`` means the
+whole ranking. :func:`evaluate` averages them over queries after checking that qrels and run cover
+the same query ids. A query with no relevant document scores 0 on every metric (the ranx convention).
 
 Example:
     >>> evaluate({"q1": {"d2": 1}}, {"q1": {"d1": 0.9, "d2": 0.8}}, ["recall@1", "mrr"])
@@ -55,7 +55,7 @@ def recall(rels: Mapping[str, int], ranked: Sequence[str], k: int | None = None)
 
 
 def precision(rels: Mapping[str, int], ranked: Sequence[str], k: int | None = None) -> float:
-    """Precision@k = |relevant ∩ top-k| / k (k = length of the ranking when None; short rankings are not padded)."""
+    """Precision@k = |relevant ∩ top-k| / k (k = ranking length when None; no padding of short lists)."""
     relevant = _relevant(rels)
     top = _cut(ranked, k)
     denom = k if k is not None else len(top)
@@ -71,7 +71,7 @@ def hit(rels: Mapping[str, int], ranked: Sequence[str], k: int | None = None) ->
 
 
 def reciprocal_rank(rels: Mapping[str, int], ranked: Sequence[str], k: int | None = None) -> float:
-    """RR@k = 1 / rank of the first relevant document within the top k (ranks start at 1), 0 if none; MRR = mean RR."""
+    """RR@k = 1 / rank of the first relevant document in the top k (1-based), 0 if none; MRR = mean RR."""
     relevant = _relevant(rels)
     for i, d in enumerate(_cut(ranked, k), start=1):
         if d in relevant:
@@ -120,7 +120,7 @@ def parse_metric(name: str) -> tuple[str, int | None]:
     """Split ``"ndcg@10"`` into ``("ndcg", 10)``; ``"mrr"`` gives ``("mrr", None)``.
 
     Raises:
-        UnknownMetricError: the base name is not one of :data:`METRICS` or the cut-off is not a positive integer.
+        UnknownMetricError: the base name is not in :data:`METRICS` or the cut-off is not positive.
     """
     m = _NAME.match(name.strip().lower())
     if not m or m.group(1) not in METRICS or (m.group(2) is not None and int(m.group(2)) < 1):
@@ -220,8 +220,8 @@ def intra_list_diversity(
     """ILD@k: mean over queries of the mean pairwise distance between the top-k documents.
 
     Distance is ``1 − cos(u, v)`` over ``vectors`` when given, else ``1 − |A ∩ B| / |A ∪ B|`` (Jaccard) over
-    ``features``. Documents without a vector / with an empty feature set are left out; queries with fewer than two
-    represented documents are skipped.
+    ``features``. Documents without a vector / with an empty feature set are left out; queries with
+    fewer than two represented documents are skipped.
 
     Returns:
         The mean, or NaN when no query has two represented documents.

@@ -1,10 +1,10 @@
-"""Self-contained HTML report of an evaluation: plotly JS inlined once, no network access needed to read it."""
+"""Self-contained HTML report of an evaluation: plotly JS inlined once, readable without network."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from evaluation.harness import EvaluationResult
 
 _CSS = """
-body{font-family:-apple-system,"Segoe UI","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:24px;color:#222}
+body{font-family:-apple-system,"Segoe UI","Noto Sans CJK SC","Microsoft YaHei",sans-serif;
+margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
@@ -25,12 +26,36 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .good{background:#e5f5e0}.bad{background:#fde0dd}.muted{color:#888}.small{font-size:12px}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")
-SLICE_TITLES = {"region": "Region 区域", "chain_family": "Chain family 产业链", "self_expansion": "链主 self-expansion",
-                "confidence": "Label confidence"}
-METRIC_COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "mrr", "hit@1", "hit@10", "coverage@10",
-                  "diversity@10", "ms_per_query")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+SLICE_TITLES = {
+    "region": "Region 区域",
+    "chain_family": "Chain family 产业链",
+    "self_expansion": "链主 self-expansion",
+    "confidence": "Label confidence",
+}
+METRIC_COLUMNS = (
+    "recall@10",
+    "recall@50",
+    "recall@100",
+    "ndcg@10",
+    "mrr",
+    "hit@1",
+    "hit@10",
+    "coverage@10",
+    "diversity@10",
+    "ms_per_query",
+)
 
 
 def _e(x: Any) -> str:
@@ -54,34 +79,64 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], raw: bool = Fa
 
 
 def _fig_html(fig: go.Figure, div_id: str, first: bool) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=True if first else False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=True if first else False,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": True},
+    )
 
 
 def _curve_figure(result: EvaluationResult) -> go.Figure:
     fig = go.Figure()
     for si, (name, s) in enumerate(result.systems.items()):
-        fig.add_trace(go.Scatter(x=list(range(1, len(s.curve) + 1)), y=s.curve, mode="lines", name=name,
-                                 line={"color": PALETTE[si % len(PALETTE)]}))
-    fig.update_layout(title=f"Recall@K (K = 1..{result.k_max}), {result.n_in_corpus} evaluable cases",
-                      xaxis_title="K", yaxis_title="Recall@K", yaxis_range=[0, 1.02], height=420,
-                      margin={"t": 50, "b": 40, "l": 50, "r": 20})
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(s.curve) + 1)),
+                y=s.curve,
+                mode="lines",
+                name=name,
+                line={"color": PALETTE[si % len(PALETTE)]},
+            )
+        )
+    fig.update_layout(
+        title=f"Recall@K (K = 1..{result.k_max}), {result.n_in_corpus} evaluable cases",
+        xaxis_title="K",
+        yaxis_title="Recall@K",
+        yaxis_range=[0, 1.02],
+        height=420,
+        margin={"t": 50, "b": 40, "l": 50, "r": 20},
+    )
     return fig
 
 
 def _slice_figure(result: EvaluationResult, dim: str) -> go.Figure:
     groups = result.slices[dim]
     labels = [f"{v} (n={g['n']})" for v, g in groups.items()]
-    fig = make_subplots(rows=1, cols=len(SLICE_METRICS), subplot_titles=list(SLICE_METRICS), shared_yaxes=True)
+    fig = make_subplots(
+        rows=1, cols=len(SLICE_METRICS), subplot_titles=list(SLICE_METRICS), shared_yaxes=True
+    )
     for si, name in enumerate(result.systems):
         for col, m in enumerate(SLICE_METRICS, start=1):
             fig.add_trace(
-                go.Bar(x=labels, y=[g["systems"][name][m] for g in groups.values()], name=name, legendgroup=name,
-                       showlegend=col == 1, marker_color=PALETTE[si % len(PALETTE)]),
-                row=1, col=col,
+                go.Bar(
+                    x=labels,
+                    y=[g["systems"][name][m] for g in groups.values()],
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    marker_color=PALETTE[si % len(PALETTE)],
+                ),
+                row=1,
+                col=col,
             )
-    fig.update_layout(title=f"By slice: {SLICE_TITLES.get(dim, dim)}", barmode="group", height=380,
-                      yaxis_range=[0, 1.02], margin={"t": 70, "b": 40, "l": 50, "r": 20})
+    fig.update_layout(
+        title=f"By slice: {SLICE_TITLES.get(dim, dim)}",
+        barmode="group",
+        height=380,
+        yaxis_range=[0, 1.02],
+        margin={"t": 70, "b": 40, "l": 50, "r": 20},
+    )
     return fig
 
 
@@ -92,7 +147,11 @@ def _metrics_table(result: EvaluationResult) -> str:
         cells = [f"<td><b>{_e(name)}</b>{' (baseline)' if name == result.baseline else ''}</td>"]
         for m in METRIC_COLUMNS:
             v = s.metrics.get(m)
-            cls = "num good" if m not in ("ms_per_query",) and v is not None and v == best[m] and v > 0 else "num"
+            cls = (
+                "num good"
+                if m not in ("ms_per_query",) and v is not None and v == best[m] and v > 0
+                else "num"
+            )
             cells.append(f'<td class="{cls}">{_fmt(v, 1 if m == "ms_per_query" else 3)}</td>')
         rows.append(cells)
     return _table(["system", *METRIC_COLUMNS], rows, raw=True)
@@ -104,9 +163,16 @@ def _significance_table(result: EvaluationResult) -> str:
         for m, t in sig["tests"].items():
             p = t["p_value"]
             cls = ("good" if t["delta"] > 0 else "bad") if p < 0.05 else ""
-            rows.append([f"<td>{_e(name)}</td>", f"<td>{_e(sig['vs'])}</td>", f"<td>{_e(m)}</td>",
-                         f'<td class="num">{t["delta"]:+.3f}</td>', f'<td class="num {cls}">{p:.4f}</td>',
-                         f'<td class="num">{_fmt(t["t_test_p_value"], 4)}</td>'])
+            rows.append(
+                [
+                    f"<td>{_e(name)}</td>",
+                    f"<td>{_e(sig['vs'])}</td>",
+                    f"<td>{_e(m)}</td>",
+                    f'<td class="num">{t["delta"]:+.3f}</td>',
+                    f'<td class="num {cls}">{p:.4f}</td>',
+                    f'<td class="num">{_fmt(t["t_test_p_value"], 4)}</td>',
+                ]
+            )
     if not rows:
         return '<p class="muted">Only the baseline was run: nothing to compare.</p>'
     return _table(["system", "vs", "metric", "Δ mean", "p (randomisation)", "p (paired t)"], rows, raw=True)
@@ -117,8 +183,13 @@ def _rank_matrix(result: EvaluationResult) -> str:
     rows = []
     for c in result.cases:
         truth = ", ".join(result.doc_names.get(d, d) for d in sorted(result.qrels[c.id]))
-        cells = [f"<td>{_e(c.id)}</td>", f"<td>{_e(c.region_province)}</td>", f"<td>{_e(c.chain)}</td>",
-                 f"<td>{_e(c.query.product_link)}</td>", f"<td>{_e(truth)}</td>"]
+        cells = [
+            f"<td>{_e(c.id)}</td>",
+            f"<td>{_e(c.region_province)}</td>",
+            f"<td>{_e(c.chain)}</td>",
+            f"<td>{_e(c.query.product_link)}</td>",
+            f"<td>{_e(truth)}</td>",
+        ]
         for n in names:
             r = true_rank(result.qrels[c.id], result.systems[n].runs[c.id])
             cls = "good" if r is not None and r <= 10 else "bad" if r is None else ""
@@ -139,43 +210,67 @@ def _misses_section(result: EvaluationResult) -> str:
                 for i, t in enumerate(m["top3"], start=1)
             )
             rank = m["rank"] if m["rank"] is not None else f"&gt;{result.k_max}"
-            body.append([f"<td>{_e(m['case_id'])}</td>", f"<td>{_e(m['region'])}</td>",
-                         f"<td class='small'>{_e(m['query'])}</td>", f"<td>{_e(m['truth_name'])}</td>",
-                         f"<td class='num'>{rank}</td>", f"<td class='small'>{top}</td>"])
-        table = _table(["case", "region", "query (masked)", "true firm", "rank", "top-3 returned (score, why)"],
-                       body, raw=True) if body else "<p>No misses.</p>"
-        parts.append(f"<details{' open' if name == result.baseline else ''}><summary>{_e(name)}: {len(rows)} of "
-                     f"{result.n_in_corpus} cases missed top {10}</summary>{table}</details>")
+            body.append(
+                [
+                    f"<td>{_e(m['case_id'])}</td>",
+                    f"<td>{_e(m['region'])}</td>",
+                    f"<td class='small'>{_e(m['query'])}</td>",
+                    f"<td>{_e(m['truth_name'])}</td>",
+                    f"<td class='num'>{rank}</td>",
+                    f"<td class='small'>{top}</td>",
+                ]
+            )
+        table = (
+            _table(
+                ["case", "region", "query (masked)", "true firm", "rank", "top-3 returned (score, why)"],
+                body,
+                raw=True,
+            )
+            if body
+            else "<p>No misses.</p>"
+        )
+        parts.append(
+            f"<details{' open' if name == result.baseline else ''}><summary>{_e(name)}: {len(rows)} of "
+            f"{result.n_in_corpus} cases missed top {10}</summary>{table}</details>"
+        )
     return "".join(parts)
 
 
 def render_report(result: EvaluationResult) -> str:
-    """The whole report as one HTML string (plotly.js inlined in the first figure, no CDN, no external CSS)."""
+    """The whole report as one HTML string (plotly.js inlined in the first figure, no CDN, no CSS link)."""
     figs = [("recall-curve", _curve_figure(result))]
-    figs += [(f"slice-{dim}", _slice_figure(result, dim)) for dim in SLICE_DIMENSIONS if result.slices.get(dim)]
+    figs += [
+        (f"slice-{dim}", _slice_figure(result, dim)) for dim in SLICE_DIMENSIONS if result.slices.get(dim)
+    ]
     fig_html = {div: _fig_html(f, div, i == 0) for i, (div, f) in enumerate(figs)}
     slices_html = "".join(fig_html[f"slice-{d}"] for d in SLICE_DIMENSIONS if f"slice-{d}" in fig_html)
-    not_eval = _table(["case", "enterprise", "reason"],
-                      [[r["case_id"], r["enterprise"] or "", r["reason"]] for r in result.not_evaluable])
+    not_eval = _table(
+        ["case", "enterprise", "reason"],
+        [[r["case_id"], r["enterprise"] or "", r["reason"]] for r in result.not_evaluable],
+    )
     per_case_pts = 100.0 / result.n_in_corpus if result.n_in_corpus else 0.0
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>ChainMatch offline evaluation</title>
 <style>{_CSS}</style></head><body>
 <h1>ChainMatch offline evaluation 离线评测</h1>
 <p>{result.n_cases} cases, <b>{result.n_in_corpus} evaluable</b> (true firm's listed parent in the corpus),
-{len(result.not_evaluable)} not evaluable. Rankings of depth {result.k_max}; baseline <b>{_e(result.baseline)}</b>.
+{len(result.not_evaluable)} not evaluable. Rankings of depth {result.k_max};
+baseline <b>{_e(result.baseline)}</b>.
 Generated {generated}.</p>
-<p class="small muted">With {result.n_in_corpus} cases one case moves a recall figure by {per_case_pts:.1f} points:
+<p class="small muted">With {result.n_in_corpus} cases one case moves a recall figure by
+{per_case_pts:.1f} points:
 read differences through the significance table. Recall@K: share of cases whose true firm is in the top K.
-MRR: mean of 1 / rank of the true firm (0 beyond depth {result.k_max}). nDCG@10 with linear gain. hit@1: the true
+MRR: mean of 1 / rank of the true firm (0 beyond depth {result.k_max}). nDCG@10 with linear gain.
+hit@1: the true
 firm ranked first. coverage@10: share of the corpus shown in any top 10. diversity@10: mean pairwise
 1 − Jaccard (industry and products) within a top 10.</p>
 <h2>Metrics</h2>{_metrics_table(result)}
 <h2>Recall@K</h2>{fig_html["recall-curve"]}
 <h2>Significance vs {_e(result.baseline)}</h2>
-<p class="small muted">Two-sided paired tests over the same cases; randomisation = sign-flip permutation test of the
-mean difference (exact for ≤ 16 non-zero differences, else 10,000 seeded resamples). Green / red: p &lt; 0.05.</p>
+<p class="small muted">Two-sided paired tests over the same cases; randomisation = sign-flip
+permutation test of the mean difference (exact for ≤ 16 non-zero differences, else 10,000 seeded
+resamples). Green / red: p &lt; 0.05.</p>
 {_significance_table(result)}
 <h2>Slices</h2>{slices_html}
 <h2>Rank of the true firm per case</h2>{_rank_matrix(result)}

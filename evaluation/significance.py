@@ -40,7 +40,9 @@ def _differences(system: Sequence[float], baseline: Sequence[float]) -> np.ndarr
     a = np.asarray(system, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired tests need two 1-D sequences of equal length; received {a.shape} and {b.shape}")
+        raise ValueError(
+            f"paired tests need two 1-D sequences of equal length; received {a.shape} and {b.shape}"
+        )
     return a - b
 
 
@@ -91,8 +93,8 @@ def randomization_test(
 def paired_t_test(system: Sequence[float], baseline: Sequence[float]) -> SignificanceResult:
     """Two-sided paired t-test of mean(system − baseline) = 0.
 
-    Degenerate cases: fewer than two queries or all differences zero give p = 1; identical non-zero differences
-    (zero variance) give p = 0.
+    Degenerate cases: fewer than two queries or all differences zero give p = 1; identical
+    non-zero differences (zero variance) give p = 0.
     """
     d = _differences(system, baseline)
     n = len(d)

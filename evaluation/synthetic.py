@@ -1,8 +1,9 @@
 """A synthetic benchmark whose truth is known by construction, to test the metrics and the harness end to end.
 
-Seeded generation of regions with chain gaps and one planted supplier per gap: each case asks for a product link
-of a chain in a region; the planted supplier's main product is exactly that link (and its name appears in the
-project text, so masking is exercised too). Distractors make other links of the same chain and of other chains.
+Seeded generation of regions with chain gaps and one planted supplier per gap: each case asks for a
+product link of a chain in a region; the planted supplier's main product is exactly that link (and
+its name appears in the project text, so masking is exercised too). Distractors make other links of
+the same chain and of other chains.
 A few cases are not in the corpus, to exercise the not-evaluable accounting.
 
 Three reference systems have closed-form scores (:func:`expected_metrics`):
@@ -28,7 +29,10 @@ from typing import Any
 from evaluation.cases import Case, CaseQuery, build_qrels
 
 CHAINS: dict[str, tuple[str, list[str]]] = {
-    "锂电池材料": ("电池化学品", ["磷酸铁锂正极材料", "人造石墨负极材料", "六氟磷酸锂电解液", "湿法隔膜", "锂电铜箔"]),
+    "锂电池材料": (
+        "电池化学品",
+        ["磷酸铁锂正极材料", "人造石墨负极材料", "六氟磷酸锂电解液", "湿法隔膜", "锂电铜箔"],
+    ),
     "风电装备": ("风电零部件", ["风电叶片", "风电塔筒", "风电齿轮箱", "风电主轴轴承"]),
     "光伏/硅基新材料": ("硅料硅片", ["高纯多晶硅", "单晶硅片", "光伏组件", "光伏玻璃"]),
     "纺织服装": ("棉纺制品", ["紧密纺棉纱", "坯布织造", "印染面料", "针织服装"]),
@@ -64,7 +68,8 @@ def make_synthetic_benchmark(
 
     Args:
         n_cases: evaluable cases (one planted supplier each).
-        n_docs: corpus size (planted suppliers included); must exceed ``n_cases`` and 100 so ``reversed`` scores 0.
+        n_docs: corpus size (planted suppliers included); at least 2 × ``n_cases`` and above 100 so
+            that ``reversed`` scores 0.
         n_not_in_corpus: extra cases whose investor is not in the corpus.
         seed: random seed.
 
@@ -75,7 +80,9 @@ def make_synthetic_benchmark(
         ValueError: ``n_docs`` is too small.
     """
     if n_docs < max(n_cases * 2, 101):
-        raise ValueError(f"n_docs must be at least max(2 × n_cases, 101) = {max(n_cases * 2, 101)}; received {n_docs}")
+        raise ValueError(
+            f"n_docs must be at least max(2 × n_cases, 101) = {max(n_cases * 2, 101)}; received {n_docs}"
+        )
     rng = random.Random(seed)
     brands: set[str] = set()
 
@@ -132,7 +139,9 @@ def make_synthetic_benchmark(
     j = 0
     while len(docs) < n_docs:
         chain = rng.choice(chain_names)
-        doc_id, d = doc(f"8{j:05d}", new_brand(), chain, rng.choice(CHAINS[chain][1]), rng.randint(50, 50_000))
+        doc_id, d = doc(
+            f"8{j:05d}", new_brand(), chain, rng.choice(CHAINS[chain][1]), rng.randint(50, 50_000)
+        )
         docs[doc_id] = d
         j += 1
     return SyntheticBenchmark(cases=cases, docs=docs, qrels=build_qrels(cases), seed=seed)
@@ -199,7 +208,9 @@ def expected_metrics(bench: SyntheticBenchmark, k_max: int = 100) -> dict[str, d
 
 
 def check_against_expected(
-    metrics: Mapping[str, Mapping[str, float | None]], expected: Mapping[str, Mapping[str, float]], tol: float = 1e-9
+    metrics: Mapping[str, Mapping[str, float | None]],
+    expected: Mapping[str, Mapping[str, float]],
+    tol: float = 1e-9,
 ) -> list[str]:
     """Differences between measured and expected scores, as readable lines (empty when everything matches)."""
     problems = []

@@ -43,8 +43,18 @@ CORPUS_FILES = (
     "wp19991_gp/stock_company_location.csv",
 )
 CACHE_VERSION = "eval-corpus-v1"
-SUMMARY_COLUMNS = (("recall@10", "R@10"), ("recall@50", "R@50"), ("recall@100", "R@100"), ("ndcg@10", "nDCG@10"),
-                   ("mrr", "MRR"), ("hit@1", "hit@1"), ("coverage@10", "cov@10"), ("ms_per_query", "ms/q"))
+DEFAULT_SYSTEMS = ",".join(BASELINES)
+SYSTEMS_HELP = f"Comma-separated systems: baselines {', '.join(BASELINES)}, matcher systems, or 'all'."
+SUMMARY_COLUMNS = (
+    ("recall@10", "R@10"),
+    ("recall@50", "R@50"),
+    ("recall@100", "R@100"),
+    ("ndcg@10", "nDCG@10"),
+    ("mrr", "MRR"),
+    ("hit@1", "hit@1"),
+    ("coverage@10", "cov@10"),
+    ("ms_per_query", "ms/q"),
+)
 
 
 def _evaluation_errors(func: F) -> F:
@@ -118,7 +128,9 @@ def load_corpus_docs(
     if use_cache and path.exists():
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
-            docs = {d: {**v, "products": [tuple(p) for p in v["products"]]} for d, v in cached["docs"].items()}
+            docs = {
+                d: {**v, "products": [tuple(p) for p in v["products"]]} for d, v in cached["docs"].items()
+            }
             logger.info("corpus docs from cache %s (%d docs)", path, len(docs))
             return docs, cached["tokens"]
         except (OSError, ValueError, KeyError) as exc:
@@ -139,15 +151,17 @@ def _parse_systems(value: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _progress_runner(
-    cases: Sequence[Any], systems: Mapping[str, Any], **kwargs: Any
-) -> EvaluationResult:
+def _progress_runner(cases: Sequence[Any], systems: Mapping[str, Any], **kwargs: Any) -> EvaluationResult:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=False,
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
     ) as bar:
         tasks: dict[str, Any] = {}
 
@@ -183,23 +197,28 @@ def register(app: typer.Typer) -> None:
     @_evaluation_errors
     def evaluate(
         cases: Path | None = typer.Option(None, "--cases", help="Deals file (JSON Lines, deals format)."),
-        out: Path = typer.Option(..., "--out", help="Output directory (metrics.json, per_query.json, report.html)."),
+        out: Path = typer.Option(
+            ..., "--out", help="Output directory (metrics.json, per_query.json, report.html)."
+        ),
         data_dir: Path | None = typer.Option(
-            None, "--data-dir", help="Reference data directory (default: settings.shared_data_dir, ../shared/data)."
+            None,
+            "--data-dir",
+            help="Reference data directory (default: settings.shared_data_dir, ../shared/data).",
         ),
-        systems: str = typer.Option(
-            ",".join(BASELINES), "--systems",
-            help=f"Comma-separated systems: baselines {', '.join(BASELINES)}, matcher systems, or 'all'.",
-        ),
+        systems: str = typer.Option(DEFAULT_SYSTEMS, "--systems", help=SYSTEMS_HELP),
         synthetic: bool = typer.Option(
-            False, "--synthetic", help="Use the synthetic benchmark (truth known by construction) and self-check."
+            False,
+            "--synthetic",
+            help="Use the synthetic benchmark (truth known by construction) and self-check.",
         ),
         baseline: str = typer.Option("tfidf", "--baseline", help="System every other one is tested against."),
         k_max: int = typer.Option(100, "--k-max", min=1, help="Ranking depth requested from each system."),
         seed: int = typer.Option(0, "--seed", help="Seed of the random baseline, synthetic data and tests."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild the corpus docs instead of reading the cache."),
+        no_cache: bool = typer.Option(
+            False, "--no-cache", help="Rebuild the corpus docs instead of reading the cache."
+        ),
     ) -> None:
-        """Evaluate rankings against real deals (or the synthetic benchmark) and write metrics and an HTML report."""
+        """Evaluate rankings on real deals (or the synthetic benchmark); write metrics and an HTML report."""
         settings = get_settings()
         if synthetic == (cases is not None):
             raise typer.BadParameter("give exactly one of --cases FILE or --synthetic")
@@ -211,31 +230,46 @@ def register(app: typer.Typer) -> None:
             requested.append(baseline)
 
         tokens: dict[str, list[str]] | None = None
+        data = Path(data_dir) if data_dir is not None else settings.shared_data_dir
         if synthetic:
             bench = make_synthetic_benchmark(n_docs=max(240, k_max + 1), seed=seed)
             case_list, docs = bench.cases, bench.docs
         else:
             assert cases is not None
             case_list = load_cases(cases)
-            data = Path(data_dir) if data_dir is not None else settings.shared_data_dir
             docs, tokens = load_corpus_docs(data, settings, use_cache=not no_cache)
 
         chosen: dict[str, Any] = {}
         if synthetic:
             chosen.update(reference_systems(bench))
-        needs_matcher = "all" in requested or any(n not in BASELINES and n not in REFERENCE for n in requested)
+        fixed = [*BASELINES, *(REFERENCE if synthetic else ())]
+        needs_matcher = "all" in requested or any(n not in fixed for n in requested)
         matcher: dict[str, Any] = {}
         if needs_matcher:
-            from service.eval_systems import matcher_systems
+            from service import eval_systems
 
-            enterprises = [doc_enterprise(d, doc) for d, doc in docs.items()]
-            matcher = matcher_systems(enterprises, settings)
-        valid = [*BASELINES, *matcher, *(REFERENCE if synthetic else ())]
+            declared = getattr(
+                eval_systems, "SYSTEM_NAMES", None
+            )  # lets typos fail before the matcher is fitted
+            if declared is not None:
+                unknown = [n for n in requested if n != "all" and n not in fixed and n not in declared]
+                if unknown:
+                    raise UnknownSystemError(unknown, [*fixed, *declared, "all"])
+            if synthetic:
+                enterprises = [doc_enterprise(d, doc) for d, doc in docs.items()]
+            else:
+                from matcher.ashare import load_ashare_corpus
+
+                enterprises = load_ashare_corpus(data)
+            matcher = eval_systems.matcher_systems(enterprises, settings)
+        valid = [*fixed, *matcher]
         names = [*BASELINES, *matcher] if "all" in requested else [n for n in requested if n != "all"]
         unknown = [n for n in names if n not in valid]
         if unknown:
             raise UnknownSystemError(unknown, [*valid, "all"])
-        chosen.update(make_baselines(docs, [n for n in names if n in BASELINES], seed=seed, doc_tokens=tokens))
+        chosen.update(
+            make_baselines(docs, [n for n in names if n in BASELINES], seed=seed, doc_tokens=tokens)
+        )
         chosen.update({n: matcher[n] for n in names if n in matcher})
 
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
