@@ -1,0 +1,241 @@
+"""Request dependencies: the service state, the store, and the caller's API key / tenant, as Annotated aliases.
+
+Routes declare what they need::
+
+    @router.get("/regions/{region_id}")
+    def get_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Region: ...
+
+Every ``/v1`` route depends on :func:`require_api_key` (set on the router), which checks ``X-API-Key`` (401),
+applies the per-key rate limit (429 with ``Retry-After``) and records the tenant on ``request.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from matcher.store import Store
+from service.ratelimit import RateLimiter
+from service.security import ApiKey, verify_api_key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from matcher.engine import Engine
+    from matcher.mapping import LinkMapper
+    from matcher.settings import Settings
+    from service.observability import Metrics
+
+__all__ = [
+    "ApiError",
+    "ApiKeyDep",
+    "ServiceDep",
+    "ServiceState",
+    "StoreDep",
+    "TenantDep",
+    "require_api_key",
+]
+
+logger = logging.getLogger(__name__)
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key bound to a tenant (`chainmatch apikey create`)"
+)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and the JSON error body (code, Chinese message, field, value, allowed)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        value: Any = None,
+        allowed: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status, self.code, self.message = status, code, message
+        self.field, self.value, self.allowed, self.headers = field, value, allowed, headers
+        super().__init__(f"{status} {code}: {message}")
+
+
+class _ReadWriteLock:
+    """Many readers (recommendations) or one writer (index refresh) at a time."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class ServiceState:
+    """What the app holds for its lifetime: settings, engine, rate limiter, metrics and the index refresher.
+
+    Index refreshes (re-map, re-embed, replace in the index) run on one background worker, serialised with
+    recommendations by a read-write lock so a ranking never sees a half-updated index.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.metrics: Metrics | None = None
+        self.index_lock = _ReadWriteLock()
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-refresh")
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self.ready = threading.Event()
+        self.warm_error: str | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.engine.ws.store
+
+    @cached_property
+    def mapper(self) -> LinkMapper:
+        """Product → chain link mapper for profiles arriving through the API."""
+        from matcher.mapping import LinkMapper
+
+        return LinkMapper(self.engine.catalogue)
+
+    @property
+    def pending(self) -> int:
+        """Changed enterprises submitted for re-embedding and not yet in the index."""
+        return self._pending
+
+    def is_ready(self) -> bool:
+        """The index is fitted (by the start-up warm-up or by the first request)."""
+        return self.ready.is_set() or getattr(self.engine, "_recommender", None) is not None
+
+    def index_size(self) -> int:
+        rec = getattr(self.engine, "_recommender", None)
+        return len(getattr(rec, "enterprises_", []) or []) if rec is not None else 0
+
+    def warm(self) -> None:
+        """Load the demo corpus into an empty store and fit the recommender and the gap index."""
+        try:
+            self.engine.ensure_corpus()
+            with self.index_lock.write():
+                self.engine.recommender()
+            self.engine.gap_index()
+            self.ready.set()
+            logger.info("index ready: %d enterprises", self.index_size())
+        except Exception as exc:  # readiness reports it; requests will retry the fit
+            self.warm_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("warm-up failed")
+
+    def submit_refresh(self, ids: Sequence[str], tenant: str | None) -> Future[None]:
+        """Queue ``ids`` for an index refresh; the future completes when the index serves them."""
+        ids = list(dict.fromkeys(ids))
+        with self._pending_lock:
+            self._pending += len(ids)
+
+        def run() -> None:
+            try:
+                with self.index_lock.write():
+                    self.engine.refresh(ids, tenant)
+            finally:
+                with self._pending_lock:
+                    self._pending -= len(ids)
+
+        return self._refresher.submit(run)
+
+    def refresh(self, ids: Sequence[str], tenant: str | None, wait: float) -> str:
+        """Refresh and wait up to ``wait`` seconds: 'updated' when the index already serves the change, else 'pending'."""
+        if not ids:
+            return "updated"
+        future = self.submit_refresh(ids, tenant)
+        try:
+            future.result(timeout=wait)
+        except FutureTimeout:
+            return "pending"
+        except Exception:
+            logger.exception("index refresh failed for %d ids", len(ids))
+            return "pending"
+        return "updated"
+
+    def close(self) -> None:
+        self._refresher.shutdown(wait=True, cancel_futures=False)
+
+
+def get_service(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[ServiceState, Depends(get_service)]
+
+
+def get_store(svc: ServiceDep) -> Store:
+    return svc.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def require_api_key(
+    request: Request, svc: ServiceDep, x_api_key: Annotated[str | None, Security(api_key_header)] = None
+) -> ApiKey:
+    """The caller's active API key; 401 without a valid one, 429 when its rate limit is spent."""
+    if not x_api_key:
+        raise ApiError(401, "missing_api_key", "缺少 API 密钥：请在请求头 X-API-Key 中提供 (missing X-API-Key header)",
+                       headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+    key = verify_api_key(svc.store, x_api_key)
+    if key is None:
+        raise ApiError(401, "invalid_api_key", "API 密钥无效或已吊销 (invalid or revoked API key)",
+                       headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+    wait = svc.limiter.check(key.id)
+    if wait:
+        if svc.metrics is not None:
+            svc.metrics.rate_limited.inc()
+        raise ApiError(429, "rate_limited",
+                       f"请求过于频繁，请 {wait} 秒后重试 (rate limit of {svc.limiter.per_minute}/min exceeded)",
+                       headers={"Retry-After": str(wait)})  # fmt: skip
+    request.state.tenant = key.tenant
+    request.state.api_key = key.id
+    return key
+
+
+ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
+
+
+def get_tenant(key: ApiKeyDep) -> str:
+    return key.tenant
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]
