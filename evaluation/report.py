@@ -263,8 +263,8 @@ Generated {generated}.</p>
 read differences through the significance table. Recall@K: share of cases whose true firm is in the top K.
 MRR: mean of 1 / rank of the true firm (0 beyond depth {result.k_max}). nDCG@10 with linear gain.
 hit@1: the true
-firm ranked first. coverage@10: share of the corpus shown in any top 10. diversity@10: mean pairwise
-1 − Jaccard (industry and products) within a top 10.</p>
+firm ranked first. coverage@10: share of the corpus shown in any top 10. diversity@10: share of
+top-10 pairs from different industries (1 − Jaccard over industry), unless doc vectors were given.</p>
 <h2>Metrics</h2>{_metrics_table(result)}
 <h2>Recall@K</h2>{fig_html["recall-curve"]}
 <h2>Significance vs {_e(result.baseline)}</h2>

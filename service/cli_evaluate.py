@@ -53,6 +53,7 @@ SUMMARY_COLUMNS = (
     ("mrr", "MRR"),
     ("hit@1", "hit@1"),
     ("coverage@10", "cov@10"),
+    ("diversity@10", "div@10"),
     ("ms_per_query", "ms/q"),
 )
 
@@ -189,6 +190,46 @@ def summary_table(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
+def _matcher_corpus(docs: Mapping[str, Mapping[str, Any]], data: Path, synthetic: bool) -> list[Enterprise]:
+    if synthetic:
+        return [doc_enterprise(d, doc) for d, doc in docs.items()]
+    from matcher.ashare import load_ashare_corpus
+
+    return load_ashare_corpus(data)
+
+
+def _build_systems(
+    requested: list[str],
+    docs: dict[str, dict[str, Any]],
+    tokens: dict[str, list[str]] | None,
+    extra: Mapping[str, Any],
+    data: Path,
+    settings: Settings,
+    seed: int,
+    synthetic: bool,
+) -> dict[str, Any]:
+    """The systems to run: ``extra`` (synthetic reference systems), the named baselines and matcher systems.
+
+    Matcher systems are built only when a name outside the baselines is asked for (or ``all``); unknown
+    names raise :class:`UnknownSystemError` listing every valid one.
+    """
+    fixed = [*BASELINES, *extra]
+    matcher: dict[str, Any] = {}
+    if "all" in requested or any(n not in fixed for n in requested):
+        from service import eval_systems
+
+        matcher = eval_systems.matcher_systems(_matcher_corpus(docs, data, synthetic), settings)
+    valid = [*fixed, *matcher]
+    names = [*BASELINES, *matcher] if "all" in requested else [n for n in requested if n != "all"]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise UnknownSystemError(unknown, [*valid, "all"])
+    chosen: dict[str, Any] = dict(extra)
+    chosen.update(make_baselines(docs, [n for n in names if n in BASELINES], seed=seed, doc_tokens=tokens))
+    chosen.update({n: matcher[n] for n in names if n in matcher})
+    return chosen
+
+
 def register(app: typer.Typer) -> None:
     """Add ``chainmatch evaluate``."""
 
@@ -239,38 +280,8 @@ def register(app: typer.Typer) -> None:
             case_list = load_cases(cases)
             docs, tokens = load_corpus_docs(data, settings, use_cache=not no_cache)
 
-        chosen: dict[str, Any] = {}
-        if synthetic:
-            chosen.update(reference_systems(bench))
-        fixed = [*BASELINES, *(REFERENCE if synthetic else ())]
-        needs_matcher = "all" in requested or any(n not in fixed for n in requested)
-        matcher: dict[str, Any] = {}
-        if needs_matcher:
-            from service import eval_systems
-
-            declared = getattr(
-                eval_systems, "SYSTEM_NAMES", None
-            )  # lets typos fail before the matcher is fitted
-            if declared is not None:
-                unknown = [n for n in requested if n != "all" and n not in fixed and n not in declared]
-                if unknown:
-                    raise UnknownSystemError(unknown, [*fixed, *declared, "all"])
-            if synthetic:
-                enterprises = [doc_enterprise(d, doc) for d, doc in docs.items()]
-            else:
-                from matcher.ashare import load_ashare_corpus
-
-                enterprises = load_ashare_corpus(data)
-            matcher = eval_systems.matcher_systems(enterprises, settings)
-        valid = [*fixed, *matcher]
-        names = [*BASELINES, *matcher] if "all" in requested else [n for n in requested if n != "all"]
-        unknown = [n for n in names if n not in valid]
-        if unknown:
-            raise UnknownSystemError(unknown, [*valid, "all"])
-        chosen.update(
-            make_baselines(docs, [n for n in names if n in BASELINES], seed=seed, doc_tokens=tokens)
-        )
-        chosen.update({n: matcher[n] for n in names if n in matcher})
+        extra = reference_systems(bench) if synthetic else {}
+        chosen = _build_systems(requested, docs, tokens, extra, data, settings, seed, synthetic)
 
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
         paths = write_outputs(result, out)
