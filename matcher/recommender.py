@@ -465,7 +465,8 @@ class Recommender:
     def _master_relation(self, i: int, q: NeedQuery) -> tuple[float, str | None]:
         if not q.master_links:
             return 0.0, None
-        mine = {m.link_id for m in self.enterprises_[i].links}
+        # only links relevant to the need count: the gap link, its neighbours, or links named in the need
+        mine = {m.link_id for m in self.enterprises_[i].links if q.target_links.get(m.link_id, 0.0) >= 0.5}
         for ml in q.master_links:
             names = "、".join(q.master_names.get(ml, []))
             for e in self.catalogue.customers(ml, q.chain_id):
