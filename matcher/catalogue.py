@@ -195,6 +195,14 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
         label = entry.get("id", f"links[{i}]") if isinstance(entry, dict) else f"links[{i}]"
         if not isinstance(entry, dict):
             raise CatalogueError(path.name, label, "a link must be a mapping")
+        for key in ("aliases", "products", "gbt"):
+            if entry.get(key) is not None and not isinstance(entry[key], list):
+                raise CatalogueError(path.name, label, f"'{key}' must be a list, received {type(entry[key]).__name__}")
+        for code in entry.get("gbt") or ():
+            if not isinstance(code, str):
+                raise CatalogueError(
+                    path.name, label, f"GB/T codes must be quoted strings (e.g. \"0610\"), received {code!r}"
+                )
         try:
             link = Link(
                 id=str(entry["id"]),
@@ -241,7 +249,7 @@ def load_catalogue(directory: Path | None = None, gbt_codes: dict[str, str] | No
         cid = str(raw["id"])
         if cid in chains:
             raise CatalogueError(path.name, cid, "duplicate chain id")
-        own = [str(e["id"]) for e in raw["links"]]
+        own = [str(e["id"]) for e in raw.get("links") or []]
         for u in uses:
             if u not in links:
                 raise CatalogueError(path.name, f"uses: {u}", "unknown link id (not defined in any chain file)")
