@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matcher.errors import ChainMatchError
 from matcher.settings import Settings, get_settings
 from service.deps import ApiError, ServiceState
-from service.observability import Metrics, RequestContextMiddleware, current_request_id
+from service.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
 from service.routes import api_router, ops_router
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -333,5 +333,6 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware, metrics=svc.metrics)
+    templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))
+    app.add_middleware(RequestContextMiddleware, metrics=svc.metrics, templates=templates)
     return app

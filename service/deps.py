@@ -150,9 +150,8 @@ class ServiceState:
     def warm(self) -> None:
         """Load the demo corpus into an empty store and fit the recommender and the gap index."""
         try:
-            self.engine.ensure_corpus()
             with self.index_lock.write():
-                self.engine.recommender()
+                self.engine.recommender()  # loads the demo corpus into an empty store first (under the engine lock)
             self.engine.gap_index()
             self.ready.set()
             logger.info("index ready: %d enterprises", self.index_size())

@@ -28,6 +28,7 @@ __all__ = [
     "JsonFormatter",
     "Metrics",
     "RequestContextMiddleware",
+    "RouteTemplates",
     "configure_json_logging",
     "current_request_id",
 ]
@@ -131,12 +132,35 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class RouteTemplates:
+    """Maps a request path to its route template (``/v1/regions/{region_id}``) from the app's OpenAPI paths,
+    so metrics are labelled per route, never per id (bounded label cardinality)."""
+
+    def __init__(self, paths: Callable[[], list[str]]) -> None:
+        self._paths = paths
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def match(self, path: str) -> str:
+        if self._compiled is None:
+            from starlette.routing import compile_path
+
+            paths = sorted(self._paths(), key=lambda p: p.count("{"))  # literal segments win over parameters
+            self._compiled = [(compile_path(p)[0], p) for p in paths]
+        for regex, template in self._compiled:
+            if regex.match(path):
+                return template
+        if path == "/":
+            return "/"
+        return "/static" if path.startswith("/static/") else "unmatched"
+
+
 class RequestContextMiddleware:
     """Pure ASGI middleware: request id in and out, one access log line, latency metrics per route template."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None, templates: RouteTemplates | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,8 +189,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - t0
-            route = scope.get("route")
-            template = getattr(route, "path", None) or ("static" if scope["path"].startswith("/static") else "unmatched")
+            template = self.templates.match(scope["path"]) if self.templates is not None else scope["path"]
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], template, status, seconds)
             logger.info(

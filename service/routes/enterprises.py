@@ -13,6 +13,7 @@ from pathlib import Path as FilePath
 from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from matcher.credit_code import validate_credit_code
 from matcher.geo import province_short
 from matcher.importer import enterprise_id as derive_id
 from matcher.importer import import_file
@@ -46,7 +47,13 @@ def get_enterprise(enterprise_id: str, tenant: TenantDep, svc: ServiceDep) -> En
     return enterprise_or_404(svc.store, enterprise_id, tenant)
 
 
-def _to_enterprise(item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
+def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
+    if item.credit_code:
+        try:
+            validate_credit_code(item.credit_code)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_credit_code", f"统一社会信用代码无效 (invalid credit code: {exc})",
+                           field=f"[{i}].credit_code", value=item.credit_code) from None  # fmt: skip
     name = clean_text(item.name)
     province = province_short(item.province) or (clean_text(item.province) if item.province else None)
     eid = item.id or derive_id(item.credit_code, normalize_company_name(name), province)
@@ -64,7 +71,7 @@ def upsert_enterprises(
     same enterprise. Rows are the tenant's own; the shared corpus is never changed."""
     if not items:
         raise ApiError(422, "empty_batch", "企业列表为空 (expected at least one enterprise)", field="body", value=[])
-    ents = [_to_enterprise(i, svc) for i in items]
+    ents = [_to_enterprise(i, item, svc) for i, item in enumerate(items)]
     summary = svc.store.upsert_enterprises(ents, tenant=tenant)
     index = svc.refresh(summary.changed_ids, tenant, wait=REFRESH_WAIT_S)
     return UpsertResult(inserted=summary.inserted, updated=summary.updated, unchanged=summary.unchanged,

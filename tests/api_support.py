@@ -1,0 +1,130 @@
+"""Shared helpers for the service tests: one real app per test module (real SQLite store, real FAISS index over
+the embedded demo corpus, hash embedder), fresh tenants with real API keys, and a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from matcher.settings import Settings
+from service.app import create_app
+from service.security import create_api_key
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_settings(root: Path, **overrides) -> Settings:
+    """Settings pointing at ``root`` (data + cache), with the hash embedder."""
+    return Settings(data_dir=root / "data", cache_dir=root / "cache", embedder="hash", **overrides)
+
+
+@dataclass
+class Tenant:
+    name: str
+    key: str
+    key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key}
+
+
+class Api:
+    """A started app (lifespan run, index fitted) with a TestClient."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+        self.client = TestClient(self.app, raise_server_exceptions=False)
+        self.client.__enter__()
+        svc = self.app.state.service
+        svc.ready.wait(120)
+
+    @property
+    def svc(self):
+        return self.app.state.service
+
+    def tenant(self, prefix: str = "t") -> Tenant:
+        name = f"{prefix}{uuid.uuid4().hex[:8]}"
+        meta, key = create_api_key(self.svc.store, name, "tests")
+        return Tenant(name, key, meta.id)
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    a = Api(make_settings(tmp_path_factory.mktemp("api")))
+    yield a
+    a.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """``chainmatch serve`` in a subprocess on a free loopback port, with its printed demo key."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "CHAINMATCH_DATA_DIR": str(root / "data"), "CHAINMATCH_CACHE_DIR": str(root / "cache"),
+               "CHAINMATCH_EMBEDDER": "hash", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        env.pop("CHAINMATCH_DATABASE_URL", None)
+        self.log = root / "serve.log"
+        self._out = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._out, text=True,
+        )  # fmt: skip
+        self.stdout_lines: list[str] = []
+        self.key = ""
+        deadline = time.time() + 120
+        assert self.proc.stdout is not None
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.stdout_lines.append(line)
+            m = re.search(r"#key=(cmk_\S+)", line)
+            if m:
+                self.key = m.group(1)
+                break
+        if not self.key:
+            self.stop()
+            raise AssertionError("serve printed no demo key:\n" + "".join(self.stdout_lines) + self.log.read_text())
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError("server never became ready:\n" + self.log.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._out.close()
