@@ -100,7 +100,7 @@ def parse_enterprise_jsonl(path: Path) -> list[Enterprise]:
 
 
 def load_demo_enterprises(path: Path | None = None) -> list[Enterprise]:
-    """The embedded demo candidate corpus (≈ 490 profiles over 29 chains and 29 provinces).
+    """The embedded demo candidate corpus (≈ 640 profiles over 32 chains and 30 provinces).
 
     Args:
         path: another file in the same format (default: the shipped ``demo_enterprises.jsonl``).
