@@ -141,7 +141,10 @@ class ServiceState:
 
     def is_ready(self) -> bool:
         """The index is fitted (by the start-up warm-up or by the first request)."""
-        return self.ready.is_set() or getattr(self.engine, "_recommender", None) is not None
+        if self.ready.is_set():
+            return True
+        # the warm-up failed but a later request fitted the index
+        return self.warm_error is not None and getattr(self.engine, "_recommender", None) is not None
 
     def index_size(self) -> int:
         rec = getattr(self.engine, "_recommender", None)

@@ -44,12 +44,12 @@ class Tenant:
 class Api:
     """A started app (lifespan run, index fitted) with a TestClient."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
+    def __init__(self, settings: Settings, warm: bool = True) -> None:
+        self.app = create_app(settings, warm=warm)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         self.client.__enter__()
-        svc = self.app.state.service
-        svc.ready.wait(120)
+        if warm:
+            assert self.app.state.service.ready.wait(120), self.app.state.service.warm_error
 
     @property
     def svc(self):

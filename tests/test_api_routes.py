@@ -58,7 +58,7 @@ def test_revoked_key_is_refused(api: Api):
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
-    limited = Api(make_settings(tmp_path, rate_limit_per_minute=3))
+    limited = Api(make_settings(tmp_path, rate_limit_per_minute=3), warm=False)
     try:
         t, other = limited.tenant(), limited.tenant()
         codes = [limited.client.get("/v1/chains", headers=t.headers).status_code for _ in range(4)]
@@ -107,7 +107,7 @@ def test_staff_page_is_served_with_a_strict_content_security_policy(api: Api):
 
 
 def test_unexpected_failure_is_a_json_500_without_a_traceback(tmp_path):
-    broken = Api(make_settings(tmp_path))
+    broken = Api(make_settings(tmp_path), warm=False)
     try:
         t = broken.tenant()
         with sqlite3.connect(tmp_path / "data" / "chainmatch.db") as conn:
@@ -454,7 +454,7 @@ def test_upload_of_an_unsupported_file_type_is_422(api: Api):
 
 
 def test_upload_over_the_size_limit_is_413(tmp_path):
-    small = Api(make_settings(tmp_path, max_upload_mb=1))
+    small = Api(make_settings(tmp_path, max_upload_mb=1), warm=False)
     try:
         t = small.tenant()
         big = _csv_upload([[f"测试企业{i}有限公司", "", "江苏", "", "铝棒", ""] for i in range(40_000)])
