@@ -46,7 +46,7 @@ QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes, as ``block_q4_0`` in e5.c
 _META = "\u2581"  # SentencePiece metaspace
 _MANIFEST = "manifest.json"
-_VERIFIED: set[tuple[str, int, int]] = set()  # (folder, manifest size, manifest mtime) verified in this process
+_VERIFIED: set[tuple[str, tuple]] = set()  # (folder, (file, size, mtime)…) hashed and found valid in this process
 
 
 class ModelBuildError(RuntimeError):
@@ -410,14 +410,16 @@ def verify_folder(folder: Path) -> str | None:
         return f"{manifest_path} unreadable ({exc})"
     if manifest.get("format") != FORMAT_VERSION:
         return f"format {manifest.get('format')} (expected {FORMAT_VERSION})"
-    st = manifest_path.stat()
-    key = (str(folder), st.st_size, st.st_mtime_ns)
-    if key in _VERIFIED:
+    files = manifest.get("files", {})
+    try:
+        stats = tuple((rel, (folder / rel).stat().st_size, (folder / rel).stat().st_mtime_ns) for rel in sorted(files))
+    except FileNotFoundError as exc:
+        return f"{Path(exc.filename).relative_to(folder) if exc.filename else 'a file'} missing"
+    key = (str(folder), stats)
+    if key in _VERIFIED:  # hashed already in this process and no file changed since
         return None
-    for rel, expected in manifest.get("files", {}).items():
+    for rel, expected in files.items():
         f = folder / rel
-        if not f.is_file():
-            return f"{rel} missing"
         with open(f, "rb") as fh:
             actual = hashlib.file_digest(fh, "sha256").hexdigest()
         if actual != expected:
