@@ -86,8 +86,9 @@ class Served:
         env = {**os.environ, "CHAINMATCH_DATA_DIR": str(root / "data"), "CHAINMATCH_CACHE_DIR": str(root / "cache"),
                "CHAINMATCH_EMBEDDER": "hash", "PYTHONUNBUFFERED": "1"}  # fmt: skip
         env.pop("CHAINMATCH_DATABASE_URL", None)
+        root.mkdir(parents=True, exist_ok=True)
         self.log = root / "serve.log"
-        self._out = self.log.open("w")
+        self._out = self.log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._out, text=True,

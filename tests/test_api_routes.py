@@ -48,6 +48,12 @@ def test_every_v1_route_answers_401_without_a_key_or_with_a_wrong_one(api: Api):
         assert error(bad)["code"] == "invalid_api_key"
 
 
+def test_me_names_the_tenant_of_the_key(api: Api):
+    t = api.tenant()
+    me = api.client.get("/v1/me", headers=t.headers).json()
+    assert (me["tenant"], me["key_id"], me["key_name"]) == (t.name, t.key_id, "tests")
+
+
 def test_revoked_key_is_refused(api: Api):
     from service.security import revoke_api_key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from service.deps import require_api_key
-from service.routes import catalogue, enterprises, exports, leads, ops, recommendations, regions
+from service.routes import catalogue, enterprises, exports, leads, ops, recommendations, regions, session
 
 __all__ = ["api_router", "ops_router"]
 
@@ -16,5 +16,6 @@ api_router.include_router(recommendations.router)
 api_router.include_router(enterprises.router)
 api_router.include_router(leads.router)
 api_router.include_router(catalogue.router)
+api_router.include_router(session.router)
 
 ops_router = ops.router

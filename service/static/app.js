@@ -77,14 +77,15 @@ function showKeyPanel(message) {
 }
 
 async function enter() {
+  let me;
   try {
+    me = await api("/v1/me");
     state.regions = await api("/v1/regions");
   } catch (e) {
     if (e.status !== 401) toast(e.message, true);
     return;
   }
-  const key = localStorage.getItem(KEY_STORE) || "";
-  $("#tenant-label").textContent = "已登录（密钥 " + key.slice(0, 16) + "…）";
+  $("#tenant-label").textContent = `租户：${me.tenant}（密钥 ${me.key_id}）`;
   $("#key-panel").hidden = true;
   $("#workspace").hidden = false;
   renderRegionSelect();
@@ -276,6 +277,7 @@ async function updateLead(lead, status, reason, note) {
   if (reason) body.reason = reason;
   if (note !== (lead.note || "")) body.note = note;
   if (!Object.keys(body).length) { toast("没有需要保存的变更"); return; }
+  if (status === "已放弃" && !reason) { toast("放弃线索须填写原因 (reason)", true); return; }
   try {
     const updated = await api(`/v1/leads/${encodeURIComponent(lead.id)}`, { method: "PATCH", json: body });
     toast(`${updated.enterprise_name}：${updated.status}`);
