@@ -200,6 +200,7 @@ class ImportReport:
     changed_ids: list[str] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)  # header -> canonical field (or "extra")
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # read / map / write seconds
 
     @property
     def rejected(self) -> int:
@@ -282,6 +283,27 @@ def _missing_name_error(headers: list[Any], where: str) -> ImportFileError:
 # --- cell parsing -----------------------------------------------------------------------------------------------
 
 
+_SEP = "\ue000"  # private-use separator: joins a row's cells for one normalisation pass
+_LIST_FIELDS = {"products", "aliases", "tags", "gbt_section", "gbt_division", "gbt_group", "gbt_class", "gbt_codes"}
+
+
+def _is_empty(text: str) -> bool:
+    return len(text) <= 5 and normalize_text(text) in _EMPTY
+
+
+def _clean_fields(known: dict[str, tuple[Any, Any, str]]) -> dict[str, str]:
+    """:func:`matcher.text.clean_text` of every known text cell of a row, in one pass (one OpenCC call per row
+    instead of one per cell); line breaks in list cells become separators first."""
+    keys = [k for k, (_, raw, _) in known.items() if not isinstance(raw, list | dict)]
+    if not keys:
+        return {}
+    texts = [known[k][2].replace("\n", ";") if k in _LIST_FIELDS else known[k][2] for k in keys]
+    parts = clean_text(_SEP.join(texts)).split(_SEP)
+    if len(parts) != len(keys):  # cannot happen (the separator is stripped from cells); stay correct anyway
+        parts = [clean_text(t) for t in texts]
+    return {k: p.strip() for k, p in zip(keys, parts, strict=True)}
+
+
 def _is_formula(value: str) -> bool:
     return bool(value) and value.startswith(_FORMULA_START) and not _NUMBER.match(value.strip())
 
@@ -303,6 +325,10 @@ def parse_products(cell: Any) -> tuple[list[Product], list[str]]:
     Accepts ``"多晶硅:0.6;硅片:0.3"``, ``"多晶硅：60%、硅片"``, ``"多晶硅(60%)"``, ``"多晶硅 60%"``, ``"多晶硅、硅片"``
     and, from JSON, a list of names or of ``{"name", "share"}`` objects. Shares above 1 are read as percent.
     """
+    return _parse_products(cell, clean=True)
+
+
+def _parse_products(cell: Any, clean: bool) -> tuple[list[Product], list[str]]:
     warnings: list[str] = []
     items: list[tuple[str, Any]] = []
     if isinstance(cell, list):
@@ -313,7 +339,7 @@ def parse_products(cell: Any) -> tuple[list[Product], list[str]]:
                 items.append((str(it), None))
     elif cell not in (None, ""):
         for part in _split(str(cell)):
-            part = clean_text(part)
+            part = clean_text(part) if clean else part
             m = _PRODUCT_SHARE.match(part)
             if m and m.group("b") and not m.group("bp") and not _is_fraction(m.group("b")):
                 m = None  # "铝合金(6063)": a grade in brackets, not a share
@@ -326,7 +352,7 @@ def parse_products(cell: Any) -> tuple[list[Product], list[str]]:
     out: list[Product] = []
     seen: set[str] = set()
     for name, share in items:
-        name = clean_text(name).strip(" :：")
+        name = (clean_text(name) if clean else name).strip(" :：")
         if not name or normalize_text(name) in _EMPTY:
             continue
         value: float | None = None
@@ -442,6 +468,8 @@ def enterprise_id(credit_code: str | None, normalized_name: str, province: str |
 
 def _cell_text(value: Any, canonical: str | None) -> str:
     """A raw cell as text (spreadsheet numbers without a spurious '.0'; stock codes keep leading zeros)."""
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -466,124 +494,106 @@ def _cell_text(value: Any, canonical: str | None) -> str:
 class _RowBuilder:
     """Turns one record (column -> raw value) into an Enterprise, or collects its issues."""
 
-    def __init__(self, source: str, encoding: str | None) -> None:
+    def __init__(self, source: str, encoding: str | None, surrogates: bool = True, controls: bool = True) -> None:
         self.source = source
         self.encoding = encoding or "utf-8"
+        self.surrogates = surrogates  # False when the whole file decoded cleanly: skip the per-cell scan
+        self.controls = controls  # False when the file has no control characters
 
     def build(
         self, row: int, cells: list[tuple[_Column, Any]]
     ) -> tuple[Enterprise | None, list[RowIssue], list[RowIssue]]:
+        """The enterprise of one record, or None with the record's rejects; plus warnings either way."""
         rejects: list[RowIssue] = []
         warnings: list[RowIssue] = []
         known: dict[str, tuple[_Column, Any, str]] = {}
         extra: dict[str, Any] = {}
         formula: list[str] = []
         for col, raw in cells:
-            is_structured = isinstance(raw, list | dict)
+            structured = isinstance(raw, list | dict)
             text = _cell_text(raw, col.field)
             limit = MAX_LENGTH.get(col.field or "*", MAX_LENGTH["*"])
             if len(text) > limit:
-                rejects.append(
-                    RowIssue(
-                        row,
-                        col.header,
-                        f"field too long: {len(text):,} characters > max {limit:,}",
-                        text[:80],
-                    )
-                )
+                reason = f"field too long: {len(text):,} characters > max {limit:,}"
+                rejects.append(RowIssue(row, col.header, reason, text[:80]))
                 continue
-            if _SURROGATE.search(text):
-                rejects.append(
-                    RowIssue(
-                        row,
-                        col.header,
-                        f"bytes not valid {self.encoding} (mixed or broken encoding; save the file as UTF-8)",
-                        _SURROGATE.sub("?", text)[:80],
-                    )
-                )
+            if self.surrogates and _SURROGATE.search(text):
+                reason = f"bytes not valid {self.encoding} (mixed or broken encoding; save the file as UTF-8)"
+                rejects.append(RowIssue(row, col.header, reason, _SURROGATE.sub("?", text)[:80]))
                 continue
-            text = _CONTROL.sub("", text).strip()
+            if self.controls:
+                text = _CONTROL.sub("", text).replace(_SEP, "")
+            text = text.strip()
             if _is_formula(text):
                 formula.append(col.header)
-                warnings.append(
-                    RowIssue(row, col.header, "formula-like cell stored as text (never evaluated)", text[:80])
-                )
+                reason = "formula-like cell stored as text (never evaluated)"
+                warnings.append(RowIssue(row, col.header, reason, text[:80]))
             if col.field == "credit_code" and isinstance(raw, int | float) and not isinstance(raw, bool):
-                rejects.append(
-                    RowIssue(
-                        row,
-                        col.header,
-                        "credit code stored as a number (digits lost); format the column as text",
-                        text,
-                    )  # fmt: skip
-                )
+                reason = "credit code stored as a number (digits lost); format the column as text"
+                rejects.append(RowIssue(row, col.header, reason, text))
                 continue
-            if normalize_text(text) in _EMPTY and not is_structured:
+            if not structured and _is_empty(text):
                 continue
             if col.field is None:
-                extra[col.header] = text if not is_structured else raw
+                extra[col.header] = raw if structured else text
             else:
                 known[col.field] = (col, raw, text)
 
+        cleaned = _clean_fields(known)
         name_entry = known.get("name")
-        if name_entry is None:
-            name_header = next((c.header for c, _ in cells if c.field == "name"), "企业名称")
-            if not any(
-                r.field == name_header for r in rejects
-            ):  # not already rejected as too long / undecodable
+        name = cleaned.get("name", "")
+        if name_entry is None or not name:
+            name_header = name_entry[0].header if name_entry else next(
+                (c.header for c, _ in cells if c.field == "name"), "企业名称"
+            )
+            if not any(r.field == name_header for r in rejects):  # not already rejected as too long / undecodable
                 rejects.append(RowIssue(row, name_header, "enterprise name is empty"))
             return None, rejects, warnings
-        name = clean_text(name_entry[2])
         normalized = normalize_company_name(name)
         if not normalized:
-            rejects.append(
-                RowIssue(row, name_entry[0].header, "enterprise name has no letters or characters", name)
-            )
+            rejects.append(RowIssue(row, name_entry[0].header, "enterprise name has no letters or digits", name))
 
         def text_of(key: str) -> str:
-            entry = known.get(key)
-            return clean_text(entry[2]) if entry else ""
+            return cleaned.get(key, "")
 
-        def header_of(key: str) -> str:
-            entry = known.get(key)
-            return entry[0].header if entry else key
+        def values_of(key: str) -> list[str]:
+            raw = known[key][1]
+            if isinstance(raw, list):
+                return [clean_text(str(v)) for v in raw if v not in (None, "")]
+            return _split(cleaned.get(key, ""))
 
         credit: str | None = None
         if "credit_code" in known:
+            col, _raw, text = known["credit_code"]
             try:
-                credit = validate_credit_code(known["credit_code"][2])
+                credit = validate_credit_code(text)
             except ValueError as exc:
-                rejects.append(
-                    RowIssue(
-                        row, header_of("credit_code"), f"invalid credit code: {exc}", known["credit_code"][2]
-                    )
-                )
+                rejects.append(RowIssue(row, col.header, f"invalid credit code: {exc}", text))
 
         province_raw = text_of("province")
         province = province_short(province_raw) or (province_raw or None)
-        city = text_of("city") or None
-        county = text_of("county") or None
 
         gbt_codes: list[str] = []
         for level in ("gbt_class", "gbt_group", "gbt_division", "gbt_codes", "gbt_section"):
-            entry = known.get(level)
-            if not entry:
+            if level not in known:
                 continue
-            values = entry[1] if isinstance(entry[1], list) else _split(entry[2])
-            for v in values:
-                code, letter = _gbt_code(str(v))
+            for v in values_of(level):
+                code, letter = _gbt_code(v)
                 if code and code not in gbt_codes:
                     gbt_codes.append(code)
                 if letter and "gbt_section" not in extra:
                     extra["gbt_section"] = letter
                 if not code and not letter:
-                    extra.setdefault(entry[0].header, entry[2])
+                    extra.setdefault(known[level][0].header, text_of(level))
         gbt_codes.sort(key=lambda c: -len(c))
 
         products: list[Product] = []
         if "products" in known:
-            col, raw, text = known["products"]
-            products, notes = parse_products(raw if isinstance(raw, list) else text)
+            col, raw, _text = known["products"]
+            if isinstance(raw, list):
+                products, notes = _parse_products(raw, clean=True)
+            else:
+                products, notes = _parse_products(text_of("products"), clean=False)
             warnings.extend(RowIssue(row, col.header, n) for n in notes)
 
         registered_capital = None
@@ -592,31 +602,27 @@ class _RowBuilder:
             if isinstance(raw, int | float) and not isinstance(raw, bool):
                 registered_capital = float(raw) * (0.0001 if col.unit.startswith("元") else 1.0)
             else:
-                registered_capital, currency = _parse_money(clean_text(text), col.unit)
+                registered_capital, currency = _parse_money(text_of("registered_capital"), col.unit)
                 if currency:
                     extra["registered_capital_currency"] = currency
             if registered_capital is None:
                 extra["registered_capital_raw"] = text
-                warnings.append(
-                    RowIssue(row, col.header, "registered capital not understood; kept in extra", text)
-                )
+                warnings.append(RowIssue(row, col.header, "registered capital not understood; kept in extra", text))
 
         employees = None
         if "employees" in known:
             col, raw, text = known["employees"]
-            employees = (
-                int(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else _parse_int(text)
-            )
+            numeric = isinstance(raw, int | float) and not isinstance(raw, bool)
+            employees = int(raw) if numeric else _parse_int(text_of("employees"))
             if employees is None:
                 extra["employees_raw"] = text
-                warnings.append(
-                    RowIssue(row, col.header, "employee count not a whole number; kept in extra", text)
-                )
+                warnings.append(RowIssue(row, col.header, "employee count not a whole number; kept in extra", text))
 
         revenue = None
         if "revenue" in known:
             col, raw, text = known["revenue"]
-            revenue = _parse_revenue(clean_text(text), col.unit)
+            numeric = isinstance(raw, int | float) and not isinstance(raw, bool)
+            revenue = _parse_revenue(str(raw) if numeric else text_of("revenue"), col.unit)
             if revenue is None:
                 extra["revenue_raw"] = text
                 warnings.append(RowIssue(row, col.header, "revenue not understood; kept in extra", text))
@@ -626,28 +632,17 @@ class _RowBuilder:
                 extra[key] = text_of(key)
         if "founded" in known:
             col, raw, text = known["founded"]
-            founded = _parse_date(raw)
-            extra["founded"] = founded or clean_text(text)
+            founded = _parse_date(raw if isinstance(raw, datetime | date) else text_of("founded"))
+            extra["founded"] = founded or text_of("founded")
             if founded is None:
                 warnings.append(RowIssue(row, col.header, "date not understood; kept as text", text))
 
-        aliases: list[str] = []
-        for key in ("aliases",):
-            entry = known.get(key)
-            if entry:
-                values = entry[1] if isinstance(entry[1], list) else _split(entry[2])
-                aliases = [a for a in dict.fromkeys(clean_text(str(v)) for v in values) if a and a != name]
-        tags: list[str] = []
-        if "tags" in known:
-            entry = known["tags"]
-            values = entry[1] if isinstance(entry[1], list) else _split(entry[2])
-            tags = [t for t in dict.fromkeys(clean_text(str(v)) for v in values) if t]
-
+        aliases = [a for a in dict.fromkeys(values_of("aliases")) if a and a != name] if "aliases" in known else []
+        tags = [t for t in dict.fromkeys(values_of("tags")) if t] if "tags" in known else []
         if formula:
             extra["formula_cells"] = formula
         if rejects:
             return None, rejects, warnings
-        stock = _stock_code(text_of("stock_code")) or None
         try:
             enterprise = Enterprise(
                 id=enterprise_id(credit, normalized, province),
@@ -656,8 +651,8 @@ class _RowBuilder:
                 credit_code=credit,
                 aliases=aliases,
                 province=province,
-                city=city,
-                county=county,
+                city=text_of("city") or None,
+                county=text_of("county") or None,
                 gbt_codes=gbt_codes,
                 sw_industry=text_of("sw_industry") or None,
                 products=products,
@@ -665,7 +660,7 @@ class _RowBuilder:
                 registered_capital=registered_capital,
                 employees=employees,
                 revenue=revenue,
-                stock_code=stock,
+                stock_code=_stock_code(text_of("stock_code")) or None,
                 parent_group=text_of("parent_group") or None,
                 tags=tags,
                 source=self.source,
@@ -677,6 +672,15 @@ class _RowBuilder:
 
 
 # --- readers ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    columns: list[_Column]
+    records: Iterator[_Record]
+    total: int | None
+    surrogates: bool = True  # cells may hold undecodable bytes
+    controls: bool = True  # cells may hold control characters
 
 
 @dataclass
@@ -759,7 +763,7 @@ def _find_header(rows: list[tuple[int, list[Any]]], where: str) -> tuple[int, li
     raise _missing_name_error(rows[0][1] if rows else [], where)
 
 
-def _read_csv(data: bytes, path: Path, report: ImportReport) -> tuple[list[_Column], Iterator[_Record], int]:
+def _read_csv(data: bytes, path: Path, report: ImportReport) -> _Source:
     where = path.name
     text, encoding, suspect_lines = _decode(data, where)
     report.encoding = encoding
@@ -840,10 +844,12 @@ def _read_csv(data: bytes, path: Path, report: ImportReport) -> tuple[list[_Colu
                 continue
             yield _Record(start, list(zip(columns, cells, strict=True)))
 
-    return columns, gen(), total_lines
+    # whole-text scans once, so the per-cell checks can be skipped when they cannot find anything
+    checks = (bool(_SURROGATE.search(text)), bool(_CONTROL.search(text)) or _SEP in text)
+    return _Source(columns, gen(), total_lines, *checks)
 
 
-def _read_xlsx(path: Path, report: ImportReport) -> tuple[list[_Column], Iterator[_Record], int | None]:
+def _read_xlsx(path: Path, report: ImportReport) -> _Source:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -899,7 +905,7 @@ def _read_xlsx(path: Path, report: ImportReport) -> tuple[list[_Column], Iterato
                 wb.close()
 
         total = (ws.max_row - header_row) if ws.max_row else None
-        return columns, gen(), total
+        return _Source(columns, gen(), total)
     wb.close()
     if not first_headers:
         raise ImportFileError(
@@ -910,7 +916,7 @@ def _read_xlsx(path: Path, report: ImportReport) -> tuple[list[_Column], Iterato
 
 def _read_jsonl(
     data: bytes, path: Path, report: ImportReport
-) -> tuple[list[_Column], Iterator[_Record], int]:
+) -> _Source:
     where = path.name
     text, encoding, suspect_lines = _decode(data, where)
     report.encoding = encoding
@@ -961,10 +967,10 @@ def _read_jsonl(
                 cols = cache[keys] = map_headers(list(keys))
             yield _Record(n, [(c, obj[k]) for c, k in zip(cols, keys, strict=True)])
 
-    return map_headers(first_keys), gen(), len(lines)
+    return _Source(map_headers(first_keys), gen(), len(lines), bool(_SURROGATE.search(text)))
 
 
-def _open(path: Path, report: ImportReport) -> tuple[list[_Column], Iterator[_Record], int | None]:
+def _open(path: Path, report: ImportReport) -> _Source:
     if not path.exists():
         raise ImportFileError(f"{path}: file not found")
     if path.is_dir():
@@ -1043,9 +1049,12 @@ def read_enterprises(
     """
     path = Path(path)
     report = report or ImportReport(path=str(path), format="?")
-    columns, records, total = _open(path, report)
+    source = _open(path, report)
+    columns, records, total = source.columns, source.records, source.total
     report.columns = {c.header: (c.field or "extra") for c in columns}
-    builder = _RowBuilder(source=f"import:{path.name}", encoding=report.encoding)
+    builder = _RowBuilder(
+        f"import:{path.name}", report.encoding, surrogates=source.surrogates, controls=source.controls
+    )
     good: list[tuple[int, Enterprise]] = []
     by_code: dict[str, int] = {}
     by_name: dict[tuple[str, str | None], list[int]] = {}
@@ -1161,17 +1170,18 @@ def import_file(
         report.seconds = time.perf_counter() - t0
         logger.warning("%s: %d rows rejected; atomic import wrote nothing", path, report.rejected)
         return report
+    t1 = time.perf_counter()
+    report.timings["read"] = t1 - t0
     cached = _CachedMapper(mapper or _default_mapper())
     enterprises = [e.model_copy(update={"links": cached.links(e)}) for _, e in good]
+    t2 = time.perf_counter()
+    report.timings["map"] = t2 - t1
     if enterprises:
         summary = store.upsert_enterprises(enterprises, tenant=tenant)
-        report.inserted, report.updated, report.unchanged = (
-            summary.inserted,
-            summary.updated,
-            summary.unchanged,
-        )
+        report.inserted, report.updated, report.unchanged = summary.inserted, summary.updated, summary.unchanged
         report.changed_ids = summary.changed_ids
     report.committed = True
     report.seconds = time.perf_counter() - t0
+    report.timings["write"] = report.seconds - (t2 - t0)
     logger.info("%s", report.summary())
     return report

@@ -158,11 +158,31 @@ def scoped_id(enterprise_id: str, tenant: str | None) -> str:
     return f"{tenant}:{enterprise_id}"
 
 
+class _RawJSON(str):
+    """Profile JSON serialised once (for its hash) and handed to the JSON column as is."""
+
+
+def _json_serializer(value: Any) -> str:
+    if isinstance(value, _RawJSON):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _canonical_json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(profile: dict[str, Any]) -> str:
-    """SHA-256 of a profile's JSON without ``updated_at`` (what change detection compares)."""
+    """SHA-256 of a profile's canonical JSON without ``updated_at`` (what change detection compares)."""
     body = {k: v for k, v in profile.items() if k != "updated_at"}
-    data = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def _profile_json(e: Enterprise, updated_at: datetime) -> tuple[_RawJSON, str]:
+    """(stored JSON with ``updated_at``, content hash) of a profile, serialising it once."""
+    body = _canonical_json(e.model_dump(mode="json", exclude={"updated_at"}))
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return _RawJSON(f'{{"updated_at":{json.dumps(updated_at.isoformat())},{body[1:]}'), digest
 
 
 def _aliases_key(e: Enterprise) -> str:
@@ -195,13 +215,20 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode, a 30 s busy timeout and their directory created."""
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_serializer)
     database = u.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_serializer,
+        )
     else:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_serializer
+        )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -343,11 +370,6 @@ class Store:
 
     # --- visibility -------------------------------------------------------------------------------------------
     @staticmethod
-    def _scope(tenant: str | None) -> ColumnElement[bool]:
-        """Rows owned by exactly this scope (shared corpus or one tenant): where writes look for matches."""
-        return EnterpriseRow.tenant.is_(None) if tenant is None else EnterpriseRow.tenant == tenant
-
-    @staticmethod
     def _visible(tenant: str | None, hide_shadowed: bool = True) -> ColumnElement[bool]:
         """Rows a tenant may read: shared + own (shared rows the tenant has its own version of are hidden)."""
         e = EnterpriseRow
@@ -392,7 +414,7 @@ class Store:
     ) -> dict[str, dict[str, Any]]:
         """Rows of the scope that any item could match (by credit code, name or id): id -> key columns."""
         e = EnterpriseRow
-        cols = (e.id, e.credit_code, e.normalized_name, e.province, e.content_hash)
+        cols = (e.id, e.tenant, e.credit_code, e.normalized_name, e.province, e.content_hash)
         found: dict[str, dict[str, Any]] = {}
         keys: list[tuple[Any, list[str]]] = [
             (e.credit_code, sorted({i.credit_code for i in items if i.credit_code})),
@@ -401,7 +423,11 @@ class Store:
         ]
         for column, values in keys:
             for chunk in _chunks(values):
-                for row in session.execute(select(*cols).where(self._scope(tenant), column.in_(chunk))):
+                # the scope is filtered here, not in SQL: with "tenant IS NULL" in the WHERE clause SQLite may pick
+                # the (unselective) tenant index over the key's index and scan the whole table per chunk
+                for row in session.execute(select(*cols).where(column.in_(chunk))):
+                    if row.tenant != tenant:
+                        continue
                     found[row.id] = {
                         "credit_code": row.credit_code,
                         "stored_credit_code": row.credit_code,
@@ -471,13 +497,11 @@ class Store:
                 inserts: list[dict[str, Any]] = []
                 updates: list[dict[str, Any]] = []
                 for rid, e in final.items():
-                    profile = e.model_dump(mode="json")
-                    digest = content_hash(profile)
+                    profile, digest = _profile_json(e, now)
                     old = state[rid]
                     if not old.get("new") and old["content_hash"] == digest:
                         summary.unchanged += 1
                         continue
-                    profile["updated_at"] = now.isoformat()
                     row = {
                         "id": rid,
                         "tenant": tenant,
