@@ -69,7 +69,9 @@ def _case(n: int, dim: int, structure: str, impl: str, hnsw_threshold: int, seed
     row: dict[str, Any] = {"n": n, "structure": structure, "impl": impl}
 
     if impl == "ours":
-        idx = VectorIndex(dim, hnsw_threshold=hnsw_threshold if structure == "hnsw" else max(n + 1, hnsw_threshold))
+        idx = VectorIndex(
+            dim, hnsw_threshold=hnsw_threshold if structure == "hnsw" else max(n + 1, hnsw_threshold)
+        )
         t0 = time.perf_counter()
         idx.add(ids, x)
         row["build_s"] = time.perf_counter() - t0
@@ -156,7 +158,7 @@ def _run(args: tuple) -> dict[str, Any]:
 def bench_index(
     sizes: list[int], dim: int = 384, hnsw_threshold: int = 50_000, seed: int = 0, flat_rows: bool = True
 ) -> list[dict[str, Any]]:
-    """Run every case; returns one dict per (n, structure, impl). Ours runs first so raw HNSW uses its efSearch."""
+    """Run every case; one dict per (n, structure, impl). Ours runs first: raw HNSW reuses its efSearch."""
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")
     for n in sizes:
@@ -187,7 +189,17 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             return "n/a"
         return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
-    keys = ["build_s", "mem_mb", "p50_ms", "p95_ms", "recall", "p50_ms_f10", "p95_ms_f10", "recall_f10", "upsert_1000_s"]
+    keys = [
+        "build_s",
+        "mem_mb",
+        "p50_ms",
+        "p95_ms",
+        "recall",
+        "p50_ms_f10",
+        "p95_ms_f10",
+        "recall_f10",
+        "upsert_1000_s",
+    ]
     by_case: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}
     for r in rows:
         by_case.setdefault((r["n"], r["structure"]), {})[r["impl"]] = r
@@ -202,7 +214,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             ratios = []
             for k in keys:
                 a, b = impls["ours"].get(k), impls["raw"].get(k)
-                ok = isinstance(a, float) and isinstance(b, float) and not (math.isnan(a) or math.isnan(b)) and b > 0
+                ok = (
+                    isinstance(a, float)
+                    and isinstance(b, float)
+                    and not (math.isnan(a) or math.isnan(b))
+                    and b > 0
+                )
                 ratios.append(f"{a / b:.2f}×" if ok else "")
             lines.append(f"| {n:,} | {label} | ours/raw | " + " | ".join(ratios) + " |")
     return "\n".join(lines)

@@ -1,10 +1,10 @@
 """Errors raised by the index package.
 
-    VectorIndexError
-    ├── IndexDimensionError   a vector's dimension differs from the index's (expected vs received)
-    ├── IndexManifestError    a saved index is inconsistent: checksum, embedder id, dimension, count
-    ├── IndexNotFoundError    no saved index at a path (also a FileNotFoundError)
-    └── IndexTrainingError    a trained factory (IVF, PQ) got too few vectors to train on
+VectorIndexError
+├── IndexDimensionError   a vector's dimension differs from the index's (expected vs received)
+├── IndexManifestError    a saved index is inconsistent: checksum, embedder id, dimension, count
+├── IndexNotFoundError    no saved index at a path (also a FileNotFoundError)
+└── IndexTrainingError    a trained factory (IVF, PQ) got too few vectors to train on
 """
 
 from __future__ import annotations

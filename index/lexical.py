@@ -191,7 +191,9 @@ class LexicalIndex:
                 i, toks = json.loads(line)
                 self._docs[i] = toks
         if len(self._docs) != manifest["count"]:
-            raise IndexManifestError(f"{vdir}: {len(self._docs)} documents, manifest says {manifest['count']}")
+            raise IndexManifestError(
+                f"{vdir}: {len(self._docs)} documents, manifest says {manifest['count']}"
+            )
         self._ids = list(self._docs)
         self._row = {i: n for n, i in enumerate(self._ids)}
         if self._ids:

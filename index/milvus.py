@@ -54,7 +54,9 @@ class MilvusVectorIndex:
         try:
             from pymilvus import MilvusClient
         except ImportError as exc:
-            raise RuntimeError(f"MilvusVectorIndex needs pymilvus (pip install 'chainmatch[milvus]'): {exc}") from exc
+            raise RuntimeError(
+                f"MilvusVectorIndex needs pymilvus (pip install 'chainmatch[milvus]'): {exc}"
+            ) from exc
         if dim <= 0:
             raise ValueError(f"dim must be > 0, received {dim}")
         self.dim = int(dim)
@@ -93,7 +95,7 @@ class MilvusVectorIndex:
     def _milvus_metric(self) -> str:
         return "IP" if self.metric is Metric.IP else "L2"
 
-    # --- checks -----------------------------------------------------------------------------------------------
+    # --- checks -------------------------------------------------------------------------------------------
     def _matrix(self, x: Any, what: str) -> np.ndarray:
         arr = np.asarray(x, dtype=np.float32)
         if arr.ndim == 1:
@@ -124,12 +126,12 @@ class MilvusVectorIndex:
         found: list[str] = []
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
-            rows = self._client.query(self.collection, filter=f"id in {json.dumps(chunk, ensure_ascii=False)}",
-                                      output_fields=["id"])  # fmt: skip
+            expr = f"id in {json.dumps(chunk, ensure_ascii=False)}"
+            rows = self._client.query(self.collection, filter=expr, output_fields=["id"])
             found += [r["id"] for r in rows]
         return found
 
-    # --- mutation ---------------------------------------------------------------------------------------------
+    # --- mutation -----------------------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: Any) -> None:
         """Insert new ids; ValueError if one is already present (use :meth:`upsert`)."""
         x = self._matrix(vectors, "vectors")
@@ -147,7 +149,10 @@ class MilvusVectorIndex:
     def _write(self, op: str, ids: list[str], x: np.ndarray) -> None:
         fn = getattr(self._client, op)
         for start in range(0, len(ids), _BATCH):
-            rows = [{"id": i, "vector": v.tolist()} for i, v in zip(ids[start : start + _BATCH], x[start : start + _BATCH], strict=True)]
+            rows = [
+                {"id": i, "vector": v.tolist()}
+                for i, v in zip(ids[start : start + _BATCH], x[start : start + _BATCH], strict=True)
+            ]
             fn(self.collection, rows)
 
     def remove(self, ids: Iterable[str]) -> int:
@@ -168,11 +173,11 @@ class MilvusVectorIndex:
     def __contains__(self, item: object) -> bool:
         return bool(self._existing([str(item)]))
 
-    # --- search -----------------------------------------------------------------------------------------------
+    # --- search -------------------------------------------------------------------------------------------
     def search(
         self, queries: Any, k: int, allow: Sequence[str] | None = None
     ) -> list[list[tuple[str, float]]]:
-        """The ``k`` nearest ids per query (inner product, or L2 distance), optionally only among ``allow``."""
+        """The ``k`` nearest ids per query (inner product or L2 distance), optionally among ``allow`` only."""
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise ValueError(f"k must be a positive integer, received {k!r}")
         q = self._matrix(queries, "queries")
@@ -192,7 +197,7 @@ class MilvusVectorIndex:
         )
         return [[(str(h["id"]), float(h["distance"])) for h in hits] for hits in res]
 
-    # --- persistence ------------------------------------------------------------------------------------------
+    # --- persistence --------------------------------------------------------------------------------------
     def save(self, path: Path | str, manifest_extra: dict[str, Any] | None = None) -> Path:
         """Flush the collection and write a manifest pointing at it under ``path``."""
         extra = dict(manifest_extra or {})
@@ -208,7 +213,9 @@ class MilvusVectorIndex:
         return save_version(Path(path), lambda folder: None, manifest)
 
     @classmethod
-    def load(cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True) -> MilvusVectorIndex:
+    def load(
+        cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True
+    ) -> MilvusVectorIndex:
         """Reconnect to the collection a manifest under ``path`` names (embedder id checked)."""
         vdir, manifest = load_current(Path(path), verify=verify)
         if manifest.get("kind") != "milvus":

@@ -175,12 +175,14 @@ def read_manifest(vdir: Path, verify: bool = True) -> dict[str, Any]:
                 raise IndexManifestError(f"{f} listed in the manifest is missing")
             actual = sha256_file(f)
             if actual != expected:
-                raise IndexManifestError(f"{f}: sha256 {actual[:16]}… does not match the manifest ({expected[:16]}…)")
+                raise IndexManifestError(
+                    f"{f}: sha256 {actual[:16]}… does not match the manifest ({expected[:16]}…)"
+                )
     return manifest
 
 
 def load_current(root: Path, verify: bool = True, retries: int = 3) -> tuple[Path, dict[str, Any]]:
-    """(version folder, manifest) of the current version; retries if a concurrent save swapped it meanwhile."""
+    """(version folder, manifest) of the current version; retries if a concurrent save swapped it."""
     root = Path(root)
     for attempt in range(retries):
         before = _pointer(root)

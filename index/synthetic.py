@@ -17,7 +17,9 @@ def clustered_vectors(
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 100_000):
         m = min(100_000, n - start)
-        block = centres[rng.integers(0, n_clusters, m)] + rng.normal(scale=spread, size=(m, dim)).astype(np.float32)
+        block = centres[rng.integers(0, n_clusters, m)] + rng.normal(scale=spread, size=(m, dim)).astype(
+            np.float32
+        )
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         out[start : start + m] = block
     return out

@@ -2,8 +2,8 @@
 
 ``VectorIndex(dim, factory="auto")`` is an ``IndexIDMap2(Flat)`` below ``hnsw_threshold`` vectors and an
 ``IndexIDMap2(HNSWFlat)`` (M 32, efConstruction 200, efSearch tuned to recall@50 ≥ 0.95) above; any FAISS
-factory string (``"IVF1024,Flat"``, ``"HNSW64"``, ``"PQ32"`` …) can be configured instead; trained factories train
-on the first batch added.
+factory string (``"IVF1024,Flat"``, ``"HNSW64"``, ``"PQ32"`` …) can be configured instead; trained
+factories train on the first batch added.
 
 - **Ids.** String ids map to int64 labels handed out in order and never reused (an upsert gets a fresh label);
   the map is saved beside the index.
@@ -11,15 +11,17 @@ on the first batch added.
   tombstones, excluded at search time through an ``IDSelectorNot`` (so ``k`` results still come back), and
   :meth:`VectorIndex.compact` rebuilds the graph once they pass ``compact_fraction`` of the index.
 - **Filters.** ``search(..., allow=ids)`` picks its path by selectivity: when the allowed set is small
-  (≤ ``max(exact_filter_min, exact_filter_fraction · n)``) the allowed vectors are scored exactly (read straight
-  from the FAISS storage for Flat/HNSWFlat, reconstructed otherwise); above that, FAISS searches with an
-  ``IDSelectorBitmap`` and efSearch (HNSW) or nprobe (IVF) raised in inverse proportion to the fraction allowed.
+  (≤ ``max(exact_filter_min, exact_filter_fraction · n)``) the allowed vectors are scored exactly (read
+  straight from the FAISS storage for Flat/HNSWFlat, reconstructed otherwise); above that, FAISS searches with
+  an ``IDSelectorBitmap`` and efSearch (HNSW) or nprobe (IVF) raised in inverse proportion to the fraction
+  allowed.
 - **Threads.** One OpenMP thread for a single query (a Flat scan is memory-bound; two threads are slower),
   all cores for batches and builds.
 - **Persistence.** :meth:`save` writes a new version folder (index, id map, manifest with sha256s) and swaps a
   pointer (:mod:`index.storage`); :meth:`load` verifies checksums and the embedder id.
 
-Scores: inner product (higher is better) for ``metric="ip"``; squared L2 distance (lower is better) for ``"l2"``.
+Scores: inner product (higher is better) for ``metric="ip"``; squared L2 distance (lower is better) for
+``"l2"``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ EF_CANDIDATES = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2
 NPROBE_CANDIDATES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024)
 
 
-class Metric(str, Enum):
+class Metric(StrEnum):
     """Similarity of a :class:`VectorIndex`."""
 
     IP = "ip"
@@ -60,7 +62,9 @@ class Metric(str, Enum):
         try:
             return cls(str(value).lower())
         except ValueError:
-            raise ValueError(f"unknown metric {value!r}; expected one of: {', '.join(m.value for m in cls)}") from None
+            raise ValueError(
+                f"unknown metric {value!r}; expected one of: {', '.join(m.value for m in cls)}"
+            ) from None
 
     @property
     def faiss(self) -> int:
@@ -222,7 +226,7 @@ class VectorIndex:
             raise ValueError("ids must be unique within one call")
         return out
 
-    # --- building ---------------------------------------------------------------------------------------------
+    # --- building -----------------------------------------------------------------------------------------
     def _new_index(self, kind: str) -> Any:
         m = self.metric.faiss
         if kind == "flat":
@@ -246,7 +250,9 @@ class VectorIndex:
         try:
             idx = faiss.index_factory(self.dim, self.factory, self.metric.faiss)
         except RuntimeError as exc:
-            raise ValueError(f"invalid FAISS factory string {self.factory!r}: {str(exc).splitlines()[0]}") from exc
+            raise ValueError(
+                f"invalid FAISS factory string {self.factory!r}: {str(exc).splitlines()[0]}"
+            ) from exc
         ivf = _extract_ivf(idx)
         if not idx.is_trained:
             need = ivf.nlist if ivf is not None else 1
@@ -258,7 +264,9 @@ class VectorIndex:
             set_threads(len(first_batch))
             t0 = time.perf_counter()
             idx.train(first_batch)
-            logger.info("trained %s on %d vectors in %.1f s", self.factory, len(first_batch), time.perf_counter() - t0)
+            logger.info(
+                "trained %s on %d vectors in %.1f s", self.factory, len(first_batch), time.perf_counter() - t0
+            )
         base = faiss.downcast_index(idx)
         if ivf is not None:
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() for exact filtered scoring
@@ -300,7 +308,11 @@ class VectorIndex:
             return
         if self._index is None:
             self._create(x)
-        elif self._kind == "flat" and self.factory.lower() == "auto" and len(self) + len(x) > self.hnsw_threshold:
+        elif (
+            self._kind == "flat"
+            and self.factory.lower() == "auto"
+            and len(self) + len(x) > self.hnsw_threshold
+        ):
             self._rebuild("hnsw", extra=(id_list, x))
             return
         labels = np.arange(self._next_label, self._next_label + len(x), dtype=np.int64)
@@ -342,8 +354,12 @@ class VectorIndex:
             return
         arr = np.asarray(labels, dtype=np.int64)
         if self._can_remove:
-            # IVF's hashtable direct map accepts only IDSelectorArray; elsewhere a hashed batch is O(1) per test.
-            sel = faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr)) if self._kind == "ivf" else faiss.IDSelectorBatch(arr)
+            # IVF's hashtable direct map accepts only IDSelectorArray; elsewhere a hashed batch is O(1).
+            sel = (
+                faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr))
+                if self._kind == "ivf"
+                else faiss.IDSelectorBatch(arr)
+            )
             removed = self._index.remove_ids(sel)
             if removed != len(arr):
                 raise RuntimeError(f"FAISS removed {removed} of {len(arr)} vectors")
@@ -383,7 +399,9 @@ class VectorIndex:
                 self._id_of[label] = sid
             labels = np.concatenate([labels, new_labels])
             vectors = np.vstack([vectors, extra[1]])
-        if kind in ("flat", "hnsw") and (self.factory.lower() == "auto" or self._resolved in (None, "IDMap2,Flat")):
+        if kind in ("flat", "hnsw") and (
+            self.factory.lower() == "auto" or self._resolved in (None, "IDMap2,Flat")
+        ):
             index = self._new_index(kind)
         else:  # a configured HNSW factory: same structure again
             fresh = VectorIndex(self.dim, self.factory, self.metric.value, hnsw_m=self.hnsw_m,
@@ -400,7 +418,9 @@ class VectorIndex:
         self._tomb_sel = None
         self._rows = None
         self._state += 1
-        logger.info("built %s over %d vectors in %.1f s", self._resolved, len(labels), time.perf_counter() - t0)
+        logger.info(
+            "built %s over %d vectors in %.1f s", self._resolved, len(labels), time.perf_counter() - t0
+        )
         if kind == "hnsw":
             self.tune()
 
@@ -452,11 +472,13 @@ class VectorIndex:
             raise KeyError(f"{len(missing)} ids not in the index (e.g. {missing[0]!r})")
         return self._fetch(np.array([self._label_of[i] for i in ids], dtype=np.int64))
 
-    # --- search ----------------------------------------------------------------------------------------------
+    # --- search -------------------------------------------------------------------------------------------
     def make_filter(self, ids: Iterable[str]) -> IdFilter:
         """Prepare an allow-list once for many searches (ids not in the index are ignored)."""
         id_tuple = tuple(str(i) for i in ids)
-        labels = np.unique(np.array([self._label_of[i] for i in id_tuple if i in self._label_of], dtype=np.int64))
+        labels = np.unique(
+            np.array([self._label_of[i] for i in id_tuple if i in self._label_of], dtype=np.int64)
+        )
         mask = np.zeros(max(self._next_label, 1), dtype=bool)
         mask[labels] = True
         bitmap = np.packbits(mask, bitorder="little")
@@ -479,17 +501,17 @@ class VectorIndex:
             ValueError: ``k <= 0``.
             IndexDimensionError: the queries' dimension is not ``dim``.
         """
-        D, I = self.search_labels(queries, k, allow)
+        dist, lab = self.search_labels(queries, k, allow)
         out: list[list[tuple[str, float]]] = []
         id_of = self._id_of
-        for drow, irow in zip(D, I, strict=True):
+        for drow, irow in zip(dist, lab, strict=True):
             out.append([(id_of[int(i)], float(d)) for d, i in zip(drow, irow, strict=True) if i >= 0])
         return out
 
     def search_labels(
         self, queries: Any, k: int, allow: Sequence[str] | IdFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Low-level :meth:`search`: ``(D, I)`` arrays of scores and int64 labels (-1 = no result)."""
+        """Low-level :meth:`search`: ``(dist, lab)`` arrays of scores and int64 labels (-1 = no result)."""
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise ValueError(f"k must be a positive integer, received {k!r}")
         q = self._matrix(queries, "queries")
@@ -531,12 +553,14 @@ class VectorIndex:
         if self._kind == "hnsw" and self._tombstones:
             live = len(self) / self._index.ntotal
             ef = min(4096, math.ceil(max(self.ef_search, k_eff) / max(live, 1e-3)))
-            D, I = self._index.search(q, k_eff, params=self._params(ef=ef, sel=self._tombstone_selector()))
+            dist, lab = self._index.search(
+                q, k_eff, params=self._params(ef=ef, sel=self._tombstone_selector())
+            )
         elif self._kind in ("hnsw", "ivf"):
-            D, I = self._index.search(q, k_eff, params=self._params())
+            dist, lab = self._index.search(q, k_eff, params=self._params())
         else:
-            D, I = self._index.search(q, k_eff)
-        return _pad(D, I, k, self.metric)
+            dist, lab = self._index.search(q, k_eff)
+        return _pad(dist, lab, k, self.metric)
 
     def _tombstone_selector(self) -> Any:
         if self._tomb_sel is None:
@@ -547,7 +571,9 @@ class VectorIndex:
             self._tomb_sel = (faiss.IDSelectorNot(dead), dead, bits)  # keep the bitmap alive
         return self._tomb_sel[0]
 
-    def _search_selected(self, q: np.ndarray, k: int, flt: IdFilter, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    def _search_selected(
+        self, q: np.ndarray, k: int, flt: IdFilter, fraction: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         sel = faiss.IDSelectorBitmap(len(flt.bitmap), faiss.swig_ptr(flt.bitmap))
         k_eff = min(k, len(flt.labels))
         if self._kind == "hnsw":
@@ -558,9 +584,9 @@ class VectorIndex:
             params = self._params(nprobe=min(nlist, math.ceil(self.nprobe / fraction)), sel=sel)
         else:
             params = self._params(sel=sel)
-        D, I = self._index.search(q, k_eff, params=params)
+        dist, lab = self._index.search(q, k_eff, params=params)
         del sel  # params referenced it only during the call
-        return _pad(D, I, k, self.metric)
+        return _pad(dist, lab, k, self.metric)
 
     def _exact(self, q: np.ndarray, k: int, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores over the given labels only."""
@@ -572,15 +598,17 @@ class VectorIndex:
         else:
             order_scores = -scores
         k_eff = min(k, len(labels))
-        part = np.argpartition(order_scores, k_eff - 1, axis=1)[:, :k_eff] if k_eff < len(labels) else (
-            np.tile(np.arange(len(labels)), (len(q), 1))
+        part = (
+            np.argpartition(order_scores, k_eff - 1, axis=1)[:, :k_eff]
+            if k_eff < len(labels)
+            else (np.tile(np.arange(len(labels)), (len(q), 1)))
         )
         rows = np.arange(len(q))[:, None]
         order = np.argsort(order_scores[rows, part], axis=1, kind="stable")
         top = part[rows, order]
         return _pad(scores[rows, top].astype(np.float32), labels[top], k, self.metric)
 
-    # --- tuning -----------------------------------------------------------------------------------------------
+    # --- tuning -------------------------------------------------------------------------------------------
     def tune(self, k: int = 50, n_queries: int = 200, seed: int = 0) -> dict[str, float]:
         """Set efSearch (HNSW) or nprobe (IVF) to the smallest value reaching ``target_recall``@k.
 
@@ -612,8 +640,8 @@ class VectorIndex:
             params = self._params(ef=c) if self._kind == "hnsw" else self._params(nprobe=c)
             if self._tombstones:
                 params.sel = self._tombstone_selector()
-            _, I = self._index.search(q, k, params=params)
-            recall = _recall(I, truth)
+            _, lab = self._index.search(q, k, params=params)
+            recall = _recall(lab, truth)
             if recall >= min(1.0, self.target_recall + 0.01):
                 chosen = c
                 break
@@ -632,14 +660,14 @@ class VectorIndex:
         best_s = np.full((len(q), 0), 0, dtype=np.float32)
         best_l = np.full((len(q), 0), -1, dtype=np.int64)
         for start in range(0, len(labels), chunk):
-            D, I = self._exact(q, k, labels[start : start + chunk])
-            best_s = np.hstack([best_s, D])
-            best_l = np.hstack([best_l, I])
+            dist, lab = self._exact(q, k, labels[start : start + chunk])
+            best_s = np.hstack([best_s, dist])
+            best_l = np.hstack([best_l, lab])
         key = best_s if self.metric is Metric.L2 else -best_s
         order = np.argsort(key, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(best_l, order, axis=1)
 
-    # --- persistence ------------------------------------------------------------------------------------------
+    # --- persistence --------------------------------------------------------------------------------------
     def save(self, path: Path | str, manifest_extra: dict[str, Any] | None = None) -> Path:
         """Save atomically as a new version under ``path`` (see :mod:`index.storage`). Returns its folder."""
         extra = dict(manifest_extra or {})
@@ -677,10 +705,14 @@ class VectorIndex:
             },
             "extra": extra,
         }  # fmt: skip
-        return save_version(Path(path), write, manifest, primary=INDEX_FILE if self._index is not None else None)
+        return save_version(
+            Path(path), write, manifest, primary=INDEX_FILE if self._index is not None else None
+        )
 
     @classmethod
-    def load(cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True) -> VectorIndex:
+    def load(
+        cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True
+    ) -> VectorIndex:
         """Load the current saved version under ``path``.
 
         Args:
@@ -698,7 +730,8 @@ class VectorIndex:
         found = manifest.get("embedder_id")
         if expected_embedder_id is not None and found != expected_embedder_id:
             raise IndexManifestError(
-                f"the index at {path} holds vectors of embedder {found!r}, expected {expected_embedder_id!r}; "
+                f"the index at {path} holds vectors of embedder {found!r}, "
+                f"expected {expected_embedder_id!r}; "
                 "rebuild it (`chainmatch index build`) or configure the embedder it was built with"
             )
         p = manifest["params"]
@@ -715,8 +748,14 @@ class VectorIndex:
             if index.d != self.dim:
                 raise IndexManifestError(f"{vdir}: index dimension {index.d}, manifest says {self.dim}")
             if index.ntotal != manifest["ntotal"]:
-                raise IndexManifestError(f"{vdir}: index holds {index.ntotal} vectors, manifest says {manifest['ntotal']}")
-            self._index, self._kind, self._resolved = index, manifest["index_kind"], manifest["resolved_factory"]
+                raise IndexManifestError(
+                    f"{vdir}: index holds {index.ntotal} vectors, manifest says {manifest['ntotal']}"
+                )
+            self._index, self._kind, self._resolved = (
+                index,
+                manifest["index_kind"],
+                manifest["resolved_factory"],
+            )
             self._can_remove = self._kind != "hnsw" and (self._kind == "ivf" or _supports_remove(index))
             if self._kind == "hnsw":
                 faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
@@ -724,7 +763,9 @@ class VectorIndex:
                 _extract_ivf(index).nprobe = self.nprobe
         ids = json.loads((vdir / IDS_FILE).read_text(encoding="utf-8"))
         if len(ids["ids"]) != manifest["count"]:
-            raise IndexManifestError(f"{vdir}: id map has {len(ids['ids'])} ids, manifest says {manifest['count']}")
+            raise IndexManifestError(
+                f"{vdir}: id map has {len(ids['ids'])} ids, manifest says {manifest['count']}"
+            )
         self._next_label = ids["next_label"]
         self._id_of = dict(zip(ids["labels"], ids["ids"], strict=True))
         self._label_of = {sid: label for label, sid in self._id_of.items()}
@@ -754,16 +795,18 @@ def _empty(nq: int, k: int, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
     return np.full((nq, k), fill, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
 
 
-def _pad(D: np.ndarray, I: np.ndarray, k: int, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
-    if D.shape[1] >= k:
-        return D, I
-    d0, i0 = _empty(len(D), k, metric)
-    d0[:, : D.shape[1]] = D
-    i0[:, : I.shape[1]] = I
+def _pad(dist: np.ndarray, lab: np.ndarray, k: int, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+    if dist.shape[1] >= k:
+        return dist, lab
+    d0, i0 = _empty(len(dist), k, metric)
+    d0[:, : dist.shape[1]] = dist
+    i0[:, : lab.shape[1]] = lab
     return d0, i0
 
 
 def _recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) for f, t in zip(found, truth, strict=True))
+    hits = sum(
+        len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) for f, t in zip(found, truth, strict=True)
+    )
     total = sum(int((t >= 0).sum()) for t in truth)
     return hits / max(total, 1)

@@ -207,7 +207,9 @@ def _embed_with_ray(
                 ensure_e5_model(settings.cache_dir)  # convert once here, not in every actor
         pos = {ids[i]: i for i in missing}
         done = 0
-        for batch_ids, vecs in ray_embed(((ids[i], texts[i]) for i in missing), name, cache_dir=settings.cache_dir):
+        for batch_ids, vecs in ray_embed(
+            ((ids[i], texts[i]) for i in missing), name, cache_dir=settings.cache_dir
+        ):
             rows = [pos[b] for b in batch_ids]
             out[rows] = vecs
             cache.put_many(model_id, [texts[r] for r in rows], vecs)
@@ -280,7 +282,11 @@ def update_index(
         cache.close()
     status.removed = vindex.remove(gone)
     lindex.remove(gone)
-    extra = {"build_id": status.build_id, "store_count": store.count_enterprises(ALL_TENANTS), "engine": "update"}
+    extra = {
+        "build_id": status.build_id,
+        "store_count": store.count_enterprises(ALL_TENANTS),
+        "engine": "update",
+    }
     vindex.save(index_dirs(settings)[0], {**extra, "embedder_id": embedder.id})
     lindex.save(index_dirs(settings)[1], {**extra, "embedder_id": embedder.id})
     if found:
@@ -288,7 +294,9 @@ def update_index(
     status.count, status.lexical_count = len(vindex), len(lindex)
     status.factory = vindex.resolved_factory
     status.seconds = time.perf_counter() - t0
-    logger.info("index updated: %d upserted, %d removed in %.1f s", len(found), status.removed, status.seconds)
+    logger.info(
+        "index updated: %d upserted, %d removed in %.1f s", len(found), status.removed, status.seconds
+    )
     return status
 
 
@@ -297,7 +305,11 @@ def index_status(settings: Settings) -> dict[str, Any]:
     from index.errors import VectorIndexError
     from index.storage import load_current
 
-    out: dict[str, Any] = {"path": str(settings.index_path), "exists": False, "configured_embedder": settings.embedder}
+    out: dict[str, Any] = {
+        "path": str(settings.index_path),
+        "exists": False,
+        "configured_embedder": settings.embedder,
+    }
     for name, folder in zip(("vector", "lexical"), index_dirs(settings), strict=True):
         try:
             vdir, manifest = load_current(folder, verify=False)
@@ -359,7 +371,9 @@ def search_index(
     return fuse_rrf(dense, lexical)[:k]
 
 
-def fuse_rrf(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], k: int = RRF_K) -> list[SearchHit]:
+def fuse_rrf(
+    dense: list[tuple[str, float]], lexical: list[tuple[str, float]], k: int = RRF_K
+) -> list[SearchHit]:
     """Reciprocal-rank fusion ``Σ 1/(k + rank)`` of two ranked lists (rank from 1)."""
     hits: dict[str, SearchHit] = {}
     for rank, (i, s) in enumerate(dense, 1):

@@ -3,7 +3,8 @@
 Layout (each part only when known), capped at :data:`MAX_CHARS` characters, well inside e5's 512 tokens
 (Chinese is about one token per 1–1.5 characters)::
 
-    嘉润资源。主营: 电解铝液 50%、重熔用铝锭 40%。环节: 电解铝。行业: 工业金属; 铝冶炼。经营范围: 电解铝液、重熔用铝锭的研发…。新疆昌吉回族自治州
+    嘉润资源。主营: 电解铝液 50%、重熔用铝锭 40%。环节: 电解铝。行业: 工业金属; 铝冶炼。
+    经营范围: 电解铝液、重熔用铝锭的研发…。新疆昌吉回族自治州
 
 - the short name (the first short alias such as a 简称, else the name without legal-form suffixes);
 - products by revenue share, highest first, with the share as a percentage (products without a share follow in
@@ -38,9 +39,7 @@ def short_name(e: Enterprise) -> str:
 
 
 def _products(e: Enterprise) -> str:
-    ranked = sorted(
-        enumerate(e.products), key=lambda ip: (ip[1].share is None, -(ip[1].share or 0.0), ip[0])
-    )
+    ranked = sorted(enumerate(e.products), key=lambda ip: (ip[1].share is None, -(ip[1].share or 0.0), ip[0]))
     parts: list[str] = []
     seen: set[str] = set()
     for _, p in ranked:

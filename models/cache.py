@@ -65,7 +65,8 @@ class EmbeddingCache:
                 chunk = list(set(keys[start : start + _CHUNK]))
                 marks = ",".join("?" * len(chunk))
                 rows = self._conn.execute(
-                    f"SELECT key, dim, vec FROM embeddings WHERE model = ? AND key IN ({marks})", [model_id, *chunk]
+                    f"SELECT key, dim, vec FROM embeddings WHERE model = ? AND key IN ({marks})",
+                    [model_id, *chunk],
                 ).fetchall()
                 for key, dim, blob in rows:
                     found[bytes(key)] = np.frombuffer(blob, dtype=np.float32, count=dim)
@@ -76,7 +77,10 @@ class EmbeddingCache:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(texts):
             raise ValueError(f"expected vectors of shape ({len(texts)}, dim), received {vectors.shape}")
-        rows = [(model_id, text_key(t), vectors.shape[1], v.tobytes()) for t, v in zip(texts, vectors, strict=True)]
+        rows = [
+            (model_id, text_key(t), vectors.shape[1], v.tobytes())
+            for t, v in zip(texts, vectors, strict=True)
+        ]
         with self._lock:
             self._conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
             self._conn.commit()
@@ -86,7 +90,11 @@ class EmbeddingCache:
         with self._lock:
             if model_id is None:
                 return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-            return int(self._conn.execute("SELECT COUNT(*) FROM embeddings WHERE model = ?", [model_id]).fetchone()[0])
+            return int(
+                self._conn.execute("SELECT COUNT(*) FROM embeddings WHERE model = ?", [model_id]).fetchone()[
+                    0
+                ]
+            )
 
     def close(self) -> None:
         """Close the connection."""

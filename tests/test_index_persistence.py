@@ -1,4 +1,4 @@
-"""Saving and loading VectorIndex: round trips, manifest checks, version pruning, and a writer killed mid-save."""
+"""Saving and loading VectorIndex: round trips, manifest checks, pruning, a writer killed mid-save."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def _ids(n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("threshold", [10_000, 500], ids=["flat", "hnsw"])
-def test_round_trip_keeps_results_ids_and_tombstones(data: np.ndarray, tmp_path: Path, threshold: int) -> None:
+def test_round_trip_keeps_results_ids_and_tombstones(
+    data: np.ndarray, tmp_path: Path, threshold: int
+) -> None:
     idx = VectorIndex(DIM, hnsw_threshold=threshold, embedder_id="emb-1")
     idx.add(_ids(2_000), data[:2_000])
     idx.remove(_ids(50))

@@ -163,7 +163,9 @@ def test_auto_switches_from_flat_to_hnsw_above_the_threshold(corpus: np.ndarray,
     assert recall_at_k(found, truth) >= 0.95
 
 
-def test_hnsw_unfiltered_recall_meets_target(hnsw: VectorIndex, corpus: np.ndarray, queries: np.ndarray) -> None:
+def test_hnsw_unfiltered_recall_meets_target(
+    hnsw: VectorIndex, corpus: np.ndarray, queries: np.ndarray
+) -> None:
     ids = _ids(len(corpus))
     truth = [[ids[j] for j in row] for row in exact_knn(queries, corpus, 50)]
     found = [[i for i, _ in r] for r in hnsw.search(queries, k=50)]
@@ -207,7 +209,9 @@ def test_prepared_filter_follows_later_mutations(corpus: np.ndarray) -> None:
     assert {i for i, _ in res} == {"e1", "e2"}
 
 
-def test_ivf_trains_on_the_first_batch_and_refuses_too_few_vectors(corpus: np.ndarray, queries: np.ndarray) -> None:
+def test_ivf_trains_on_the_first_batch_and_refuses_too_few_vectors(
+    corpus: np.ndarray, queries: np.ndarray
+) -> None:
     small = VectorIndex(DIM, factory="IVF64,Flat")
     with pytest.raises(IndexTrainingError, match="at least 64"):
         small.add(_ids(10), corpus[:10])

@@ -1,4 +1,4 @@
-"""One contract for every vector index implementation: FAISS Flat, FAISS HNSW and Milvus (milvus-lite file)."""
+"""One contract for every vector index: FAISS Flat, FAISS HNSW and Milvus (a milvus-lite file)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def _faiss_flat(tmp: Path) -> Any:
 
 
 def _faiss_hnsw(tmp: Path) -> Any:
-    return VectorIndex(DIM, factory="HNSW16", embedder_id="test-emb", exact_filter_min=0, exact_filter_fraction=0.0)
+    return VectorIndex(
+        DIM, factory="HNSW16", embedder_id="test-emb", exact_filter_min=0, exact_filter_fraction=0.0
+    )
 
 
 def _milvus(tmp: Path) -> Any:
@@ -40,7 +42,11 @@ def _milvus(tmp: Path) -> Any:
     return MilvusVectorIndex(DIM, str(tmp / "milvus" / "vectors.db"), embedder_id="test-emb")
 
 
-IMPLS: dict[str, Callable[[Path], Any]] = {"faiss-flat": _faiss_flat, "faiss-hnsw": _faiss_hnsw, "milvus-lite": _milvus}
+IMPLS: dict[str, Callable[[Path], Any]] = {
+    "faiss-flat": _faiss_flat,
+    "faiss-hnsw": _faiss_hnsw,
+    "milvus-lite": _milvus,
+}
 
 
 def _load(name: str, path: Path, expected: str | None = None) -> Any:
