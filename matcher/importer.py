@@ -524,16 +524,16 @@ class _RowBuilder:
             if self.controls:
                 text = _CONTROL.sub("", text).replace(_SEP, "")
             text = text.strip()
-            if _is_formula(text):
-                formula.append(col.header)
-                reason = "formula-like cell stored as text (never evaluated)"
-                warnings.append(RowIssue(row, col.header, reason, text[:80]))
             if col.field == "credit_code" and isinstance(raw, int | float) and not isinstance(raw, bool):
                 reason = "credit code stored as a number (digits lost); format the column as text"
                 rejects.append(RowIssue(row, col.header, reason, text))
                 continue
             if not structured and _is_empty(text):
                 continue
+            if _is_formula(text):
+                formula.append(col.header)
+                reason = "formula-like cell stored as text (never evaluated)"
+                warnings.append(RowIssue(row, col.header, reason, text[:80]))
             if col.field is None:
                 extra[col.header] = raw if structured else text
             else:
@@ -1060,7 +1060,7 @@ def read_enterprises(
     by_name: dict[tuple[str, str | None], list[int]] = {}
     for record in records:
         report.rows += 1
-        if progress is not None and report.rows % 2000 == 0:
+        if progress is not None and report.rows % 1000 == 0:
             progress(report.rows, total)
         if record.cells is None:
             if record.issue:
