@@ -200,8 +200,14 @@ class Recommender:
         emp = np.array([e.employees if e.employees else np.nan for e in ents], dtype=np.float64)
         self.employees_ = emp
         self.listed_ = np.array([e.listed for e in ents], dtype=bool)
-        cap = np.where(np.isnan(emp), 0.25, np.clip(np.log1p(np.nan_to_num(emp)) / math.log1p(20000), 0, 1))
-        self.capacity_ = np.clip(cap + 0.2 * self.listed_, 0, 1).astype(np.float32)
+        # capacity = percentile of employees within the corpus (unknown → 0.3), plus 0.1 for a listed firm
+        known = np.sort(emp[~np.isnan(emp)])
+        if known.size:
+            pct = np.searchsorted(known, np.nan_to_num(emp), side="right") / known.size
+        else:
+            pct = np.zeros(n)
+        pct = np.where(np.isnan(emp), 0.3, pct)
+        self.capacity_ = np.clip(0.9 * pct + 0.1 * self.listed_, 0, 1).astype(np.float32)
         self.tenant_ = [e.tenant for e in ents]
         self.group_ = [
             normalize_company_name(e.parent_group) if e.parent_group else normalize_company_name(e.name) for e in ents

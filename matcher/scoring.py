@@ -8,7 +8,7 @@ bm25           BM25 score of the need's terms over products + scope + name, divi
 link_fit       mapped to the gap link (1.0 × mapping score), to a neighbouring link (0.5), to the chain (0.2)
 share          revenue share of the product that maps to the gap link (√share, so a 25% segment counts 0.5)
 master         supplies what the region's 链主 consumes, or consumes what it makes (across the chain's edges)
-capacity       size: log employees (≥ 20 000 → 1.0), +0.2 if listed, capped at 1
+capacity       size: percentile of employees within the corpus (unknown → 0.3) × 0.9, + 0.1 if listed
 aiding         the firm's home province is one of the region's 产业援疆 aiding provinces
 proximity      1 − distance between home province and region province / 4 000 km
 industry       the firm's industry (申万 / GB/T) agrees with the chain or link
@@ -47,7 +47,7 @@ class ScoringWeights(BaseModel):
     link_fit: float = 0.20
     share: float = 0.10
     master: float = 0.05
-    capacity: float = 0.12
+    capacity: float = 0.30
     aiding: float = 0.03
     proximity: float = 0.02
     industry: float = 0.05
