@@ -207,6 +207,7 @@ def _build_systems(
     settings: Settings,
     seed: int,
     synthetic: bool,
+    cases: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The systems to run: ``extra`` (synthetic reference systems), the named baselines and matcher systems.
 
@@ -218,7 +219,9 @@ def _build_systems(
     if "all" in requested or any(n not in fixed for n in requested):
         from service import eval_systems
 
-        matcher = eval_systems.matcher_systems(_matcher_corpus(docs, data, synthetic), settings)
+        matcher = eval_systems.matcher_systems(
+            _matcher_corpus(docs, data, synthetic), settings, cases=None if synthetic else cases
+        )
     valid = [*fixed, *matcher]
     names = [*BASELINES, *matcher] if "all" in requested else [n for n in requested if n != "all"]
     unknown = [n for n in names if n not in valid]
@@ -281,7 +284,7 @@ def register(app: typer.Typer) -> None:
             docs, tokens = load_corpus_docs(data, settings, use_cache=not no_cache)
 
         extra = reference_systems(bench) if synthetic else {}
-        chosen = _build_systems(requested, docs, tokens, extra, data, settings, seed, synthetic)
+        chosen = _build_systems(requested, docs, tokens, extra, data, settings, seed, synthetic, case_list)
 
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
         paths = write_outputs(result, out)

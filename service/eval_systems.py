@@ -105,7 +105,44 @@ def fitted_recommender(corpus: list[Enterprise], settings: Settings, embedder=No
     return Recommender(default_catalogue(), emb).fit(corpus, cache=cache)
 
 
-def matcher_systems(corpus: list[Enterprise], settings: Settings, embedder=None) -> dict[str, RankFn]:
+def reranker_cv_system(base: Recommender, cases: list, kind: str = "logreg", n_splits: int = 5) -> RankFn:
+    """The learned reranker evaluated by grouped cross-validation on the cases it is trained on.
+
+    Every evaluable case's candidate pool is scored by a model trained on the other folds only (groups join cases
+    sharing the investing enterprise or region), so no case is ranked by a model that saw it.
+    """
+    import numpy as np
+    from sklearn.model_selection import GroupKFold
+
+    from matcher.reranker import Reranker
+    from service.train_job import case_pools
+
+    pools = case_pools(base, cases)
+    groups = np.array([p["group"] for p in pools])
+    ranked: dict[str, list[tuple[str, float, str]]] = {}
+    folds = GroupKFold(n_splits=min(n_splits, len(set(groups))))
+    for train, test in folds.split(np.zeros(len(pools)), groups=groups):
+        X = np.vstack([pools[i]["F"] for i in train if len(pools[i]["ids"])])
+        y = np.concatenate([pools[i]["labels"] for i in train if len(pools[i]["ids"])])
+        model = Reranker(kind).fit(X, y)
+        for i in test:
+            p = pools[i]
+            if not len(p["ids"]):
+                ranked[p["case_id"]] = []
+                continue
+            s = model.predict(p["F"])
+            order = np.argsort(-s, kind="stable")
+            ranked[p["case_id"]] = [(p["ids"][j], float(s[j]), "reranker (held-out fold)") for j in order]
+
+    def rank(q: CaseQuery, k: int) -> list[tuple[Any, ...]]:
+        return ranked.get(q.case_id, [])[:k]
+
+    return rank
+
+
+def matcher_systems(
+    corpus: list[Enterprise], settings: Settings, embedder=None, cases: list | None = None
+) -> dict[str, RankFn]:
     """Ranking systems built on the matcher over ``corpus``, by name.
 
     ``full`` is the product's pipeline; ``hybrid`` = dense + BM25 fused by RRF only; ``dense``, ``bm25-matcher`` and
@@ -128,4 +165,6 @@ def matcher_systems(corpus: list[Enterprise], settings: Settings, embedder=None)
     }
     for name, groups in ABLATIONS.items():
         systems[f"full{name}"] = _ranker(_variant(base, weights=w.without(*groups)), catalogue)
+    if cases:
+        systems["reranker-cv"] = reranker_cv_system(base, cases)
     return systems
