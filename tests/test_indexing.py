@@ -159,6 +159,7 @@ def test_cli_search_without_an_index_fails_cleanly(store: Store) -> None:
 
 
 # --- Ray --------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # ~60 s on a loaded 2-core machine (Ray start-up, actor pool); `pytest -m slow` runs it
 def test_ray_engine_embeds_the_cache_misses_like_the_local_engine(store: Store, settings: Settings) -> None:
     ray = pytest.importorskip("ray", reason="the ray engine needs `pip install ray`")
     from index.vector import VectorIndex
