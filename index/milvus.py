@@ -104,7 +104,7 @@ class MilvusVectorIndex:
             raise ValueError(f"{what} must be a 2-D array (n, {self.dim}), received shape {arr.shape}")
         if arr.shape[1] != self.dim:
             raise IndexDimensionError(self.dim, arr.shape[1], what)
-        if not np.isfinite(arr).all():
+        if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
             raise ValueError(f"{what} contain NaN or infinite values")
         return arr
 

@@ -211,7 +211,7 @@ class VectorIndex:
             raise ValueError(f"{what} must be a 2-D array (n, {self.dim}), received shape {arr.shape}")
         if arr.shape[1] != self.dim:
             raise IndexDimensionError(self.dim, arr.shape[1], what)
-        if not np.isfinite(arr).all():
+        if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):  # NaN/inf propagate; no copy
             raise ValueError(f"{what} contain NaN or infinite values")
         return np.ascontiguousarray(arr)
 
@@ -321,15 +321,18 @@ class VectorIndex:
         t0 = time.perf_counter()
         self._index.add_with_ids(x, labels)
         self._next_label += len(x)
-        for sid, label in zip(id_list, labels.tolist(), strict=True):
-            self._label_of[sid] = label
-            self._id_of[label] = sid
+        self._register(id_list, labels)
         self._extend_rows(labels, rows_before)
         self._state += 1
         if self._kind == "hnsw" and len(x) >= 1000:
             logger.info("added %d vectors to HNSW in %.1f s", len(x), time.perf_counter() - t0)
         if self._kind in ("hnsw", "ivf") and len(x) >= max(1000, len(self) // 2):
             self.tune()
+
+    def _register(self, id_list: list[str], labels: np.ndarray) -> None:
+        as_ints = labels.tolist()
+        self._label_of.update(zip(id_list, as_ints, strict=True))
+        self._id_of.update(zip(as_ints, id_list, strict=True))
 
     def upsert(self, ids: Sequence[str], vectors: Any) -> None:
         """Add ids, replacing the vectors of ids already present."""
@@ -394,9 +397,7 @@ class VectorIndex:
         if extra is not None:
             new_labels = np.arange(self._next_label, self._next_label + len(extra[1]), dtype=np.int64)
             self._next_label += len(new_labels)
-            for sid, label in zip(extra[0], new_labels.tolist(), strict=True):
-                self._label_of[sid] = label
-                self._id_of[label] = sid
+            self._register(extra[0], new_labels)
             labels = np.concatenate([labels, new_labels])
             vectors = np.vstack([vectors, extra[1]])
         if kind in ("flat", "hnsw") and (
