@@ -295,6 +295,8 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
             elif g is not None:
                 tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
                 dirn = {"downstream": "向下游延链", "upstream": "向上游延链"}.get(g.direction or "", "")
+                if g.type != GapType.SHORT:
+                    dirn = {"downstream": "(链主下游配套)", "upstream": "(链主上游配套)"}.get(g.direction or "", "")
                 lines.append(
                     f"  {tag} [{link.stage.value}] {link.name} 优先级 {g.priority:.2f} {dirn} "
                     f"({', '.join(f'{k}={v:g}' for k, v in g.priority_parts.items())})"

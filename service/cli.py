@@ -51,6 +51,9 @@ def main(
 ) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("alembic", "bm25s", "jieba", "sentence_transformers", "httpx", "urllib3", "faiss"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _register() -> None:
