@@ -27,12 +27,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matcher.errors import ChainMatchError
 from matcher.settings import Settings, get_settings
-from service.deps import ApiError, ServiceState
+from service.deps import ApiError, ServiceState, authenticate
 from service.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
 from service.routes import api_router, ops_router
 
@@ -135,6 +136,21 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
+def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse | None:
+    """FastAPI answers a body it cannot decode with a bare 400; JSON nested too deeply for the parser and bytes
+    that are not UTF-8 get a 422 saying which (never a 500)."""
+    if exc.status_code != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        return error_response(422, "json_too_deep", "请求体 JSON 嵌套过深，无法解析 (JSON body nested too deeply)",
+                              "body")  # fmt: skip
+    if isinstance(cause, UnicodeDecodeError):
+        return error_response(422, "body_not_utf8", f"请求体不是有效的 UTF-8 编码 (JSON body is not valid UTF-8: "
+                              f"{cause.reason} at byte {cause.start})", "body")  # fmt: skip
+    return None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -169,6 +185,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unparsable = _unparsable_body(exc)
+        if unparsable is not None:
+            return unparsable
         code, zh = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "请求失败"))
         return error_response(exc.status_code, code, f"{zh} ({exc.detail})", headers=getattr(exc, "headers", None))
 
@@ -200,6 +219,36 @@ class CatchAllMiddleware:
             rid = current_request_id()
             response = error_response(500, "internal_error", f"服务器内部错误，请凭请求编号 {rid} 联系管理员 (internal error)")
             await response(scope, receive, send)
+
+
+class ApiKeyMiddleware:
+    """Checks ``X-API-Key`` (401) and the key's rate limit (429) on every ``/v1`` request before the app reads the
+    body, so nothing about a request — not even its validation errors — is answered to an unauthenticated caller."""
+
+    def __init__(self, app: ASGIApp, svc: ServiceState, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.svc = svc
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix) or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        presented = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-api-key":
+                presented = value.decode("latin-1")
+                break
+        try:
+            key = await run_in_threadpool(authenticate, self.svc, presented)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+            await response(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["api_key"] = key
+        state["tenant"] = key.tenant
+        await self.app(scope, receive, send)
 
 
 class BodySizeLimitMiddleware:
@@ -331,6 +380,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
                            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After", "Content-Disposition"])  # fmt: skip
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(ApiKeyMiddleware, svc=svc)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))

@@ -75,7 +75,9 @@ def _links_text(e: Enterprise) -> list[str]:
     out = []
     for m in e.links:
         share = f", 收入占比 {m.share:.0%}" if m.share is not None else ""
-        out.append(f"  - {names.get(m.link_id, m.link_id)} [{m.link_id}] {m.score:.2f} {m.method}: {m.evidence}{share}")
+        out.append(
+            f"  - {names.get(m.link_id, m.link_id)} [{m.link_id}] {m.score:.2f} {m.method}: {m.evidence}{share}"
+        )
     return out
 
 
@@ -97,7 +99,9 @@ def format_profile(e: Enterprise) -> str:
     ]
     lines += [f"  {k}: {v}" for k, v in facts if v not in (None, "")]
     if e.products:
-        prods = "；".join(f"{p.name}" + (f" {p.share:.0%}" if p.share is not None else "") for p in e.products)
+        prods = "；".join(
+            f"{p.name}" + (f" {p.share:.0%}" if p.share is not None else "") for p in e.products
+        )
         lines.append(f"  主营产品: {prods}")
     if e.scope:
         lines.append(f"  经营范围: {e.scope[:200]}{'…' if len(e.scope) > 200 else ''}")
@@ -109,7 +113,10 @@ def format_profile(e: Enterprise) -> str:
 # --- synthetic export for `bench import` ---------------------------------------------------------------------------
 
 _PLACES = [
-    ("新疆维吾尔自治区", ["乌鲁木齐市", "昌吉回族自治州", "克拉玛依市", "伊犁哈萨克自治州", "哈密市", "石河子市"]),
+    (
+        "新疆维吾尔自治区",
+        ["乌鲁木齐市", "昌吉回族自治州", "克拉玛依市", "伊犁哈萨克自治州", "哈密市", "石河子市"],
+    ),
     ("江苏省", ["苏州市", "无锡市", "常州市", "南京市", "南通市"]),
     ("浙江省", ["杭州市", "宁波市", "温州市", "嘉兴市", "湖州市"]),
     ("广东省", ["深圳市", "广州市", "东莞市", "佛山市", "惠州市"]),
@@ -124,7 +131,11 @@ _WORDS = list("华泰恒信瑞丰鑫源宏达天成中金永盛嘉润众和昌�
 _TRADES = [
     ("铝业", ["电解铝:0.6;铝棒:0.3", "铝型材、铝板带", "铝箔", "再生铝:0.7;铝合金锭:0.2"], "3216 铝冶炼"),
     ("硅业", ["工业硅:0.8;有机硅单体", "多晶硅:0.6;硅片:0.3", "单晶硅片"], "3985 电子专用材料制造"),
-    ("新能源科技", ["光伏组件:0.5;电池片:0.4", "逆变器", "储能系统:0.6;锂电池:0.3"], "3825 光伏设备及元器件制造"),
+    (
+        "新能源科技",
+        ["光伏组件:0.5;电池片:0.4", "逆变器", "储能系统:0.6;锂电池:0.3"],
+        "3825 光伏设备及元器件制造",
+    ),
     ("电气", ["变压器:0.5;开关柜:0.3", "电线电缆", "电工圆铝杆"], "3821 变压器、整流器和电感器制造"),
     ("化工", ["PVC:0.5;烧碱:0.4", "甲醇、乙二醇", "聚乙烯管材"], "2651 初级形态塑料及合成树脂制造"),
     ("纺织", ["棉纱:0.7;坯布", "服装", "粘胶短纤"], "1711 棉纺纱加工"),
@@ -146,7 +157,11 @@ HEADER = ["企业名称", "统一社会信用代码", "法定代表人", "注册
 
 
 def _credit_code(rng: random.Random) -> str:
-    body = "91" + "".join(rng.choice("0123456789") for _ in range(6)) + "".join(rng.choice(CHARSET) for _ in range(9))
+    body = (
+        "91"
+        + "".join(rng.choice("0123456789") for _ in range(6))
+        + "".join(rng.choice(CHARSET) for _ in range(9))
+    )
     return body + check_character(body)
 
 
@@ -212,9 +227,12 @@ def register(app: typer.Typer) -> None:
     def import_cmd(
         file: Path = typer.Argument(..., help="Enterprise list: .csv (UTF-8/GBK), .xlsx or .jsonl"),
         tenant: str | None = typer.Option(None, "--tenant", help="Import as this tenant's private rows."),
-        atomic: bool = typer.Option(True, "--atomic/--no-atomic",
-                                    help="--atomic: any rejected row means nothing is written."),  # fmt: skip
-        rejects: Path | None = typer.Option(None, "--rejects", help="Write rejected rows (row, field, reason) here."),
+        atomic: bool = typer.Option(
+            True, "--atomic/--no-atomic", help="--atomic: any rejected row means nothing is written."
+        ),  # fmt: skip
+        rejects: Path | None = typer.Option(
+            None, "--rejects", help="Write rejected rows (row, field, reason) here."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Import enterprises from a register export, validating every row."""
@@ -223,7 +241,9 @@ def register(app: typer.Typer) -> None:
         store = _store(tenant)
         big = file.exists() and file.stat().st_size > 2_000_000
         with _progress_bar(f"importing {file.name}", enabled=big and not as_json) as progress:
-            report = import_file(file, store, tenant=tenant, atomic=atomic, rejects=rejects, progress=progress)
+            report = import_file(
+                file, store, tenant=tenant, atomic=atomic, rejects=rejects, progress=progress
+            )
         if as_json:
             body = {
                 "summary": report.summary(),
@@ -247,7 +267,9 @@ def register(app: typer.Typer) -> None:
                            err=True)  # fmt: skip
             flagged = [w for w in report.warnings if "formula" in w.reason]
             if flagged:
-                typer.echo(f"  {len(flagged)} formula-like cells stored as text (see extra.formula_cells)", err=True)
+                typer.echo(
+                    f"  {len(flagged)} formula-like cells stored as text (see extra.formula_cells)", err=True
+                )
             if rejects is not None:
                 typer.echo(f"rejects written to {rejects}")
         if report.rejects and atomic:
@@ -280,9 +302,9 @@ def register(app: typer.Typer) -> None:
         _load_corpus(load_demo_enterprises(), "demo", t0)
 
     def _load_corpus(companies: list[Enterprise], label: str, t0: float) -> None:
-        from matcher.importer import _default_mapper
+        from matcher.importer import default_mapper
 
-        mapper = _default_mapper()
+        mapper = default_mapper()
         mapped = [e.model_copy(update={"links": mapper.map(e)}) for e in companies]
         with_links = sum(1 for e in mapped if e.links)
         summary = _store().upsert_enterprises(mapped)
@@ -329,13 +351,13 @@ def register(app: typer.Typer) -> None:
                                                 help="Target store (default: a fresh SQLite file in a temp dir)."),
     ) -> None:  # fmt: skip
         """Import a synthetic Chinese register export; compare with plain csv.reader over the same file."""
-        from matcher.importer import _default_mapper, import_file
+        from matcher.importer import default_mapper, import_file
         from matcher.store import Store
 
         with tempfile.TemporaryDirectory(prefix="chainmatch-bench-") as tmp:
             path = write_synthetic_export(Path(tmp) / "export.csv", rows, seed)
             size_mb = path.stat().st_size / 1e6
-            mapper = _default_mapper()  # built once per process, like a long-running service
+            mapper = default_mapper()  # built once per process, like a long-running service
             raw = _raw_csv_seconds(path)
             store = Store(database_url or f"sqlite:///{Path(tmp) / 'bench.db'}")
             results = []

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiError",
+    "authenticate",
     "ApiKeyDep",
     "ServiceDep",
     "ServiceState",
@@ -210,14 +211,12 @@ def get_store(svc: ServiceDep) -> Store:
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def require_api_key(
-    request: Request, svc: ServiceDep, x_api_key: Annotated[str | None, Security(api_key_header)] = None
-) -> ApiKey:
-    """The caller's active API key; 401 without a valid one, 429 when its rate limit is spent."""
-    if not x_api_key:
+def authenticate(svc: ServiceState, presented: str | None) -> ApiKey:
+    """The active key for ``presented`` after the rate limit; raises the 401 / 429 ApiError otherwise."""
+    if not presented:
         raise ApiError(401, "missing_api_key", "缺少 API 密钥：请在请求头 X-API-Key 中提供 (missing X-API-Key header)",
                        headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
-    key = verify_api_key(svc.store, x_api_key)
+    key = verify_api_key(svc.store, presented)
     if key is None:
         raise ApiError(401, "invalid_api_key", "API 密钥无效或已吊销 (invalid or revoked API key)",
                        headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
@@ -228,8 +227,19 @@ def require_api_key(
         raise ApiError(429, "rate_limited",
                        f"请求过于频繁，请 {wait} 秒后重试 (rate limit of {svc.limiter.per_minute}/min exceeded)",
                        headers={"Retry-After": str(wait)})  # fmt: skip
-    request.state.tenant = key.tenant
-    request.state.api_key = key.id
+    return key
+
+
+def require_api_key(
+    request: Request, svc: ServiceDep, x_api_key: Annotated[str | None, Security(api_key_header)] = None
+) -> ApiKey:
+    """The caller's active API key: checked (and rate limited) once per request by the app's
+    :class:`service.app.ApiKeyMiddleware` before any body is read; checked here when the middleware is absent."""
+    key = getattr(request.state, "api_key", None)
+    if key is None:
+        key = authenticate(svc, x_api_key)
+        request.state.api_key = key
+        request.state.tenant = key.tenant
     return key
 
 

@@ -54,6 +54,16 @@ def test_me_names_the_tenant_of_the_key(api: Api):
     assert (me["tenant"], me["key_id"], me["key_name"]) == (t.name, t.key_id, "tests")
 
 
+def test_key_is_checked_before_the_body_is_read(api: Api):
+    for headers in ({}, {"X-API-Key": "cmk_0123456789ab_" + "x" * 43}):
+        bad_json = api.client.post("/v1/recommendations", content=b"{not json", headers=headers)
+        assert bad_json.status_code == 401
+        bad_form = api.client.post("/v1/enterprises/import", content=b"--x\r\n", headers={
+            **headers, "Content-Type": "multipart/form-data; boundary=x"})
+        assert bad_form.status_code == 401
+        assert "field" not in bad_json.json()["error"] or bad_json.json()["error"]["field"] is None
+
+
 def test_revoked_key_is_refused(api: Api):
     from service.security import revoke_api_key
 
@@ -406,6 +416,17 @@ def test_bad_enterprise_batches_are_422(api: Api, items, field, code):
     assert resp.status_code == 422, resp.text
     err = error(resp)
     assert (err["code"], err["field"]) == (code, field)
+
+
+@pytest.mark.xfail(reason="LinkMapper.map is quadratic on long digit runs (matcher/mapping.py _QUANTITY regex)",
+                   strict=False)
+def test_upsert_with_a_long_numeric_scope_answers_quickly(api: Api):
+    import time
+
+    t0 = time.perf_counter()
+    resp = api.client.post("/v1/enterprises", json=[_crm_firm(scope="0" * 6_000)], headers=api.tenant().headers)
+    assert resp.status_code == 200
+    assert time.perf_counter() - t0 < 1.5  # ~3.5 s today: two map() calls (upsert + index refresh)
 
 
 def test_deleting_a_shared_enterprise_is_403(api: Api):
