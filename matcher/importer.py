@@ -57,6 +57,7 @@ from matcher.credit_code import validate_credit_code
 from matcher.errors import ImportFileError
 from matcher.geo import province_short
 from matcher.records import Enterprise, LinkMatch, Product
+from matcher.store import same_firm
 from matcher.text import clean_text, normalize_company_name, normalize_text
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ __all__ = [
     "MAX_LENGTH",
     "ImportReport",
     "RowIssue",
+    "default_mapper",
     "enterprise_id",
     "import_file",
     "map_headers",
@@ -284,7 +286,16 @@ def _missing_name_error(headers: list[Any], where: str) -> ImportFileError:
 
 
 _SEP = "\ue000"  # private-use separator: joins a row's cells for one normalisation pass
-_LIST_FIELDS = {"products", "aliases", "tags", "gbt_section", "gbt_division", "gbt_group", "gbt_class", "gbt_codes"}
+_LIST_FIELDS = {
+    "products",
+    "aliases",
+    "tags",
+    "gbt_section",
+    "gbt_division",
+    "gbt_group",
+    "gbt_class",
+    "gbt_codes",
+}
 
 
 def _is_empty(text: str) -> bool:
@@ -494,7 +505,9 @@ def _cell_text(value: Any, canonical: str | None) -> str:
 class _RowBuilder:
     """Turns one record (column -> raw value) into an Enterprise, or collects its issues."""
 
-    def __init__(self, source: str, encoding: str | None, surrogates: bool = True, controls: bool = True) -> None:
+    def __init__(
+        self, source: str, encoding: str | None, surrogates: bool = True, controls: bool = True
+    ) -> None:
         self.source = source
         self.encoding = encoding or "utf-8"
         self.surrogates = surrogates  # False when the whole file decoded cleanly: skip the per-cell scan
@@ -543,15 +556,21 @@ class _RowBuilder:
         name_entry = known.get("name")
         name = cleaned.get("name", "")
         if name_entry is None or not name:
-            name_header = name_entry[0].header if name_entry else next(
-                (c.header for c, _ in cells if c.field == "name"), "企业名称"
+            name_header = (
+                name_entry[0].header
+                if name_entry
+                else next((c.header for c, _ in cells if c.field == "name"), "企业名称")
             )
-            if not any(r.field == name_header for r in rejects):  # not already rejected as too long / undecodable
+            if not any(
+                r.field == name_header for r in rejects
+            ):  # not already rejected as too long / undecodable
                 rejects.append(RowIssue(row, name_header, "enterprise name is empty"))
             return None, rejects, warnings
         normalized = normalize_company_name(name)
         if not normalized:
-            rejects.append(RowIssue(row, name_entry[0].header, "enterprise name has no letters or digits", name))
+            rejects.append(
+                RowIssue(row, name_entry[0].header, "enterprise name has no letters or digits", name)
+            )
 
         def text_of(key: str) -> str:
             return cleaned.get(key, "")
@@ -607,7 +626,9 @@ class _RowBuilder:
                     extra["registered_capital_currency"] = currency
             if registered_capital is None:
                 extra["registered_capital_raw"] = text
-                warnings.append(RowIssue(row, col.header, "registered capital not understood; kept in extra", text))
+                warnings.append(
+                    RowIssue(row, col.header, "registered capital not understood; kept in extra", text)
+                )
 
         employees = None
         if "employees" in known:
@@ -616,7 +637,9 @@ class _RowBuilder:
             employees = int(raw) if numeric else _parse_int(text_of("employees"))
             if employees is None:
                 extra["employees_raw"] = text
-                warnings.append(RowIssue(row, col.header, "employee count not a whole number; kept in extra", text))
+                warnings.append(
+                    RowIssue(row, col.header, "employee count not a whole number; kept in extra", text)
+                )
 
         revenue = None
         if "revenue" in known:
@@ -637,7 +660,9 @@ class _RowBuilder:
             if founded is None:
                 warnings.append(RowIssue(row, col.header, "date not understood; kept as text", text))
 
-        aliases = [a for a in dict.fromkeys(values_of("aliases")) if a and a != name] if "aliases" in known else []
+        aliases = (
+            [a for a in dict.fromkeys(values_of("aliases")) if a and a != name] if "aliases" in known else []
+        )
         tags = [t for t in dict.fromkeys(values_of("tags")) if t] if "tags" in known else []
         if formula:
             extra["formula_cells"] = formula
@@ -914,9 +939,7 @@ def _read_xlsx(path: Path, report: ImportReport) -> _Source:
     raise _missing_name_error(first_headers, where)
 
 
-def _read_jsonl(
-    data: bytes, path: Path, report: ImportReport
-) -> _Source:
+def _read_jsonl(data: bytes, path: Path, report: ImportReport) -> _Source:
     where = path.name
     text, encoding, suspect_lines = _decode(data, where)
     report.encoding = encoding
@@ -1003,7 +1026,8 @@ def _open(path: Path, report: ImportReport) -> _Source:
 
 
 @lru_cache(maxsize=1)
-def _default_mapper() -> LinkMapper:
+def default_mapper() -> LinkMapper:
+    """The product → link mapper over the default catalogue, built once per process."""
     from matcher.mapping import LinkMapper
 
     return LinkMapper(default_catalogue())
@@ -1076,8 +1100,7 @@ def read_enterprises(
         if pos is None:
             reason = "same name and province"
             for cand in by_name.get((enterprise.normalized_name, enterprise.province), []):
-                other = good[cand][1]
-                if not enterprise.credit_code or not other.credit_code:
+                if same_firm(enterprise, good[cand][1]):  # the store's identity rule, so both agree
                     pos = cand
                     break
         if pos is not None:
@@ -1172,13 +1195,17 @@ def import_file(
         return report
     t1 = time.perf_counter()
     report.timings["read"] = t1 - t0
-    cached = _CachedMapper(mapper or _default_mapper())
+    cached = _CachedMapper(mapper or default_mapper())
     enterprises = [e.model_copy(update={"links": cached.links(e)}) for _, e in good]
     t2 = time.perf_counter()
     report.timings["map"] = t2 - t1
     if enterprises:
         summary = store.upsert_enterprises(enterprises, tenant=tenant)
-        report.inserted, report.updated, report.unchanged = summary.inserted, summary.updated, summary.unchanged
+        report.inserted, report.updated, report.unchanged = (
+            summary.inserted,
+            summary.updated,
+            summary.unchanged,
+        )
         report.changed_ids = summary.changed_ids
     report.committed = True
     report.seconds = time.perf_counter() - t0

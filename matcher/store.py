@@ -82,6 +82,8 @@ __all__ = [
     "UpsertSummary",
     "alembic_config",
     "content_hash",
+    "branch_of",
+    "same_firm",
     "scoped_id",
     "upgrade",
 ]
@@ -183,6 +185,48 @@ def _profile_json(e: Enterprise, updated_at: datetime) -> tuple[_RawJSON, str]:
     body = _canonical_json(e.model_dump(mode="json", exclude={"updated_at"}))
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
     return _RawJSON(f'{{"updated_at":{json.dumps(updated_at.isoformat())},{body[1:]}'), digest
+
+
+_BRANCH = re.compile(r"^.*?公司(.+分公司)$")
+
+
+def branch_of(name: str) -> str:
+    """The branch part of ``X公司Y分公司`` (``Y分公司``), else ``""``: branches are separate firms for dedupe even
+    though :func:`matcher.text.normalize_company_name` maps them onto their parent for matching."""
+    m = _BRANCH.match(normalize_text(name))
+    return m.group(1) if m else ""
+
+
+def _compatible(
+    code_a: str | None,
+    stock_a: str | None,
+    branch_a: str,
+    code_b: str | None,
+    stock_b: str | None,
+    branch_b: str,
+) -> bool:
+    """Same name + province may be the same firm unless a credit code, stock code or branch says otherwise."""
+    return (
+        branch_a == branch_b
+        and not (code_a and code_b and code_a != code_b)
+        and not (stock_a and stock_b and stock_a != stock_b)
+    )
+
+
+def same_firm(a: Enterprise, b: Enterprise) -> bool:
+    """The store's identity rule for two profiles: same credit code, else same normalised name and province with
+    no conflicting credit code, stock code or branch."""
+    if a.credit_code and b.credit_code:
+        return a.credit_code == b.credit_code
+    na = a.normalized_name or normalize_company_name(a.name)
+    nb = b.normalized_name or normalize_company_name(b.name)
+    return (
+        na == nb
+        and a.province == b.province
+        and _compatible(
+            a.credit_code, a.stock_code, branch_of(a.name), b.credit_code, b.stock_code, branch_of(b.name)
+        )
+    )
 
 
 def _aliases_key(e: Enterprise) -> str:
@@ -388,6 +432,7 @@ class Store:
                     p.normalized_name == e.normalized_name,
                     p.province.is_not_distinct_from(e.province),
                     or_(p.credit_code.is_(None), e.credit_code.is_(None)),
+                    or_(p.stock_code.is_(None), e.stock_code.is_(None), p.stock_code == e.stock_code),
                 ),
             ),
         )
@@ -414,7 +459,16 @@ class Store:
     ) -> dict[str, dict[str, Any]]:
         """Rows of the scope that any item could match (by credit code, name or id): id -> key columns."""
         e = EnterpriseRow
-        cols = (e.id, e.tenant, e.credit_code, e.normalized_name, e.province, e.content_hash)
+        cols = (
+            e.id,
+            e.tenant,
+            e.name,
+            e.credit_code,
+            e.stock_code,
+            e.normalized_name,
+            e.province,
+            e.content_hash,
+        )
         found: dict[str, dict[str, Any]] = {}
         keys: list[tuple[Any, list[str]]] = [
             (e.credit_code, sorted({i.credit_code for i in items if i.credit_code})),
@@ -431,6 +485,8 @@ class Store:
                     found[row.id] = {
                         "credit_code": row.credit_code,
                         "stored_credit_code": row.credit_code,
+                        "stock_code": row.stock_code,
+                        "branch": branch_of(row.name),
                         "normalized_name": row.normalized_name,
                         "province": row.province,
                         "content_hash": row.content_hash,
@@ -472,8 +528,11 @@ class Store:
                 for e in prepared:
                     target = by_code.get(e.credit_code) if e.credit_code else None
                     if target is None:
+                        branch = branch_of(e.name)
                         for cand in by_name.get((e.normalized_name, e.province), []):
-                            if not e.credit_code or not state[cand]["credit_code"]:
+                            c = state[cand]
+                            if _compatible(e.credit_code, e.stock_code, branch, c["credit_code"], c["stock_code"],
+                                           c["branch"]):  # fmt: skip
                                 target = cand
                                 break
                     if target is None:
@@ -484,7 +543,11 @@ class Store:
                     if old is None:
                         old = state[target] = {"credit_code": None, "content_hash": None, "new": True}
                     old.update(
-                        credit_code=e.credit_code, normalized_name=e.normalized_name, province=e.province
+                        credit_code=e.credit_code,
+                        stock_code=e.stock_code,
+                        branch=branch_of(e.name),
+                        normalized_name=e.normalized_name,
+                        province=e.province,
                     )
                     if e.credit_code:
                         by_code[e.credit_code] = target

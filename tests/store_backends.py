@@ -4,7 +4,7 @@ PostgreSQL is ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` unless ``CHA
 otherwise; when it is unreachable the PostgreSQL variants skip with the connection error as the reason. Each
 PostgreSQL test gets its own schema (``search_path`` set in the URL) which is dropped afterwards.
 
-Import the fixtures into a test module: ``from store_backends import open_store, store, store_url  # noqa: F401``.
+Use them from a test module with ``pytest_plugins = ["store_backends"]`` (or import the fixture names).
 """
 
 from __future__ import annotations

@@ -41,7 +41,11 @@ def test_codes_with_the_computed_check_character_validate(body: str):
 def test_random_valid_codes_round_trip_and_every_single_character_change_of_the_check_is_rejected():
     rng = random.Random(7)
     for _ in range(200):
-        body = "91" + "".join(rng.choice("0123456789") for _ in range(6)) + "".join(rng.choice(CHARSET) for _ in range(9))
+        body = (
+            "91"
+            + "".join(rng.choice("0123456789") for _ in range(6))
+            + "".join(rng.choice(CHARSET) for _ in range(9))
+        )
         code = _code(body)
         assert is_valid_credit_code(code)
         for wrong in CHARSET:

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from store_backends import open_store, snapshot, store, store_url  # noqa: F401
 
 from matcher.credit_code import check_character
 from matcher.errors import ImportFileError
@@ -19,6 +18,15 @@ from matcher.importer import enterprise_id, import_file, parse_products, read_en
 from matcher.records import Enterprise
 from matcher.store import ALL_TENANTS
 from matcher.text import normalize_company_name
+
+pytest_plugins = ["store_backends"]  # the store / store_url / open_store fixtures on SQLite and PostgreSQL
+
+
+def snapshot(store) -> list[dict]:
+    from store_backends import snapshot as take
+
+    return take(store)
+
 
 CODE_A = "91650100MA77T6Q80" + check_character("91650100MA77T6Q80")
 CODE_B = "91652300734491850" + check_character("91652300734491850")
@@ -145,7 +153,9 @@ def test_english_headers_and_a_title_row_above_the_header(store, tmp_path):
         w = csv.writer(f)
         w.writerow(["企查查 导出数据 2024-05-01"])
         w.writerow(["name", "credit_code", "province", "city", "products", "registered_capital", "notes"])
-        w.writerow(["Xinjiang Demo Aluminium Co., Ltd.", CODE_B, "新疆", "哈密市", "aluminium rod", "100", "n1"])
+        w.writerow(
+            ["Xinjiang Demo Aluminium Co., Ltd.", CODE_B, "新疆", "哈密市", "aluminium rod", "100", "n1"]
+        )
     report = import_file(path, store)
     assert report.committed and report.inserted == 1
     assert any("title row" in w.reason and w.row == 1 for w in report.warnings)
@@ -163,7 +173,9 @@ def test_tenant_import_writes_private_rows(store, tmp_path):
 def test_progress_is_reported(store, tmp_path):
     rows = [row(f"进度测试{i:05d}有限公司") for i in range(2100)]
     calls: list[tuple[int, int | None]] = []
-    import_file(write_csv(tmp_path / "big.csv", rows), store, progress=lambda done, total: calls.append((done, total)))
+    import_file(
+        write_csv(tmp_path / "big.csv", rows), store, progress=lambda done, total: calls.append((done, total))
+    )
     assert calls[-1] == (2100, 2100)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) >= 3
 
@@ -174,7 +186,18 @@ def test_xlsx_with_title_row_numeric_cells_and_a_formula(store, tmp_path):
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(["企业名单（内部）"])
-    ws.append(["企业名称", "统一社会信用代码", "股票代码", "参保人数", "注册资本(万元)", "成立日期", "主营产品", "备注"])
+    ws.append(
+        [
+            "企业名称",
+            "统一社会信用代码",
+            "股票代码",
+            "参保人数",
+            "注册资本(万元)",
+            "成立日期",
+            "主营产品",
+            "备注",
+        ]
+    )
     from datetime import datetime
 
     ws.append(["新疆众和股份有限公司", CODE_B, 600888, 2300, 128000.5, datetime(1996, 2, 15), "高纯铝:0.5;电极箔:0.3",
@@ -207,16 +230,27 @@ def test_jsonl_with_structured_products_and_a_bad_line(store, tmp_path):
     report = import_file(path, store, atomic=False)
     assert report.format == "jsonl" and report.inserted == 2
     assert {(r.row, r.field) for r in report.rejects} == {(2, "-"), (3, "-")}
-    assert "not valid JSON" in report.rejects[0].reason and "expected a JSON object" in report.rejects[1].reason
+    assert (
+        "not valid JSON" in report.rejects[0].reason and "expected a JSON object" in report.rejects[1].reason
+    )
     e = store.get_enterprise(CODE_A)
     assert [(p.name, p.share) for p in e.products] == [("原铝", 0.6), ("氧化铝", 0.2)]
     assert e.extra["website"] == "x.example" and e.tags == ["上市公司"]
 
 
 def test_parse_products_formats():
-    assert [(p.name, p.share) for p in parse_products("多晶硅:0.6;硅片:0.3")[0]] == [("多晶硅", 0.6), ("硅片", 0.3)]
-    assert [(p.name, p.share) for p in parse_products("多晶硅、硅片")[0]] == [("多晶硅", None), ("硅片", None)]
-    assert [(p.name, p.share) for p in parse_products("多晶硅(60%)，硅片 30%")[0]] == [("多晶硅", 0.6), ("硅片", 0.3)]
+    assert [(p.name, p.share) for p in parse_products("多晶硅:0.6;硅片:0.3")[0]] == [
+        ("多晶硅", 0.6),
+        ("硅片", 0.3),
+    ]
+    assert [(p.name, p.share) for p in parse_products("多晶硅、硅片")[0]] == [
+        ("多晶硅", None),
+        ("硅片", None),
+    ]
+    assert [(p.name, p.share) for p in parse_products("多晶硅(60%)，硅片 30%")[0]] == [
+        ("多晶硅", 0.6),
+        ("硅片", 0.3),
+    ]
     assert [(p.name, p.share) for p in parse_products("铝合金(6063)")[0]] == [("铝合金(6063)", None)]
     assert [(p.name, p.share) for p in parse_products("多晶硅：60")[0]] == [("多晶硅", 0.6)]
     products, warnings = parse_products("多晶硅:0.9;硅片:0.5")
@@ -261,7 +295,14 @@ def test_malformed_csv_rows_are_rejected_by_row(seeded, tmp_path):
     path = tmp_path / "broken.csv"
     good = ",".join(row("格式正确有限公司"))
     path.write_text(
-        ",".join(HEADER) + "\n" + good + "\n" + "只有三列有限公司,,张三\n" + '"引号"错误有限公司,' + ",".join(row("x")[1:]) + "\n",
+        ",".join(HEADER)
+        + "\n"
+        + good
+        + "\n"
+        + "只有三列有限公司,,张三\n"
+        + '"引号"错误有限公司,'
+        + ",".join(row("x")[1:])
+        + "\n",
         encoding="utf-8",
     )
     report = import_file(path, store)
@@ -302,7 +343,10 @@ def test_mixed_encoding_rejects_the_row_with_foreign_bytes(seeded, tmp_path):
 def test_a_utf8_row_inside_a_gbk_file_is_rejected_as_mixed(seeded, tmp_path):
     store, before = seeded
     path = tmp_path / "mixed2.csv"
-    gbk = [(",".join(row(f"国标编码{i}有限公司", 经营范围="铝制品生产销售，来料加工")) + "\n").encode("gbk") for i in range(4)]
+    gbk = [
+        (",".join(row(f"国标编码{i}有限公司", 经营范围="铝制品生产销售，来料加工")) + "\n").encode("gbk")
+        for i in range(4)
+    ]
     utf8_row = (",".join(row("统一码有限公司")) + "\n").encode("utf-8")
     path.write_bytes((",".join(HEADER) + "\n").encode("gbk") + gbk[0] + gbk[1] + utf8_row + gbk[2] + gbk[3])
     report = import_file(path, store)
@@ -318,7 +362,11 @@ def test_missing_name_column_is_a_clear_error_naming_the_expected_columns(seeded
     with pytest.raises(ImportFileError) as err:
         import_file(path, store)
     message = str(err.value)
-    assert "missing the enterprise-name column" in message and "企业名称" in message and "company_name" in message
+    assert (
+        "missing the enterprise-name column" in message
+        and "企业名称" in message
+        and "company_name" in message
+    )
     assert "found columns: 统一社会信用代码, 所属省份" in message
     assert_unchanged(store, before)
 
@@ -362,7 +410,9 @@ def test_duplicate_rows_identical_are_merged_conflicting_are_rejected(seeded, tm
 def test_a_10_mb_field_is_rejected_as_too_long(seeded, tmp_path):
     store, before = seeded
     huge = "经营" * (5 * 1024 * 1024)
-    report = import_file(write_csv(tmp_path / "huge.csv", [row("正常有限公司"), row("超长有限公司", 经营范围=huge)]), store)
+    report = import_file(
+        write_csv(tmp_path / "huge.csv", [row("正常有限公司"), row("超长有限公司", 经营范围=huge)]), store
+    )
     [r] = report.rejects
     assert (r.row, r.field) == (3, "经营范围")
     assert "field too long: 10,485,760 characters > max 20,000" in r.reason
@@ -404,7 +454,9 @@ def test_rejects_file_escapes_formula_values(store, tmp_path):
 def test_empty_name_rejected_naming_the_row(seeded, tmp_path):
     store, before = seeded
     report = import_file(write_csv(tmp_path / "e.csv", [row("有名字有限公司"), row("  ")]), store)
-    assert [(r.row, r.field, r.reason) for r in report.rejects] == [(3, "企业名称", "enterprise name is empty")]
+    assert [(r.row, r.field, r.reason) for r in report.rejects] == [
+        (3, "企业名称", "enterprise name is empty")
+    ]
     assert_unchanged(store, before)
 
 

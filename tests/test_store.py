@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect, text
-from store_backends import open_store, snapshot, store, store_url  # noqa: F401
 
 from matcher.credit_code import check_character
 from matcher.errors import InvalidRequestError, UnknownEnterpriseError, UnknownRegionError
 from matcher.records import Enterprise, LinkMatch, Product, Region, RegionLevel
 from matcher.store import ALL_TENANTS, SharedCorpusReadOnlyError, Store
 
+pytest_plugins = ["store_backends"]  # the store / store_url / open_store fixtures on SQLite and PostgreSQL
+
+
+def snapshot(store) -> list[dict]:
+    from store_backends import snapshot as take
+
+    return take(store)
+
+
 CODE_A = "91650100MA77T6Q80" + check_character("91650100MA77T6Q80")
 CODE_B = "91320500134756920" + check_character("91320500134756920")
 CODE_C = "91440300192203821" + check_character("91440300192203821")
 
 
-def ent(id: str, name: str, province: str | None = "新疆", credit_code: str | None = None, **kw) -> Enterprise:
+def ent(
+    id: str, name: str, province: str | None = "新疆", credit_code: str | None = None, **kw
+) -> Enterprise:
     return Enterprise(id=id, name=name, province=province, credit_code=credit_code, **kw)
 
 
@@ -125,14 +135,18 @@ def test_transaction_is_all_or_nothing(store):
     before = snapshot(store)
     with pytest.raises(RuntimeError, match="boom"):
         with store.transaction():
-            store.upsert_enterprises([ent("t1", "新公司甲"), ent("e2", "特变电工股份有限公司", scope="changed")])
+            store.upsert_enterprises(
+                [ent("t1", "新公司甲"), ent("e2", "特变电工股份有限公司", scope="changed")]
+            )
             store.upsert_region(Region(id="r1", name="某园区", level=RegionLevel.PARK))
             raise RuntimeError("boom")
     assert snapshot(store) == before
 
 
 def test_credit_code_match_beats_the_id(store):
-    store.upsert_enterprises([ent("c1", "甲公司", credit_code=CODE_A), ent("c2", "乙公司", credit_code=CODE_B)])
+    store.upsert_enterprises(
+        [ent("c1", "甲公司", credit_code=CODE_A), ent("c2", "乙公司", credit_code=CODE_B)]
+    )
     summary = store.upsert_enterprises([ent("c2", "甲公司(新名)", credit_code=CODE_A)])
     assert summary.ids == ["c1"] and summary.updated == 1
     assert store.get_enterprise("c2").credit_code == CODE_B
@@ -146,7 +160,9 @@ def test_schema_refuses_one_credit_code_on_two_rows_of_one_scope(store, tenant):
     c2 = "c2" if tenant is None else f"{tenant}:c2"
     with pytest.raises(IntegrityError):
         with store.engine.begin() as conn:
-            conn.execute(text("UPDATE enterprises SET credit_code = :c WHERE id = :id"), {"c": CODE_A, "id": c2})
+            conn.execute(
+                text("UPDATE enterprises SET credit_code = :c WHERE id = :id"), {"c": CODE_A, "id": c2}
+            )
     assert store.get_enterprise(c2, tenant=tenant).credit_code is None
 
 
@@ -201,7 +217,9 @@ def test_iter_enterprises_in_batches_returns_every_row_once(store):
 def test_set_links_replaces_links_and_marks_the_row_pending(store):
     store.upsert_enterprises(corpus())
     store.mark_embedded(["e1", "e2", "e3", "e4"], "m")
-    links = [LinkMatch(link_id="electrolytic_aluminium", score=1.0, method="alias", evidence="电解铝", share=0.7)]
+    links = [
+        LinkMatch(link_id="electrolytic_aluminium", score=1.0, method="alias", evidence="电解铝", share=0.7)
+    ]
     store.set_links("e1", links)
     assert store.get_enterprise("e1").links == links
     assert store.pending_embedding("m") == ["e1"]
@@ -369,3 +387,15 @@ def test_in_memory_sqlite_store_works(tmp_path):
         assert s.count_enterprises() == 4
     finally:
         s.close()
+
+
+def test_branches_and_firms_with_different_stock_codes_are_not_merged_by_name(store):
+    firms = [
+        ent("b1", "中国石油天然气股份有限公司独山子石化分公司"),
+        ent("b2", "中国石油天然气股份有限公司新疆油田分公司"),
+        ent("s1", "青海盐湖工业集团股份有限公司", province="青海", stock_code="000578"),
+        ent("s2", "青海盐湖工业股份有限公司", province="青海", stock_code="000792"),
+    ]
+    summary = store.upsert_enterprises(firms)
+    assert summary.inserted == 4
+    assert store.upsert_enterprises(firms).unchanged == 4
