@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -385,7 +386,7 @@ class Recommender:
         lists: dict[str, list[int]] = {}
         qv = None
         if "dense" in self.sources or self.weights.dense > 0 or self.reranker is not None:
-            qv = self.embedder.encode_queries([q.text or " "])[0].astype(np.float32)
+            qv = self._query_vector(q.text or " ")
         if "dense" in self.sources:
             hits = self.vindex_.search(qv[None, :], self.depth.dense + 20, allow=allow_ids)[0]
             lists["dense"] = [i for i in (self.id_to_idx_[h[0]] for h in hits) if mask[i]][: self.depth.dense]
@@ -457,6 +458,19 @@ class Recommender:
             srcs = [s for s, st in list_sets.items() if i in st]
             out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs))
         return out
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """The need's embedding, from a small LRU cache (repeated needs and ablations cost nothing)."""
+        cache = self.__dict__.setdefault("_qcache", OrderedDict())
+        v = cache.get(text)
+        if v is None:
+            v = self.embedder.encode_queries([text])[0].astype(np.float32)
+            cache[text] = v
+            if len(cache) > 2048:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(text)
+        return v
 
     def _industry_terms(self, q: NeedQuery) -> set[str]:
         terms: set[str] = set()
