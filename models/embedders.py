@@ -161,7 +161,7 @@ class SentenceTransformerEmbedder(Embedder):
         batch_size: Texts per forward pass.
     """
 
-    def __init__(self, model_path: Path, quantize: str | None = None, batch_size: int = 32) -> None:
+    def __init__(self, model_path: Path, quantize: str | None = None, batch_size: int = 16) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
