@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -122,6 +123,8 @@ class Recommender:
         self.lindex_ = LexicalIndex()
         self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
         self._build_arrays()
+        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()  # shared by shallow copies (ablations)
+        self._qlock = threading.Lock()
         logger.info("recommender fitted on %d enterprises in %.1fs", len(ents), time.perf_counter() - t0)
         return self
 
@@ -462,14 +465,17 @@ class Recommender:
     def _query_vector(self, text: str) -> np.ndarray:
         """The need's embedding, from a small LRU cache (repeated needs and ablations cost nothing)."""
         cache = self.__dict__.setdefault("_qcache", OrderedDict())
-        v = cache.get(text)
-        if v is None:
-            v = self.embedder.encode_queries([text])[0].astype(np.float32)
+        lock = self.__dict__.setdefault("_qlock", threading.Lock())
+        with lock:
+            v = cache.get(text)
+            if v is not None:
+                cache.move_to_end(text)
+                return v
+        v = self.embedder.encode_queries([text])[0].astype(np.float32)
+        with lock:
             cache[text] = v
             if len(cache) > 2048:
                 cache.popitem(last=False)
-        else:
-            cache.move_to_end(text)
         return v
 
     def _industry_terms(self, q: NeedQuery) -> set[str]:
