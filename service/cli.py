@@ -44,6 +44,17 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def group(parent: typer.Typer, name: str, help_text: str) -> typer.Typer:
+    """The sub-command group ``name`` of ``parent`` (created by whichever module registers first)."""
+    for info in parent.registered_groups:
+        inst = info.typer_instance
+        if inst is not None and name in (info.name, getattr(inst.info, "name", None)):
+            return inst
+    sub = typer.Typer(help=help_text, no_args_is_help=True)
+    parent.add_typer(sub, name=name, help=help_text)
+    return sub
+
+
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
