@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
 
         from matcher.ashare import load_ashare_corpus
         from matcher.catalogue import default_catalogue
+        from matcher.recommendation import RecommendRequest
         from matcher.recommender import Recommender
         from matcher.regions import default_regions
         from matcher.settings import get_settings
@@ -115,7 +116,7 @@ def register(app: typer.Typer) -> None:
         raw = faiss.IndexFlatIP(emb.dim)
         raw.add(rec.vectors_)
         needs = _needs(catalogue, queries, seed)
-        rec.recommend(__import__("matcher.recommendation", fromlist=["x"]).RecommendRequest(chain=needs[0][0], k=k))
+        rec.recommend(RecommendRequest(chain=needs[0][0], k=k))  # warm-up (jieba, BLAS)
         ours, base = _run(rec, catalogue, needs, raw, rec.depth.dense + 20, k)
         rows.append(("one gap, A-share", len(corpus), len(needs), ours, base))
         book = default_regions()
