@@ -1,0 +1,315 @@
+"""Product → chain-link mapping: unit behaviours on a small catalogue, quality on hand labels."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from matcher.catalogue import default_catalogue, load_catalogue
+from matcher.errors import ImportFileError
+from matcher.mapping import LinkMapper, evaluate_mapping, is_generic_segment, load_labels, split_segments
+from matcher.records import Enterprise, Product
+
+LABELS = Path(__file__).parent / "fixtures" / "link_labels.tsv"
+
+SMALL_CATALOGUE = """\
+id: demo
+name: 演示链
+links:
+  - id: electrolytic_aluminium
+    name: 电解铝
+    stage: 中游
+    aliases: [原铝, 铝锭]
+    products: [重熔用铝锭]
+    gbt: ["3216"]
+  - id: aluminium_foil
+    name: 铝箔
+    stage: 下游
+    aliases: [铝板带箔]
+    products: [电池铝箔]
+    gbt: ["3252"]
+  - id: capacitor
+    name: 电容器
+    stage: 下游
+    aliases: [铝电解电容器, 电解电容器]
+    gbt: ["3981"]
+  - id: pv_cell
+    name: 光伏电池片
+    stage: 中游
+    aliases: [太阳能电池片, 电池片]
+    products: [PERC电池片]
+    gbt: ["3825"]
+  - id: silicon_wafer
+    name: 硅片
+    stage: 中游
+    aliases: [单晶硅片, 多晶硅片]
+    gbt: ["3985"]
+  - id: pv_module
+    name: 光伏组件
+    stage: 下游
+    aliases: [太阳能组件]
+    gbt: ["3825"]
+  - id: cathode
+    name: 正极材料
+    stage: 中游
+    aliases: [锂电正极材料, 三元正极材料]
+    products: [磷酸铁锂, 钴酸锂]
+    gbt: ["3985"]
+edges:
+  - {from: electrolytic_aluminium, to: aluminium_foil}
+  - {from: aluminium_foil, to: capacitor}
+  - {from: silicon_wafer, to: pv_cell}
+  - {from: pv_cell, to: pv_module}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_catalogue(tmp_path_factory: pytest.TempPathFactory):
+    d = tmp_path_factory.mktemp("chains")
+    (d / "demo.yaml").write_text(SMALL_CATALOGUE, encoding="utf-8")
+    return load_catalogue(d)
+
+
+@pytest.fixture()
+def mapper(small_catalogue) -> LinkMapper:
+    return LinkMapper(small_catalogue)
+
+
+def top(mapper: LinkMapper, name: str) -> str | None:
+    matches = mapper.map_product(name)
+    return matches[0].link_id if matches else None
+
+
+# --- unit behaviours ----------------------------------------------------------------------------
+
+
+def test_exact_alias_scores_one_and_keeps_the_phrase_as_evidence(mapper):
+    [m, *_] = mapper.map_product("原铝")
+    assert (m.link_id, m.score, m.method, m.evidence) == ("electrolytic_aluminium", 1.0, "alias", "原铝")
+
+
+def test_exact_match_ignores_case_width_and_traditional_script(mapper):
+    assert top(mapper, "ＰＥＲＣ電池片") == "pv_cell"
+    assert mapper.map_product("perc电池片")[0].score >= 0.95
+
+
+def test_product_with_generic_suffix_still_maps_exactly(mapper):
+    [m, *_] = mapper.map_product("电解铝销售业务")
+    assert m.link_id == "electrolytic_aluminium" and m.score >= 0.9
+
+
+def test_longest_match_wins_so_aluminium_capacitor_is_not_electrolytic_aluminium(mapper):
+    links = [m.link_id for m in mapper.map_product("高压铝电解电容器")]
+    assert links[0] == "capacitor"
+    assert "electrolytic_aluminium" not in links
+
+
+def test_head_of_compound_is_found_inside_a_long_product_name(mapper):
+    assert top(mapper, "高效单晶PERC电池片") == "pv_cell"
+
+
+def test_phrase_listing_two_products_maps_to_both_first_listed_first(mapper):
+    links = [m.link_id for m in mapper.map_product("单晶硅片及组件")]
+    assert links[:1] == ["silicon_wafer"]
+    links = [m.link_id for m in mapper.map_product("单晶硅片及太阳能组件")]
+    assert links[:2] == ["silicon_wafer", "pv_module"]
+
+
+def test_term_that_only_modifies_another_noun_is_weaker_than_a_head_term(mapper):
+    modifier = mapper.map_product("电解铝用阳极炭块")  # the firm makes anodes for smelters, not aluminium
+    head = mapper.map_product("高纯电解铝")
+    assert head and head[0].link_id == "electrolytic_aluminium"
+    assert not modifier or modifier[0].score < head[0].score
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "其他业务",
+        "主营业务",
+        "其他",
+        "国内",
+        "华东地区",
+        "外销",
+        "境外销售",
+        "分部间抵销",
+        "材料",
+        "设备",
+        "其他(补充)",
+    ],
+)
+def test_generic_segment_and_geography_rows_map_to_nothing(mapper, row):
+    assert is_generic_segment(row)
+    assert mapper.map_product(row) == []
+
+
+def test_generic_words_and_single_characters_do_not_create_matches(mapper):
+    assert mapper.map_product("铝") == []
+    assert mapper.map_product("电子材料设备") == []
+    assert mapper.map_product("工程服务") == []
+
+
+def test_token_overlap_reaches_a_link_when_no_term_is_contained(mapper):
+    [m, *_] = mapper.map_product("三元锂电正极")
+    assert m.link_id == "cathode" and m.method == "token" and m.score < 0.95
+
+
+def test_split_segments_drops_brackets_and_affixes():
+    assert split_segments("光伏组件(含电池片)销售") == ["光伏组件"]
+    assert split_segments("单晶硅片、电池片及组件") == ["单晶硅片", "电池片"]  # 组件 alone is too generic
+
+
+def test_business_scope_is_weaker_than_the_same_product(mapper):
+    from_product = mapper.map(Enterprise(id="a", name="甲", products=[Product(name="铝箔", share=0.6)]))
+    from_scope = mapper.map(Enterprise(id="b", name="乙", scope="一般项目：铝箔制造；铝箔销售；货物进出口。"))
+    assert from_product[0].link_id == from_scope[0].link_id == "aluminium_foil"
+    assert from_scope[0].score < from_product[0].score
+    assert from_scope[0].share is None and from_product[0].share == 0.6
+
+
+def test_enterprise_links_are_ordered_best_first_with_shares_and_evidence(mapper):
+    ent = Enterprise(
+        id="x",
+        name="某新能源",
+        products=[
+            Product(name="其他业务", share=0.05),
+            Product(name="太阳能组件", share=0.15),
+            Product(name="单晶硅片", share=0.8),
+        ],
+    )
+    links = mapper.map(ent)
+    assert [m.link_id for m in links] == ["silicon_wafer", "pv_module"]
+    assert links[0].evidence == "单晶硅片" and links[0].share == 0.8
+
+
+def test_gbt_code_agreement_adds_a_bonus_and_a_weak_match_on_its_own(mapper):
+    plain = mapper.map(Enterprise(id="a", name="甲", products=[Product(name="高纯电解铝")]))
+    coded = mapper.map(
+        Enterprise(id="b", name="乙", products=[Product(name="高纯电解铝")], gbt_codes=["3216"])
+    )
+    assert coded[0].score > plain[0].score
+    only_code = mapper.map(Enterprise(id="c", name="丙", gbt_codes=["3981"]))
+    assert [(m.link_id, m.method) for m in only_code] == [("capacitor", "gbt")]
+    assert only_code[0].score < 0.5
+
+
+def test_repeated_product_is_served_from_the_cache(mapper):
+    first = mapper.map_product("电池铝箔")
+    misses = mapper.cache_info()["misses"]
+    again = mapper.map_product("電池鋁箔")  # same normalised phrase
+    info = mapper.cache_info()
+    assert [(m.link_id, m.score, m.method) for m in again] == [(m.link_id, m.score, m.method) for m in first]
+    assert again[0].evidence == "電池鋁箔"  # evidence is the caller's phrase, not the cache key
+    assert info["misses"] == misses and info["hits"] >= 1
+
+
+def test_mapping_is_deterministic_across_mapper_instances(small_catalogue):
+    names = ["高效单晶PERC电池片", "单晶硅片及组件", "三元锂电正极", "铝板带箔", "华东地区"]
+    a = [[(m.link_id, m.score) for m in ms] for ms in LinkMapper(small_catalogue).map_products(names)]
+    b = [[(m.link_id, m.score) for m in ms] for ms in LinkMapper(small_catalogue).map_products(names)]
+    assert a == b
+
+
+class _CharGramEmbedder:
+    """A real (tiny) embedder: hashed character bigrams, L2-normalised, float32."""
+
+    dim = 256
+
+    def _encode(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for j in range(len(t) - 1):
+                out[i, sum(map(ord, t[j : j + 2])) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    encode_queries = encode_passages = _encode
+
+
+def test_embedding_signal_is_used_only_when_lexical_signals_find_nothing(small_catalogue):
+    mapper = LinkMapper(small_catalogue, embedder=_CharGramEmbedder(), embedding_threshold=0.5, min_score=0.3)
+    assert top(mapper, "电池铝箔") == "aluminium_foil"
+    assert mapper.map_product("电池铝箔")[0].method == "alias"
+    emb = mapper.map_product("太阳能电池组")  # no term contained, char bigrams close to 太阳能电池片
+    assert emb and emb[0].method in {"embedding", "token"}
+    assert all(m.score < 0.95 for m in emb)
+
+
+def test_label_file_with_unknown_gold_link_is_rejected(tmp_path, small_catalogue):
+    bad = tmp_path / "labels.tsv"
+    bad.write_text("铝箔\tno_such_link\tnote\n", encoding="utf-8")
+    with pytest.raises(ImportFileError, match="no_such_link"):
+        load_labels(bad, small_catalogue)
+
+
+# --- quality on the hand-labelled fixture -------------------------------------------------------
+
+
+def test_label_fixture_is_large_balanced_and_uses_catalogue_ids():
+    labels = load_labels(LABELS, default_catalogue())
+    negatives = sum(1 for x in labels if not x.gold)
+    assert len(labels) >= 220
+    assert 0.2 <= negatives / len(labels) <= 0.35
+    assert len({x.product for x in labels}) == len(labels)
+
+
+def test_top1_mapping_precision_and_recall_on_hand_labels():
+    labels = load_labels(LABELS, default_catalogue())
+    mapper = LinkMapper(default_catalogue())
+    res = evaluate_mapping(mapper, labels)
+    unseen = evaluate_mapping(mapper, labels, exclude_catalogue_terms=True)
+    print(  # noqa: T201 - the figures are the point of this test
+        f"\nmapping top-1 on {res.n} labels: "
+        f"precision {res.precision:.3f} recall {res.recall:.3f} F1 {res.f1:.3f}"
+    )
+    print(  # noqa: T201
+        f"without verbatim catalogue terms ({unseen.n} labels): precision {unseen.precision:.3f} "
+        f"recall {unseen.recall:.3f} F1 {unseen.f1:.3f}"
+    )
+    assert res.precision >= 0.85, res.wrong_link + [(p, t, "NONE") for p, t in res.false_positive]
+    assert res.recall >= 0.7, res.missed
+    # a third of the fixture is verbatim catalogue wording; the rest must not fall far behind
+    assert unseen.precision >= 0.8 and unseen.recall >= 0.65
+
+
+def test_mapping_throughput_exceeds_20k_products_per_second_after_jieba_is_loaded(shared_data):
+    """Cold pass (empty cache) over every A-share product row.
+
+    Measured in CPU time so that other processes sharing the machine do not skew it.
+    """
+    import json
+
+    names = []
+    with (shared_data / "ChainKnowledgeGraph" / "company_product.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            names.append(json.loads(line)["product_name"])
+    mapper = LinkMapper(default_catalogue())  # loads jieba and teaches it the catalogue terms
+    t0 = time.process_time()
+    for n in names:
+        mapper.map_product(n)
+    rate = len(names) / (time.process_time() - t0)
+    print(  # noqa: T201
+        f"\nmapping throughput: {rate:,.0f} rows/s (CPU) over {len(names)} rows, "
+        f"{mapper.cache_info()['size']} distinct"
+    )
+    assert rate >= 20_000
+
+
+def test_cli_mapping_eval_prints_precision_recall_and_misses():
+    from service.cli import app
+
+    result = CliRunner().invoke(app, ["mapping", "eval", "--labels", str(LABELS)])
+    assert result.exit_code == 0, result.output
+    assert "precision" in result.output and "recall" in result.output and "F1" in result.output
+    assert "confusion" in result.output
+
+
+def test_cli_mapping_eval_reports_a_missing_label_file_cleanly(tmp_path):
+    from service.cli import app
+
+    result = CliRunner().invoke(app, ["mapping", "eval", "--labels", str(tmp_path / "none.tsv")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
