@@ -19,6 +19,7 @@ Only the GB 32100 check character and the structure are enforced; the embedded G
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 
 __all__ = ["CHARSET", "WEIGHTS", "check_character", "is_valid_credit_code", "validate_credit_code"]
@@ -48,7 +49,7 @@ def check_character(first17: str) -> str:
     bad = [c for c in first17 if c not in _VALUE]
     if bad:
         raise ValueError(f"character {bad[0]!r} is not allowed (allowed: {CHARSET})")
-    total = sum(_VALUE[c] * w for c, w in zip(first17, WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(_VALUE.__getitem__, first17), WEIGHTS))
     return CHARSET[(31 - total % 31) % 31]
 
 
@@ -73,7 +74,9 @@ def validate_credit_code(code: str) -> str:
     """
     if code is None:
         raise ValueError("credit code is empty")
-    text = unicodedata.normalize("NFKC", str(code)).replace(" ", "").replace("-", "").strip().upper()
+    text = str(code)
+    if not (len(text) == _LENGTH and text.isascii() and text.isalnum() and text.upper() == text):
+        text = unicodedata.normalize("NFKC", text).replace(" ", "").replace("-", "").strip().upper()
     if not text:
         raise ValueError("credit code is empty")
     if len(text) != _LENGTH:

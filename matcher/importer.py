@@ -256,7 +256,8 @@ def map_headers(headers: list[Any]) -> list[_Column]:
     taken: set[str] = set()
     out: list[_Column] = []
     for i, raw in enumerate(headers):
-        header = clean_text(str(raw)) if raw is not None else ""
+        # undecodable bytes (lone surrogates) cannot pass through OpenCC: shown as U+FFFD
+        header = clean_text(_SURROGATE.sub("\ufffd", str(raw))) if raw is not None else ""
         header = header.lstrip("\ufeff") or f"column_{i + 1}"
         key = _header_key(header)
         canonical = table.get(key)
@@ -275,7 +276,8 @@ def map_headers(headers: list[Any]) -> list[_Column]:
 
 
 def _missing_name_error(headers: list[Any], where: str) -> ImportFileError:
-    found = ", ".join(str(h) for h in headers if h not in (None, "")) or "(none)"
+    found = ", ".join(_SURROGATE.sub("\ufffd", str(h)) for h in headers if h not in (None, "")) or "(none)"
+    found = found if len(found) <= 300 else found[:300] + "…"
     return ImportFileError(
         f"{where}: missing the enterprise-name column; expected one of {', '.join(COLUMNS['name'])}; "
         f"found columns: {found}"
@@ -389,6 +391,13 @@ def _parse_products(cell: Any, clean: bool) -> tuple[list[Product], list[str]]:
     if total > 1.0001:
         warnings.append(f"product shares sum to {total:.2f} (> 1)")
     return out, warnings
+
+
+@lru_cache(maxsize=100_000)
+def _parse_products_cached(text: str) -> tuple[tuple[tuple[str, float | None], ...], tuple[str, ...]]:
+    """:func:`_parse_products` of an already-clean cell, memoised: exports repeat the same product strings."""
+    products, warnings = _parse_products(text, clean=False)
+    return tuple((p.name, p.share) for p in products), tuple(warnings)
 
 
 def _parse_money(text: str, header_unit: str) -> tuple[float | None, str | None]:
@@ -612,7 +621,8 @@ class _RowBuilder:
             if isinstance(raw, list):
                 products, notes = _parse_products(raw, clean=True)
             else:
-                products, notes = _parse_products(text_of("products"), clean=False)
+                parsed, notes = _parse_products_cached(text_of("products"))
+                products = [Product(name=n, share=v) for n, v in parsed]
             warnings.extend(RowIssue(row, col.header, n) for n in notes)
 
         registered_capital = None
@@ -955,7 +965,7 @@ def _read_jsonl(data: bytes, path: Path, report: ImportReport) -> _Source:
         if line.strip():
             try:
                 obj = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 first_keys = first_keys or list(obj)
@@ -978,6 +988,10 @@ def _read_jsonl(data: bytes, path: Path, report: ImportReport) -> _Source:
                 obj = json.loads(line)
             except ValueError as exc:
                 yield _Record(n, None, RowIssue(n, "-", f"not valid JSON: {exc}", line[:80]))
+                continue
+            except RecursionError:
+                issue = RowIssue(n, "-", "not valid JSON: nested too deeply to parse", line[:80])
+                yield _Record(n, None, issue)
                 continue
             if not isinstance(obj, dict):
                 yield _Record(

@@ -49,12 +49,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -586,15 +586,22 @@ class Store:
                 moving = [
                     r for r in updates if state[r["id"]]["stored_credit_code"] not in (None, r["credit_code"])
                 ]
+                table = EnterpriseRow.__table__
                 if moving:
-                    session.execute(
-                        update(EnterpriseRow),
-                        [{"id": r["id"], "credit_code": None} for r in moving],
+                    free = table.update().where(table.c.id == bindparam("_id")).values(credit_code=None)
+                    session.execute(free, [{"_id": r["id"]} for r in moving])
+                if updates:
+                    # Core executemany (one prepared statement, no ORM bookkeeping per row)
+                    columns = [k for k in updates[0] if k != "id"]
+                    stmt = (
+                        table.update()
+                        .where(table.c.id == bindparam("_id"))
+                        .values({k: bindparam(f"_{k}") for k in columns})
                     )
-                for chunk in _chunks(updates, 2000):
-                    session.execute(update(EnterpriseRow), list(chunk))
-                for chunk in _chunks(inserts, 2000):
-                    session.execute(insert(EnterpriseRow), list(chunk))
+                    for chunk in _chunks(updates, 5000):
+                        session.execute(stmt, [{f"_{k}": v for k, v in r.items()} for r in chunk])
+                for chunk in _chunks(inserts, 5000):
+                    session.execute(table.insert(), list(chunk))
                 summary.inserted, summary.updated = len(inserts), len(updates)
         except IntegrityError as exc:
             raise StoreConflictError(f"enterprise upsert violates a uniqueness rule: {exc.orig}") from exc
