@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 MAX_NOTE = 2000
 
 
-class LeadStatus(str, Enum):
+class LeadStatus(StrEnum):
     """Stages of a lead."""
 
     LEAD = "线索"
@@ -100,7 +100,9 @@ class InvalidTransitionError(ChainMatchError, ValueError):
 
     code = "invalid_transition"
 
-    def __init__(self, current: LeadStatus | None, requested: LeadStatus, allowed: tuple[LeadStatus, ...]) -> None:
+    def __init__(
+        self, current: LeadStatus | None, requested: LeadStatus, allowed: tuple[LeadStatus, ...]
+    ) -> None:
         self.current, self.requested, self.allowed = current, requested, allowed
         where = f"from '{current.value}'" if current else "for a new lead"
         options = ", ".join(s.value for s in allowed) or "none (final status)"
@@ -165,7 +167,9 @@ class Lead(BaseModel):
     status: LeadStatus
     note: str = ""
     reason: str = ""
-    context: dict[str, Any] = Field(default_factory=dict, description="the candidate as ranked when shortlisted")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="the candidate as ranked when shortlisted"
+    )
     created_at: datetime
     updated_at: datetime
     allowed_next: list[LeadStatus] = Field(default_factory=list, description="statuses this lead may move to")
@@ -174,11 +178,21 @@ class Lead(BaseModel):
     def from_row(cls, row: LeadRow) -> Lead:
         status = LeadStatus(row.status)
         return cls(
-            id=row.id, tenant=row.tenant, region_id=row.region_id, chain_id=row.chain_id, link_id=row.link_id,
-            enterprise_id=row.enterprise_id, enterprise_name=row.enterprise_name, status=status, note=row.note or "",
-            reason=row.reason or "", context=dict(row.context or {}), created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at), allowed_next=list(TRANSITIONS[status]),
-        )  # fmt: skip
+            id=row.id,
+            tenant=row.tenant,
+            region_id=row.region_id,
+            chain_id=row.chain_id,
+            link_id=row.link_id,
+            enterprise_id=row.enterprise_id,
+            enterprise_name=row.enterprise_name,
+            status=status,
+            note=row.note or "",
+            reason=row.reason or "",
+            context=dict(row.context or {}),
+            created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at),
+            allowed_next=list(TRANSITIONS[status]),
+        )
 
 
 class LeadEvent(BaseModel):
@@ -196,24 +210,31 @@ class LeadEvent(BaseModel):
     @classmethod
     def from_row(cls, row: LeadEventRow) -> LeadEvent:
         return cls(
-            id=row.id, lead_id=row.lead_id, from_status=LeadStatus(row.from_status) if row.from_status else None,
-            to_status=LeadStatus(row.to_status), note=row.note or "", reason=row.reason or "", actor=row.actor or "",
+            id=row.id,
+            lead_id=row.lead_id,
+            from_status=LeadStatus(row.from_status) if row.from_status else None,
+            to_status=LeadStatus(row.to_status),
+            note=row.note or "",
+            reason=row.reason or "",
+            actor=row.actor or "",
             created_at=_aware(row.created_at),
-        )  # fmt: skip
+        )
 
 
 def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _text(field: str, value: str | None) -> str:
     value = (value or "").strip()
     if len(value) > MAX_NOTE:
-        raise InvalidRequestError(field, f"{value[:20]}…", f"expected at most {MAX_NOTE} characters, got {len(value)}")
+        raise InvalidRequestError(
+            field, f"{value[:20]}…", f"expected at most {MAX_NOTE} characters, got {len(value)}"
+        )
     return value
 
 
@@ -279,18 +300,44 @@ def create_lead(
         _check_move(None, status, reason)
         now = _now()
         row = LeadRow(
-            id=uuid.uuid4().hex, tenant=tenant, region_id=region_id, chain_id=chain_id, link_id=link_id,
-            enterprise_id=enterprise_id, enterprise_name=enterprise_name, status=status.value, note=note,
-            reason=reason, context=dict(context or {}), created_at=now, updated_at=now,
-        )  # fmt: skip
+            id=uuid.uuid4().hex,
+            tenant=tenant,
+            region_id=region_id,
+            chain_id=chain_id,
+            link_id=link_id,
+            enterprise_id=enterprise_id,
+            enterprise_name=enterprise_name,
+            status=status.value,
+            note=note,
+            reason=reason,
+            context=dict(context or {}),
+            created_at=now,
+            updated_at=now,
+        )
         session.add(row)
         session.flush()
         session.add(
-            LeadEventRow(lead_id=row.id, tenant=tenant, from_status=None, to_status=status.value, note=note,
-                         reason=reason, actor=actor, created_at=now)
-        )  # fmt: skip
+            LeadEventRow(
+                lead_id=row.id,
+                tenant=tenant,
+                from_status=None,
+                to_status=status.value,
+                note=note,
+                reason=reason,
+                actor=actor,
+                created_at=now,
+            )
+        )
         lead = Lead.from_row(row)
-    logger.info("lead %s created (%s, %s/%s/%s → %s)", lead.id, tenant, region_id, link_id, enterprise_id, status.value)
+    logger.info(
+        "lead %s created (%s, %s/%s/%s → %s)",
+        lead.id,
+        tenant,
+        region_id,
+        link_id,
+        enterprise_id,
+        status.value,
+    )
     return lead, True
 
 
@@ -361,8 +408,10 @@ def update_lead(
         target = LeadStatus(status) if status is not None else current
         if target is not current:
             _check_move(current, target, new_reason if new_reason is not None else "")
-        changed = target is not current or (new_note is not None and new_note != row.note) or (
-            new_reason is not None and new_reason != row.reason
+        changed = (
+            target is not current
+            or (new_note is not None and new_note != row.note)
+            or (new_reason is not None and new_reason != row.reason)
         )
         if not changed:
             return Lead.from_row(row)
@@ -376,9 +425,17 @@ def update_lead(
             row.reason = ""  # a reason belongs to the move that gave it
         row.updated_at = now
         session.add(
-            LeadEventRow(lead_id=row.id, tenant=tenant, from_status=current.value, to_status=target.value,
-                         note=new_note or "", reason=row.reason, actor=actor, created_at=now)
-        )  # fmt: skip
+            LeadEventRow(
+                lead_id=row.id,
+                tenant=tenant,
+                from_status=current.value,
+                to_status=target.value,
+                note=new_note or "",
+                reason=row.reason,
+                actor=actor,
+                created_at=now,
+            )
+        )
         session.flush()
         lead = Lead.from_row(row)
     logger.info("lead %s: %s → %s", lead_id, current.value, target.value)
@@ -405,4 +462,7 @@ def iter_events(store: Store, tenant: str | None = None) -> list[tuple[LeadEvent
     if tenant is not None:
         stmt = stmt.where(LeadEventRow.tenant == tenant)
     with store.transaction() as session:
-        return [(LeadEvent.from_row(ev), Lead.from_row(lead)) for ev, lead in session.execute(stmt.order_by(LeadEventRow.id))]
+        return [
+            (LeadEvent.from_row(ev), Lead.from_row(lead))
+            for ev, lead in session.execute(stmt.order_by(LeadEventRow.id))
+        ]

@@ -143,18 +143,26 @@ def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse | None:
         return None
     cause = exc.__cause__
     if isinstance(cause, RecursionError):
-        return error_response(422, "json_too_deep", "请求体 JSON 嵌套过深，无法解析 (JSON body nested too deeply)",
-                              "body")  # fmt: skip
+        return error_response(
+            422, "json_too_deep", "请求体 JSON 嵌套过深，无法解析 (JSON body nested too deeply)", "body"
+        )
     if isinstance(cause, UnicodeDecodeError):
-        return error_response(422, "body_not_utf8", f"请求体不是有效的 UTF-8 编码 (JSON body is not valid UTF-8: "
-                              f"{cause.reason} at byte {cause.start})", "body")  # fmt: skip
+        return error_response(
+            422,
+            "body_not_utf8",
+            f"请求体不是有效的 UTF-8 编码 (JSON body is not valid UTF-8: "
+            f"{cause.reason} at byte {cause.start})",
+            "body",
+        )
     return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.field, exc.value, exc.allowed, headers=exc.headers)
+        return error_response(
+            exc.status, exc.code, exc.message, exc.field, exc.value, exc.allowed, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -162,10 +170,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid", "type": "value_error"}
         field = _field(first.get("loc", ()))
         zh = _VALIDATION_ZH.get(first.get("type", ""), "无效")
-        details = [{"field": _field(e.get("loc", ())), "reason": e.get("msg", ""), "type": e.get("type", "")}
-                   for e in errors[:20]]  # fmt: skip
-        return error_response(422, "validation_error", f"请求参数无效：{field} {zh} ({first.get('msg', '')})",
-                              field, first.get("input"), details=details)  # fmt: skip
+        details = [
+            {"field": _field(e.get("loc", ())), "reason": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors[:20]
+        ]
+        return error_response(
+            422,
+            "validation_error",
+            f"请求参数无效：{field} {zh} ({first.get('msg', '')})",
+            field,
+            first.get("input"),
+            details=details,
+        )
 
     @app.exception_handler(ChainMatchError)
     async def _domain(_: Request, exc: ChainMatchError) -> JSONResponse:
@@ -189,7 +205,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if unparsable is not None:
             return unparsable
         code, zh = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "请求失败"))
-        return error_response(exc.status_code, code, f"{zh} ({exc.detail})", headers=getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code, code, f"{zh} ({exc.detail})", headers=getattr(exc, "headers", None)
+        )
 
 
 class CatchAllMiddleware:
@@ -217,7 +235,9 @@ class CatchAllMiddleware:
             if started:
                 raise
             rid = current_request_id()
-            response = error_response(500, "internal_error", f"服务器内部错误，请凭请求编号 {rid} 联系管理员 (internal error)")
+            response = error_response(
+                500, "internal_error", f"服务器内部错误，请凭请求编号 {rid} 联系管理员 (internal error)"
+            )
             await response(scope, receive, send)
 
 
@@ -231,7 +251,11 @@ class ApiKeyMiddleware:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix) or scope["method"] == "OPTIONS":
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith(self.prefix)
+            or scope["method"] == "OPTIONS"
+        ):
             await self.app(scope, receive, send)
             return
         presented = None
@@ -311,8 +335,11 @@ class SecurityHeadersMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                            (b"referrer-policy", b"no-referrer")]  # fmt: skip
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
                 if not docs:
                     headers.append((b"content-security-policy", _CSP.encode()))
                 message = {**message, "headers": headers}
@@ -370,15 +397,22 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
 
     @app.get("/", include_in_schema=False)
     def staff_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
-                            headers={"Cache-Control": "no-cache"})  # fmt: skip
+        return FileResponse(
+            STATIC_DIR / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
-                           expose_headers=["X-Request-ID", "Retry-After", "Content-Disposition"])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Content-Disposition"],
+        )
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(ApiKeyMiddleware, svc=svc)
     app.add_middleware(CatchAllMiddleware)

@@ -36,8 +36,28 @@ LOOPBACK = "127.0.0.1"
 MIX: dict[str, float] = {"recommend": 0.70, "search": 0.20, "upsert": 0.10}
 """Share of each operation in the traffic."""
 
-_SEARCH_TERMS = ["特变电工", "隆基", "新疆", "铝业", "光伏", "化工", "电气", "天山", "中泰", "硅业", "乳业", "番茄",
-                 "000", "60", "宁德时代", "有色", "能源", "钢铁", "纺织", "科技"]  # fmt: skip
+_SEARCH_TERMS = [
+    "特变电工",
+    "隆基",
+    "新疆",
+    "铝业",
+    "光伏",
+    "化工",
+    "电气",
+    "天山",
+    "中泰",
+    "硅业",
+    "乳业",
+    "番茄",
+    "000",
+    "60",
+    "宁德时代",
+    "有色",
+    "能源",
+    "钢铁",
+    "纺织",
+    "科技",
+]
 _PRODUCTS = [
     "铝棒",
     "电解铝",
@@ -111,8 +131,13 @@ class LocalServer:
     def environment(self) -> dict[str, str]:
         """The child's environment: this one plus the server's settings."""
         env = {**os.environ, **self.extra_env}
-        env.update(CHAINMATCH_DATA_DIR=str(self.data_dir), CHAINMATCH_CACHE_DIR=str(self.cache_dir),
-                   CHAINMATCH_EMBEDDER=self.embedder, CHAINMATCH_HOST=LOOPBACK, PYTHONUNBUFFERED="1")  # fmt: skip
+        env.update(
+            CHAINMATCH_DATA_DIR=str(self.data_dir),
+            CHAINMATCH_CACHE_DIR=str(self.cache_dir),
+            CHAINMATCH_EMBEDDER=self.embedder,
+            CHAINMATCH_HOST=LOOPBACK,
+            PYTHONUNBUFFERED="1",
+        )
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         if self.database_url:
             env["CHAINMATCH_DATABASE_URL"] = self.database_url
@@ -132,8 +157,18 @@ class LocalServer:
         log = self.log_path or self.data_dir.parent / f"serve-{self.port}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log
-        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", LOOPBACK, "--port", str(self.port),
-               "--no-demo-key", "--plain-logs"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--no-demo-key",
+            "--plain-logs",
+        ]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.environment(), stdout=out, stderr=out)
         deadline = time.monotonic() + timeout
@@ -186,7 +221,7 @@ class LocalServer:
         self.stop()
 
 
-# --- load ---------------------------------------------------------------------------------------------------------
+# --- load ---------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -221,9 +256,14 @@ def _gaps(catalogue: Any, regions: list[Any]) -> list[dict[str, str]]:
 
 
 async def _client(
-    http: Any, rng: random.Random, gaps: list[dict[str, str]], deadline: float, budget: list[int],
-    result: LoadResult, worker: int,
-) -> None:  # fmt: skip
+    http: Any,
+    rng: random.Random,
+    gaps: list[dict[str, str]],
+    deadline: float,
+    budget: list[int],
+    result: LoadResult,
+    worker: int,
+) -> None:
     import httpx
 
     n = 0
@@ -240,11 +280,16 @@ async def _client(
         else:
             op = "upsert"
             batch = [
-                {"id": f"load-{worker}-{n}-{i}", "name": f"压测{worker}号{n}批{i}有限公司", "province": "新疆",
-                 "city": "昌吉回族自治州", "products": [{"name": rng.choice(_PRODUCTS), "share": 0.8}],
-                 "scope": "有色金属压延加工；光伏设备及元器件制造"}
+                {
+                    "id": f"load-{worker}-{n}-{i}",
+                    "name": f"压测{worker}号{n}批{i}有限公司",
+                    "province": "新疆",
+                    "city": "昌吉回族自治州",
+                    "products": [{"name": rng.choice(_PRODUCTS), "share": 0.8}],
+                    "scope": "有色金属压延加工；光伏设备及元器件制造",
+                }
                 for i in range(rng.randint(1, 5))
-            ]  # fmt: skip
+            ]
             req = http.post("/v1/enterprises", json=batch)
         t0 = time.perf_counter()
         try:
@@ -279,9 +324,12 @@ async def _drive(
     ) as http:
         t0 = time.monotonic()
         deadline = t0 + duration
-        await asyncio.gather(*(
-            _client(http, random.Random(seed * 1000 + i), gaps, deadline, budget, result, i) for i in range(clients)
-        ))  # fmt: skip
+        await asyncio.gather(
+            *(
+                _client(http, random.Random(seed * 1000 + i), gaps, deadline, budget, result, i)
+                for i in range(clients)
+            )
+        )
         result.seconds = time.monotonic() - t0
     return result
 
@@ -319,7 +367,8 @@ def markdown_table(results: list[LoadResult]) -> str:
         for op, lat, err in rows:
             n = len(lat) + err
             lines.append(
-                f"| {r.clients} | {op} | {n:,} | {n / r.seconds:,.1f} | {_pct(lat, 50):.0f} | {_pct(lat, 95):.0f} | "
+                f"| {r.clients} | {op} | {n:,} | {n / r.seconds:,.1f} | {_pct(lat, 50):.0f} | "
+                f"{_pct(lat, 95):.0f} | "
                 f"{_pct(lat, 99):.0f} | {err} |"
             )
     return "\n".join(lines)
@@ -337,19 +386,33 @@ def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
 
 
 def _prepare(root: Path, data_dir: Path, embedder: str) -> tuple[str, dict[str, str]]:
-    """Import the A-share corpus into a fresh store under ``root`` and create an API key; returns (key, env)."""
+    """Import the A-share corpus into a fresh store under ``root``, create an API key; (key, env)."""
     from matcher.settings import Settings
     from matcher.store import Store
     from service.security import create_api_key
 
-    env = {"CHAINMATCH_DATA_DIR": str(root / "data"), "CHAINMATCH_CACHE_DIR": str(root / "cache"),
-           "CHAINMATCH_EMBEDDER": embedder}  # fmt: skip
+    env = {
+        "CHAINMATCH_DATA_DIR": str(root / "data"),
+        "CHAINMATCH_CACHE_DIR": str(root / "cache"),
+        "CHAINMATCH_EMBEDDER": embedder,
+    }
     child_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
     child_env.pop("CHAINMATCH_DATABASE_URL", None)
     subprocess.run(
-        [sys.executable, "-m", "service.cli", "--quiet", "corpus", "import-a-share", "--data-dir", str(data_dir)],
-        cwd=REPO, env=child_env, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "--quiet",
+            "corpus",
+            "import-a-share",
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=REPO,
+        env=child_env,
+        check=True,
+    )
     settings = Settings(data_dir=root / "data", cache_dir=root / "cache", embedder=embedder)
     with Store.from_settings(settings) as store:
         _, key = create_api_key(store, "loadtest", "chainmatch bench load")
@@ -372,7 +435,7 @@ def register(app: typer.Typer) -> None:
         ),
         duration: float = typer.Option(30.0, "--duration", min=1.0, max=3600.0, help="Seconds per run."),
         max_requests: int = typer.Option(20_000, "--max-requests", min=1, help="Request cap per run."),
-        data_dir: Path | None = typer.Option(None, "--data-dir", help="shared/data (default: settings)."),
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="shared/data (default: settings)."),  # noqa: B008
         embedder: str | None = typer.Option(None, "--embedder", help="Server embedder (default: settings)."),
         warmup: float = typer.Option(5.0, "--warmup", min=0.0, help="Seconds of unmeasured traffic first."),
         seed: int = typer.Option(0, "--seed"),
@@ -400,8 +463,12 @@ def register(app: typer.Typer) -> None:
                 f"A-share corpus imported in {time.perf_counter() - t0:.0f} s; starting the server …",
                 err=True,
             )
-            server = LocalServer(root / "data", root / "cache", embedder=embedder,
-                                 env={"CHAINMATCH_RATE_LIMIT_PER_MINUTE": "100000000"})  # fmt: skip
+            server = LocalServer(
+                root / "data",
+                root / "cache",
+                embedder=embedder,
+                env={"CHAINMATCH_RATE_LIMIT_PER_MINUTE": "100000000"},
+            )
             t0 = time.perf_counter()
             with server:
                 ready = httpx.get(f"{server.url}/readyz").json()
@@ -414,10 +481,15 @@ def register(app: typer.Typer) -> None:
                 for n in counts:
                     load = os.getloadavg()[0]
                     res = run_load(server.url, key, n, duration, max_requests, gaps, seed)
-                    typer.echo(f"{n} clients: {res.requests} requests in {res.seconds:.1f} s (load avg before "
-                               f"{load:.2f}); statuses {res.statuses}", err=True)  # fmt: skip
+                    typer.echo(
+                        f"{n} clients: {res.requests} requests in {res.seconds:.1f} s (load avg before "
+                        f"{load:.2f}); statuses {res.statuses}",
+                        err=True,
+                    )
                     results.append(res)
                 rss = server.rss_mb()
-        typer.echo(f"embedder {embedder}; server RSS {rss:.0f} MB; {os.cpu_count()} CPUs; "
-                   f"load average now {os.getloadavg()[0]:.2f}\n")  # fmt: skip
+        typer.echo(
+            f"embedder {embedder}; server RSS {rss:.0f} MB; {os.cpu_count()} CPUs; "
+            f"load average now {os.getloadavg()[0]:.2f}\n"
+        )
         typer.echo(markdown_table(results))

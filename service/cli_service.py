@@ -18,7 +18,9 @@ logger = logging.getLogger(__name__)
 
 DEMO_TENANT = "demo"
 
-apikey_app = typer.Typer(help="API keys: each bound to one tenant; stored hashed, shown once.", no_args_is_help=True)
+apikey_app = typer.Typer(
+    help="API keys: each bound to one tenant; stored hashed, shown once.", no_args_is_help=True
+)
 
 
 def _store():
@@ -45,7 +47,9 @@ def apikey_create(
 
 @apikey_app.command("list")
 @handle_errors
-def apikey_list(tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only this tenant's keys.")) -> None:
+def apikey_list(
+    tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only this tenant's keys."),
+) -> None:
     """List keys (ids and metadata, never secrets)."""
     from service.security import list_api_keys
 
@@ -58,12 +62,16 @@ def apikey_list(tenant: str | None = typer.Option(None, "--tenant", "-t", help="
     for k in keys:
         state = "active" if k.active else "revoked"
         last = k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-"
-        typer.echo(f"{k.id:<14}{k.tenant:<18}{state:<10}{k.created_at:%Y-%m-%d %H:%M}{'':<6}{last:<22}{k.name}")
+        typer.echo(
+            f"{k.id:<14}{k.tenant:<18}{state:<10}{k.created_at:%Y-%m-%d %H:%M}{'':<6}{last:<22}{k.name}"
+        )
 
 
 @apikey_app.command("revoke")
 @handle_errors
-def apikey_revoke(key_id: str = typer.Argument(..., help="The key id (see `chainmatch apikey list`).")) -> None:
+def apikey_revoke(
+    key_id: str = typer.Argument(..., help="The key id (see `chainmatch apikey list`)."),
+) -> None:
     """Revoke a key: it stops working at once."""
     from service.security import revoke_api_key
 
@@ -91,8 +99,11 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str | None = typer.Option(None, "--host", help="Bind address (default: settings, 127.0.0.1)."),
         port: int | None = typer.Option(None, "--port", "-p", help="Port (default: settings, 8000)."),
-        demo_key: bool = typer.Option(True, "--demo-key/--no-demo-key",
-                                      help="Create and print a key for tenant 'demo' when no key exists."),
+        demo_key: bool = typer.Option(
+            True,
+            "--demo-key/--no-demo-key",
+            help="Create and print a key for tenant 'demo' when no key exists.",
+        ),
         json_logs: bool = typer.Option(True, "--json-logs/--plain-logs", help="Structured JSON log lines."),
     ) -> None:
         """Run the JSON API and the staff web page (uvicorn)."""
@@ -111,12 +122,14 @@ def register(app: typer.Typer) -> None:
             settings = settings.model_copy(update={"port": port})
         app_ = create_app(settings)
         store = app_.state.service.store
-        url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}/"
+        url = (
+            f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}/"
+        )
         key = ensure_demo_key(store) if demo_key else None
         typer.echo(f"ChainMatch staff page: {url}   (API docs: {url}docs)")
         if key:
             typer.echo(f"demo API key for tenant '{DEMO_TENANT}' (shown once): {key}")
             typer.echo(f"open the page with the key: {url}#key={key}")
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)  # fmt: skip
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
 
     app.add_typer(apikey_app, name="apikey")

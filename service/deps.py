@@ -214,19 +214,30 @@ StoreDep = Annotated[Store, Depends(get_store)]
 def authenticate(svc: ServiceState, presented: str | None) -> ApiKey:
     """The active key for ``presented`` after the rate limit; raises the 401 / 429 ApiError otherwise."""
     if not presented:
-        raise ApiError(401, "missing_api_key", "缺少 API 密钥：请在请求头 X-API-Key 中提供 (missing X-API-Key header)",
-                       headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+        raise ApiError(
+            401,
+            "missing_api_key",
+            "缺少 API 密钥：请在请求头 X-API-Key 中提供 (missing X-API-Key header)",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
     key = verify_api_key(svc.store, presented)
     if key is None:
-        raise ApiError(401, "invalid_api_key", "API 密钥无效或已吊销 (invalid or revoked API key)",
-                       headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "API 密钥无效或已吊销 (invalid or revoked API key)",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
     wait = svc.limiter.check(key.id)
     if wait:
         if svc.metrics is not None:
             svc.metrics.rate_limited.inc()
-        raise ApiError(429, "rate_limited",
-                       f"请求过于频繁，请 {wait} 秒后重试 (rate limit of {svc.limiter.per_minute}/min exceeded)",
-                       headers={"Retry-After": str(wait)})  # fmt: skip
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"请求过于频繁，请 {wait} 秒后重试 (rate limit of {svc.limiter.per_minute}/min exceeded)",
+            headers={"Retry-After": str(wait)},
+        )
     return key
 
 

@@ -18,9 +18,21 @@ from openpyxl.styles import Alignment, Font, PatternFill
 __all__ = ["HEADERS", "ShortlistRow", "escape_cell", "to_csv", "to_xlsx"]
 
 HEADERS: tuple[str, ...] = (
-    "排名", "企业名称", "省份", "城市", "产业链", "填补环节", "缺口类型", "匹配产品", "证据强度", "得分", "推荐理由",
-    "线索状态", "备注", "企业编号",
-)  # fmt: skip
+    "排名",
+    "企业名称",
+    "省份",
+    "城市",
+    "产业链",
+    "填补环节",
+    "缺口类型",
+    "匹配产品",
+    "证据强度",
+    "得分",
+    "推荐理由",
+    "线索状态",
+    "备注",
+    "企业编号",
+)
 """Column headers, in order."""
 
 _STRENGTH = {"strong": "强", "medium": "中", "weak": "弱"}

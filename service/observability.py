@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -57,7 +57,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -106,11 +106,18 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.requests = Counter(
-            "chainmatch_requests", "Requests by route and status.", ["method", "route", "status"], registry=self.registry
+            "chainmatch_requests",
+            "Requests by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
-        self.index_size = Gauge("chainmatch_index_size", "Enterprises in the fitted index.", registry=self.registry)
+        self.index_size = Gauge(
+            "chainmatch_index_size", "Enterprises in the fitted index.", registry=self.registry
+        )
         self.pending = Gauge(
-            "chainmatch_pending_reembeds", "Changed enterprises waiting to be re-embedded.", registry=self.registry
+            "chainmatch_pending_reembeds",
+            "Changed enterprises waiting to be re-embedded.",
+            registry=self.registry,
         )
         self.rate_limited = Counter(
             "chainmatch_rate_limited", "Requests refused by the rate limiter.", registry=self.registry
@@ -157,7 +164,9 @@ class RouteTemplates:
 class RequestContextMiddleware:
     """Pure ASGI middleware: request id in and out, one access log line, latency metrics per route template."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None, templates: RouteTemplates | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics | None = None, templates: RouteTemplates | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.templates = templates
@@ -198,7 +207,12 @@ class RequestContextMiddleware:
                 template,
                 status,
                 seconds * 1000,
-                extra={"method": scope["method"], "route": template, "status": status, "ms": round(seconds * 1000, 1),
-                       "tenant": scope.get("state", {}).get("tenant")},
-            )  # fmt: skip
+                extra={
+                    "method": scope["method"],
+                    "route": template,
+                    "status": status,
+                    "ms": round(seconds * 1000, 1),
+                    "tenant": scope.get("state", {}).get("tenant"),
+                },
+            )
             _request_id.reset(token)

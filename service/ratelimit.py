@@ -53,7 +53,9 @@ class RateLimiter:
         max_keys: buckets kept before the fullest (idle) ones are dropped.
     """
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000
+    ) -> None:
         self.per_minute = per_minute
         self._clock = clock
         self._max_keys = max_keys
@@ -73,7 +75,9 @@ class RateLimiter:
             if bucket is None:
                 if len(self._buckets) >= self._max_keys:
                     self._evict()
-                bucket = self._buckets[key] = TokenBucket(self.per_minute, self.per_minute / 60.0, self._clock)
+                bucket = self._buckets[key] = TokenBucket(
+                    self.per_minute, self.per_minute / 60.0, self._clock
+                )
             wait = bucket.take()
         return 0 if wait == 0 else max(1, math.ceil(wait))
 

@@ -54,7 +54,9 @@ _Strict = ConfigDict(extra="forbid")
 class ErrorBody(BaseModel):
     """What went wrong: a stable English code, a Chinese message, and the field / value at fault when known."""
 
-    code: str = Field(description="stable English code, e.g. unknown_chain, validation_error, invalid_transition")
+    code: str = Field(
+        description="stable English code, e.g. unknown_chain, validation_error, invalid_transition"
+    )
     message: str = Field(description="中文说明 (with the English detail)")
     field: str | None = None
     value: Any = None
@@ -131,10 +133,14 @@ class RegionUpdate(BaseModel):
     province: str = Field("新疆", max_length=20)
     parent: str | None = Field(None, max_length=64)
     aliases: list[str] = Field(default_factory=list, max_length=20)
-    target_chains: list[str] = Field(default_factory=list, max_length=30, description="chain ids, names or aliases")
+    target_chains: list[str] = Field(
+        default_factory=list, max_length=30, description="chain ids, names or aliases"
+    )
     residents: list[ResidentIn] = Field(default_factory=list, max_length=2000)
     needs: list[NeedIn] = Field(default_factory=list, max_length=200)
-    aiding: list[str] = Field(default_factory=list, max_length=20, description="产业援疆 aiding provinces / cities")
+    aiding: list[str] = Field(
+        default_factory=list, max_length=20, description="产业援疆 aiding provinces / cities"
+    )
     description: str = Field("", max_length=4000)
 
 
@@ -170,7 +176,9 @@ class RecommendBody(BaseModel):
     park: str | None = Field(None, max_length=100)
     chain: str | None = Field(None, max_length=100, description="chain id / name / alias, e.g. aluminium")
     link: str | None = Field(None, max_length=100, description="link id / name / alias, e.g. aluminium_rod")
-    gap_type: GapType | Literal["补链", "延链", "强链"] | None = Field(None, description="缺链/短链/弱链 or 补链/延链/强链")
+    gap_type: GapType | Literal["补链", "延链", "强链"] | None = Field(
+        None, description="缺链/短链/弱链 or 补链/延链/强链"
+    )
     text: str = Field("", max_length=4000, description="free-text need")
     filters: Filters = Field(default_factory=Filters)
     k: int = Field(20, ge=1, le=MAX_K)
@@ -192,7 +200,9 @@ class RegionRecommendBody(BaseModel):
 
     model_config = _Strict
 
-    chain: str | None = Field(None, max_length=100, description="one chain only (default: the region's targets)")
+    chain: str | None = Field(
+        None, max_length=100, description="one chain only (default: the region's targets)"
+    )
     k: int = Field(10, ge=1, le=50, description="candidates per gap")
     max_gaps: int = Field(10, ge=1, le=50)
     filters: Filters = Field(default_factory=Filters)
@@ -263,9 +273,16 @@ class EnterpriseBrief(BaseModel):
 
     @classmethod
     def of(cls, e: Enterprise) -> EnterpriseBrief:
-        return cls(id=e.id, name=e.name, province=e.province, city=e.city, stock_code=e.stock_code,
-                   products=[p.name for p in e.products[:10]], links=[m.link_id for m in e.links[:10]],
-                   shared=e.tenant is None)  # fmt: skip
+        return cls(
+            id=e.id,
+            name=e.name,
+            province=e.province,
+            city=e.city,
+            stock_code=e.stock_code,
+            products=[p.name for p in e.products[:10]],
+            links=[m.link_id for m in e.links[:10]],
+            shared=e.tenant is None,
+        )
 
 
 class UpsertResult(BaseModel):
@@ -336,4 +353,3 @@ class ShortlistBody(BaseModel):
     enterprise_ids: list[str] = Field(min_length=1, max_length=1000)
     chain: str | None = Field(None, max_length=100)
     link: str | None = Field(None, max_length=100)
-

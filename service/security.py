@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, String, func, select
@@ -93,7 +93,14 @@ class ApiKey:
 
     @classmethod
     def from_row(cls, row: ApiKeyRow) -> ApiKey:
-        return cls(row.id, row.tenant, row.name, _aware(row.created_at), _aware(row.revoked_at), _aware(row.last_used_at))
+        return cls(
+            row.id,
+            row.tenant,
+            row.name,
+            _aware(row.created_at),
+            _aware(row.revoked_at),
+            _aware(row.last_used_at),
+        )
 
 
 def _hash(salt: bytes, secret: str) -> str:
@@ -101,11 +108,11 @@ def _hash(salt: bytes, secret: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def create_api_key(store: Store, tenant: str, name: str = "") -> tuple[ApiKey, str]:
@@ -125,8 +132,9 @@ def create_api_key(store: Store, tenant: str, name: str = "") -> tuple[ApiKey, s
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
-    row = ApiKeyRow(id=key_id, tenant=tenant, name=name, salt=salt.hex(), key_hash=_hash(salt, secret),
-                    created_at=_now())  # fmt: skip
+    row = ApiKeyRow(
+        id=key_id, tenant=tenant, name=name, salt=salt.hex(), key_hash=_hash(salt, secret), created_at=_now()
+    )
     with store.transaction() as session:
         session.add(row)
         session.flush()

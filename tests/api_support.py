@@ -1,10 +1,12 @@
 """Shared helpers for the service tests: one real app per test module (real SQLite store, real FAISS index over
-the embedded demo corpus, hash embedder), fresh tenants with real API keys, and a real uvicorn server."""
+the embedded demo corpus, hash embedder), fresh tenants with real API keys, and ``chainmatch serve`` run for
+real (uvicorn in a subprocess)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from matcher.engine import Engine
 from matcher.settings import Settings
 from service.app import create_app
 from service.security import create_api_key
@@ -28,6 +31,23 @@ REPO = Path(__file__).resolve().parents[1]
 def make_settings(root: Path, **overrides) -> Settings:
     """Settings pointing at ``root`` (data + cache), with the hash embedder."""
     return Settings(data_dir=root / "data", cache_dir=root / "cache", embedder="hash", **overrides)
+
+
+_TEMPLATES: dict[Path, Path] = {}
+
+
+def seed_demo_store(root: Path, factory: pytest.TempPathFactory) -> Path:
+    """Give ``root`` a data dir whose store already holds the embedded demo corpus (built once per test session
+    and copied, so each app skips the ~3 s demo load); returns ``root``."""
+    base = factory.getbasetemp()
+    if base not in _TEMPLATES:
+        template = factory.mktemp("demo-store-template")
+        engine = Engine.open(make_settings(template))
+        engine.ensure_corpus()
+        engine.ws.store.close()
+        _TEMPLATES[base] = template
+    shutil.copytree(_TEMPLATES[base] / "data", root / "data")
+    return root
 
 
 @dataclass
@@ -64,9 +84,10 @@ class Api:
         self.client.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    a = Api(make_settings(tmp_path_factory.mktemp("api")))
+@pytest.fixture(scope="module", name="api")
+def api_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The module's app (import ``api_fixture`` into a test module; tests ask for ``api``)."""
+    a = Api(make_settings(seed_demo_store(tmp_path_factory.mktemp("api"), tmp_path_factory)))
     yield a
     a.close()
 
@@ -83,16 +104,25 @@ class Served:
     def __init__(self, root: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CHAINMATCH_DATA_DIR": str(root / "data"), "CHAINMATCH_CACHE_DIR": str(root / "cache"),
-               "CHAINMATCH_EMBEDDER": "hash", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "CHAINMATCH_DATA_DIR": str(root / "data"),
+            "CHAINMATCH_CACHE_DIR": str(root / "cache"),
+            "CHAINMATCH_EMBEDDER": "hash",
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("CHAINMATCH_DATABASE_URL", None)
         root.mkdir(parents=True, exist_ok=True)
         self.log = root / "serve.log"
         self._out = self.log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self._out, text=True,
-        )  # fmt: skip
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._out,
+            text=True,
+        )
         self.stdout_lines: list[str] = []
         self.key = ""
         deadline = time.time() + 120
@@ -108,7 +138,9 @@ class Served:
                 break
         if not self.key:
             self.stop()
-            raise AssertionError("serve printed no demo key:\n" + "".join(self.stdout_lines) + self.log.read_text())
+            raise AssertionError(
+                "serve printed no demo key:\n" + "".join(self.stdout_lines) + self.log.read_text()
+            )
         while time.time() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:

@@ -8,7 +8,11 @@ import io
 import sqlite3
 
 import pytest
-from api_support import Api, api, make_settings  # noqa: F401  (fixture)
+from api_support import (
+    Api,
+    api_fixture,  # noqa: F401  (provides the `api` fixture)
+    make_settings,
+)
 from openpyxl import Workbook, load_workbook
 
 from service.export import HEADERS
@@ -58,8 +62,11 @@ def test_key_is_checked_before_the_body_is_read(api: Api):
     for headers in ({}, {"X-API-Key": "cmk_0123456789ab_" + "x" * 43}):
         bad_json = api.client.post("/v1/recommendations", content=b"{not json", headers=headers)
         assert bad_json.status_code == 401
-        bad_form = api.client.post("/v1/enterprises/import", content=b"--x\r\n", headers={
-            **headers, "Content-Type": "multipart/form-data; boundary=x"})
+        bad_form = api.client.post(
+            "/v1/enterprises/import",
+            content=b"--x\r\n",
+            headers={**headers, "Content-Type": "multipart/form-data; boundary=x"},
+        )
         assert bad_form.status_code == 401
         assert "field" not in bad_json.json()["error"] or bad_json.json()["error"]["field"] is None
 
@@ -95,7 +102,10 @@ def test_health_readiness_and_metrics_need_no_key(api: Api):
     assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "index": "ok"}
     assert ready.json()["index_size"] > 400
     text = api.client.get("/metrics").text
-    assert 'chainmatch_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/regions/{region_id}"}' in text
+    assert (
+        'chainmatch_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/regions/{region_id}"}'
+        in text
+    )
     assert "chainmatch_index_size " in text and "chainmatch_pending_reembeds 0.0" in text
     assert 'route="/v1/regions/manas"' not in text  # labels are templates, never ids
 
@@ -174,7 +184,9 @@ def test_region_by_name_and_unknown_region(api: Api):
 
 
 def test_region_gaps_are_typed_and_prioritised(api: Api):
-    gm = api.client.get("/v1/regions/manas/gaps", params={"chain": "aluminium"}, headers=api.tenant().headers).json()
+    gm = api.client.get(
+        "/v1/regions/manas/gaps", params={"chain": "aluminium"}, headers=api.tenant().headers
+    ).json()
     assert gm["chains"] == ["aluminium"]
     rod = next(g for g in gm["gaps"] if g["link_id"] == "aluminium_rod")
     assert rod["type"] in ("缺链", "短链") and rod["evidence"]
@@ -182,7 +194,9 @@ def test_region_gaps_are_typed_and_prioritised(api: Api):
 
 
 def test_region_gaps_with_unknown_chain_is_422_naming_it(api: Api):
-    resp = api.client.get("/v1/regions/manas/gaps", params={"chain": "unobtainium"}, headers=api.tenant().headers)
+    resp = api.client.get(
+        "/v1/regions/manas/gaps", params={"chain": "unobtainium"}, headers=api.tenant().headers
+    )
     assert resp.status_code == 422
     err = error(resp)
     assert err["code"] == "unknown_chain" and err["field"] == "chain" and err["value"] == "unobtainium"
@@ -195,7 +209,9 @@ def _region_body(**over) -> dict:
         "name": "测试铝产业园",
         "level": "园区",
         "target_chains": ["铝产业链"],
-        "residents": [{"name": "测试电解铝有限公司", "links": ["电解铝"], "chain_master": True, "size": "大"}],
+        "residents": [
+            {"name": "测试电解铝有限公司", "links": ["电解铝"], "chain_master": True, "size": "大"}
+        ],
         "needs": [{"text": "发展铝棒", "chain": "aluminium", "links": ["aluminium_rod"], "gap_type": "短链"}],
         "aiding": ["江苏省"],
     }
@@ -228,10 +244,18 @@ def test_create_region_twice_is_409(api: Api):
     ("override", "field", "value", "code"),
     [
         ({"target_chains": ["aluminium", "unobtainium"]}, "target_chains[1]", "unobtainium", "unknown_chain"),
-        ({"residents": [{"name": "某企业", "links": ["flux_capacitor"]}]}, "residents[0].links[0]", "flux_capacitor",
-         "unknown_link"),
-        ({"needs": [{"text": "x", "chain": "aluminium", "links": ["polysilicon"]}]}, "needs[0].links[0]", "polysilicon",
-         "link_not_in_chain"),
+        (
+            {"residents": [{"name": "某企业", "links": ["flux_capacitor"]}]},
+            "residents[0].links[0]",
+            "flux_capacitor",
+            "unknown_link",
+        ),
+        (
+            {"needs": [{"text": "x", "chain": "aluminium", "links": ["polysilicon"]}]},
+            "needs[0].links[0]",
+            "polysilicon",
+            "link_not_in_chain",
+        ),
         ({"parent": "atlantis"}, "parent", "atlantis", "unknown_region"),
         ({"level": "星系"}, "level", "星系", "validation_error"),
         ({"id": "bad id!"}, "id", "bad id!", "validation_error"),
@@ -301,8 +325,11 @@ def test_recommendation_for_a_gap_explains_every_candidate(api: Api):
 
 
 def test_recommendation_for_a_free_text_need(api: Api):
-    resp = api.client.post("/v1/recommendations", json={"province": "新疆", "text": "光伏组件 逆变器", "k": 5},
-                           headers=api.tenant().headers)  # fmt: skip
+    resp = api.client.post(
+        "/v1/recommendations",
+        json={"province": "新疆", "text": "光伏组件 逆变器", "k": 5},
+        headers=api.tenant().headers,
+    )
     assert resp.status_code == 200 and resp.json()["candidates"]
 
 
@@ -310,8 +337,9 @@ def test_province_and_size_filters_restrict_candidates(api: Api):
     h = api.tenant().headers
     base = api.client.post("/v1/recommendations", json={**GAP, "k": 30}, headers=h).json()["candidates"]
     province = next(c["province"] for c in base if c["province"] and c["province"] != "新疆")
-    only = api.client.post("/v1/recommendations", json={**GAP, "k": 30, "filters": {"provinces": [province]}},
-                           headers=h).json()["candidates"]  # fmt: skip
+    only = api.client.post(
+        "/v1/recommendations", json={**GAP, "k": 30, "filters": {"provinces": [province]}}, headers=h
+    ).json()["candidates"]
     assert only and all(c["province"] == province for c in only)
 
 
@@ -337,14 +365,22 @@ def test_bad_recommendation_requests_are_422_naming_the_field(api: Api, body, fi
 
 
 def test_region_recommendations_give_a_shortlist_per_gap(api: Api):
-    resp = api.client.post("/v1/regions/manas/recommendations", json={"chain": "aluminium", "k": 3, "max_gaps": 3},
-                           headers=api.tenant().headers)  # fmt: skip
+    resp = api.client.post(
+        "/v1/regions/manas/recommendations",
+        json={"chain": "aluminium", "k": 3, "max_gaps": 3},
+        headers=api.tenant().headers,
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["region_name"] == "玛纳斯县" and len(body["shortlists"]) == 3
     assert len({s["link_id"] for s in body["shortlists"]}) == 3
     assert all(len(s["candidates"]) <= 3 and s["gap"] for s in body["shortlists"])
-    assert api.client.post("/v1/regions/atlantis/recommendations", json={}, headers=api.tenant().headers).status_code == 404
+    assert (
+        api.client.post(
+            "/v1/regions/atlantis/recommendations", json={}, headers=api.tenant().headers
+        ).status_code
+        == 404
+    )
 
 
 def test_enterprise_fit_lists_regions_whose_gaps_it_fills(api: Api):
@@ -362,9 +398,15 @@ def test_enterprise_fit_lists_regions_whose_gaps_it_fills(api: Api):
 
 
 def _crm_firm(**over) -> dict:
-    firm = {"id": "crm-001", "name": "江苏测试铝棒制造有限公司", "province": "江苏省", "city": "无锡市",
-            "products": [{"name": "6063铝棒", "share": 0.8}, {"name": "铝型材", "share": 0.2}], "employees": 600,
-            "scope": "铝合金圆棒、铝型材的生产与销售"}  # fmt: skip
+    firm = {
+        "id": "crm-001",
+        "name": "江苏测试铝棒制造有限公司",
+        "province": "江苏省",
+        "city": "无锡市",
+        "products": [{"name": "6063铝棒", "share": 0.8}, {"name": "铝型材", "share": 0.2}],
+        "employees": 600,
+        "scope": "铝合金圆棒、铝型材的生产与销售",
+    }
     firm.update(over)
     return firm
 
@@ -418,13 +460,16 @@ def test_bad_enterprise_batches_are_422(api: Api, items, field, code):
     assert (err["code"], err["field"]) == (code, field)
 
 
-@pytest.mark.xfail(reason="LinkMapper.map is quadratic on long digit runs (matcher/mapping.py _QUANTITY regex)",
-                   strict=False)
+@pytest.mark.xfail(
+    reason="LinkMapper.map is quadratic on long digit runs (matcher/mapping.py _QUANTITY regex)", strict=False
+)
 def test_upsert_with_a_long_numeric_scope_answers_quickly(api: Api):
     import time
 
     t0 = time.perf_counter()
-    resp = api.client.post("/v1/enterprises", json=[_crm_firm(scope="0" * 6_000)], headers=api.tenant().headers)
+    resp = api.client.post(
+        "/v1/enterprises", json=[_crm_firm(scope="0" * 6_000)], headers=api.tenant().headers
+    )
     assert resp.status_code == 200
     assert time.perf_counter() - t0 < 1.5  # ~3.5 s today: two map() calls (upsert + index refresh)
 
@@ -447,15 +492,25 @@ def _csv_upload(rows: list[list[str]]) -> bytes:
 
 def test_uploaded_csv_with_a_bad_row_is_rejected_atomically_with_the_report(api: Api):
     t = api.tenant()
-    data = _csv_upload([["浙江测试铝业有限公司", "", "浙江", "杭州市", "铝棒:0.7;铝型材:0.3", "300"],
-                        ["", "", "浙江", "", "铝棒", ""]])  # fmt: skip
-    resp = api.client.post("/v1/enterprises/import", files={"file": ("名单.csv", data, "text/csv")}, headers=t.headers)
+    data = _csv_upload(
+        [
+            ["浙江测试铝业有限公司", "", "浙江", "杭州市", "铝棒:0.7;铝型材:0.3", "300"],
+            ["", "", "浙江", "", "铝棒", ""],
+        ]
+    )
+    resp = api.client.post(
+        "/v1/enterprises/import", files={"file": ("名单.csv", data, "text/csv")}, headers=t.headers
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["committed"] is False and body["rejected"] == 1 and body["inserted"] == 0
     assert body["rejects"][0]["row"] == 3 and body["index"] == "unchanged"
-    partial = api.client.post("/v1/enterprises/import", files={"file": ("名单.csv", data, "text/csv")},
-                              data={"atomic": "false"}, headers=t.headers).json()  # fmt: skip
+    partial = api.client.post(
+        "/v1/enterprises/import",
+        files={"file": ("名单.csv", data, "text/csv")},
+        data={"atomic": "false"},
+        headers=t.headers,
+    ).json()
     assert partial["committed"] is True and partial["inserted"] == 1 and partial["index"] == "updated"
     found = api.client.get("/v1/enterprises", params={"q": "浙江测试铝业"}, headers=t.headers).json()
     assert found and found[0]["shared"] is False
@@ -469,15 +524,25 @@ def test_uploaded_xlsx_is_imported(api: Api):
     ws.append(["福建测试铝型材有限公司", "福建", "铝型材、铝棒"])
     buf = io.BytesIO()
     wb.save(buf)
-    resp = api.client.post("/v1/enterprises/import", headers=t.headers,
-                           files={"file": ("list.xlsx", buf.getvalue(), "application/octet-stream")})  # fmt: skip
+    resp = api.client.post(
+        "/v1/enterprises/import",
+        headers=t.headers,
+        files={"file": ("list.xlsx", buf.getvalue(), "application/octet-stream")},
+    )
     assert resp.status_code == 200 and resp.json()["inserted"] == 1 and resp.json()["format"] == "xlsx"
 
 
 def test_upload_of_an_unsupported_file_type_is_422(api: Api):
-    resp = api.client.post("/v1/enterprises/import", files={"file": ("evil.exe", b"MZ", "application/octet-stream")},
-                           headers=api.tenant().headers)  # fmt: skip
-    assert resp.status_code == 422 and error(resp)["code"] == "unsupported_file" and error(resp)["value"] == "evil.exe"
+    resp = api.client.post(
+        "/v1/enterprises/import",
+        files={"file": ("evil.exe", b"MZ", "application/octet-stream")},
+        headers=api.tenant().headers,
+    )
+    assert (
+        resp.status_code == 422
+        and error(resp)["code"] == "unsupported_file"
+        and error(resp)["value"] == "evil.exe"
+    )
 
 
 def test_upload_over_the_size_limit_is_413(tmp_path):
@@ -486,8 +551,9 @@ def test_upload_over_the_size_limit_is_413(tmp_path):
         t = small.tenant()
         big = _csv_upload([[f"测试企业{i}有限公司", "", "江苏", "", "铝棒", ""] for i in range(40_000)])
         assert len(big) > 1024 * 1024
-        resp = small.client.post("/v1/enterprises/import", files={"file": ("big.csv", big, "text/csv")},
-                                 headers=t.headers)  # fmt: skip
+        resp = small.client.post(
+            "/v1/enterprises/import", files={"file": ("big.csv", big, "text/csv")}, headers=t.headers
+        )
         assert resp.status_code == 413 and error(resp)["code"] == "payload_too_large"
     finally:
         small.close()
@@ -517,9 +583,13 @@ def test_shortlisting_creates_a_lead_with_the_candidate_context(api: Api):
 def test_lead_moves_through_the_workflow_and_every_change_is_a_feedback_event(api: Api):
     h = api.tenant().headers
     cand = _shortlist(api, h)[0]
-    lead = api.client.post("/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"]}, headers=h).json()
+    lead = api.client.post(
+        "/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"]}, headers=h
+    ).json()
     for status in ("已接触", "已考察", "已签约"):
-        resp = api.client.patch(f"/v1/leads/{lead['id']}", json={"status": status, "note": f"{status}备注"}, headers=h)
+        resp = api.client.patch(
+            f"/v1/leads/{lead['id']}", json={"status": status, "note": f"{status}备注"}, headers=h
+        )
         assert resp.status_code == 200 and resp.json()["status"] == status
     events = api.client.get(f"/v1/leads/{lead['id']}/events", headers=h).json()
     assert [e["to_status"] for e in events] == ["线索", "已接触", "已考察", "已签约"]
@@ -532,17 +602,25 @@ def test_lead_moves_through_the_workflow_and_every_change_is_a_feedback_event(ap
 def test_invalid_lead_transitions_are_422_with_the_allowed_statuses(api: Api):
     h = api.tenant().headers
     cand = _shortlist(api, h)[0]
-    lead = api.client.post("/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"]}, headers=h).json()
+    lead = api.client.post(
+        "/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"]}, headers=h
+    ).json()
     skip = api.client.patch(f"/v1/leads/{lead['id']}", json={"status": "已签约"}, headers=h)
     assert skip.status_code == 422
     err = error(skip)
-    assert (err["code"], err["field"], err["value"], err["allowed"]) == ("invalid_transition", "status", "已签约",
-                                                                          ["已接触", "已放弃"])  # fmt: skip
+    assert (err["code"], err["field"], err["value"], err["allowed"]) == (
+        "invalid_transition",
+        "status",
+        "已签约",
+        ["已接触", "已放弃"],
+    )
     no_reason = api.client.patch(f"/v1/leads/{lead['id']}", json={"status": "已放弃"}, headers=h)
     assert no_reason.status_code == 422 and error(no_reason)["field"] == "reason"
     bogus = api.client.patch(f"/v1/leads/{lead['id']}", json={"status": "已完成"}, headers=h)
     assert bogus.status_code == 422 and error(bogus)["field"] == "status"
-    dropped = api.client.patch(f"/v1/leads/{lead['id']}", json={"status": "已放弃", "reason": "无投资意向"}, headers=h)
+    dropped = api.client.patch(
+        f"/v1/leads/{lead['id']}", json={"status": "已放弃", "reason": "无投资意向"}, headers=h
+    )
     assert dropped.json()["status"] == "已放弃" and dropped.json()["allowed_next"] == ["线索"]
 
 
@@ -558,14 +636,19 @@ def test_invalid_lead_transitions_are_422_with_the_allowed_statuses(api: Api):
 def test_bad_lead_requests_are_422(api: Api, override, field, code):
     h = api.tenant().headers
     cand = _shortlist(api, h, k=1)[0]
-    resp = api.client.post("/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"], **override}, headers=h)
+    resp = api.client.post(
+        "/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"], **override}, headers=h
+    )
     assert resp.status_code == 422 and (error(resp)["field"], error(resp)["code"]) == (field, code)
 
 
 def test_unknown_lead_is_404(api: Api):
     h = api.tenant().headers
-    for resp in (api.client.get("/v1/leads/nope", headers=h), api.client.patch("/v1/leads/nope", json={}, headers=h),
-                 api.client.get("/v1/leads/nope/events", headers=h)):  # fmt: skip
+    for resp in (
+        api.client.get("/v1/leads/nope", headers=h),
+        api.client.patch("/v1/leads/nope", json={}, headers=h),
+        api.client.get("/v1/leads/nope/events", headers=h),
+    ):
         assert resp.status_code == 404 and error(resp)["code"] == "unknown_lead"
 
 
@@ -586,8 +669,9 @@ def test_xlsx_export_lists_the_leads_with_chinese_headers(api: Api):
 
 
 def test_csv_export_without_leads_lists_the_current_recommendations(api: Api):
-    resp = api.client.get("/v1/regions/manas/shortlist.csv", params={"k": 2, "max_gaps": 2},
-                          headers=api.tenant().headers)  # fmt: skip
+    resp = api.client.get(
+        "/v1/regions/manas/shortlist.csv", params={"k": 2, "max_gaps": 2}, headers=api.tenant().headers
+    )
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
     assert rows[0] == list(HEADERS) and 1 <= len(rows) - 1 <= 4
@@ -598,7 +682,9 @@ def test_export_escapes_formula_like_enterprise_names(api: Api):
     t = api.tenant()
     evil = _crm_firm(id="evil", name='=HYPERLINK("http://evil.example","点我")有限公司')
     assert api.client.post("/v1/enterprises", json=[evil], headers=t.headers).status_code == 200
-    lead = api.client.post("/v1/leads", json={**GAP, "enterprise_id": "evil", "note": "@SUM(A1)"}, headers=t.headers)
+    lead = api.client.post(
+        "/v1/leads", json={**GAP, "enterprise_id": "evil", "note": "@SUM(A1)"}, headers=t.headers
+    )
     assert lead.status_code == 201, lead.text
     xlsx = api.client.get("/v1/regions/manas/shortlist.xlsx", headers=t.headers)
     ws = load_workbook(io.BytesIO(xlsx.content)).active
@@ -612,8 +698,11 @@ def test_post_export_lists_exactly_the_given_enterprises(api: Api):
     h = api.tenant().headers
     cands = _shortlist(api, h, k=3)
     ids = [cands[2]["enterprise_id"], cands[0]["enterprise_id"]]
-    resp = api.client.post("/v1/regions/manas/shortlist.csv", json={"enterprise_ids": ids, "chain": "aluminium",
-                           "link": "aluminium_rod"}, headers=h)  # fmt: skip
+    resp = api.client.post(
+        "/v1/regions/manas/shortlist.csv",
+        json={"enterprise_ids": ids, "chain": "aluminium", "link": "aluminium_rod"},
+        headers=h,
+    )
     rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
     assert [r[13] for r in rows[1:]] == ids and rows[1][10]
     bad = api.client.post("/v1/regions/manas/shortlist.xlsx", json={"enterprise_ids": ["nobody"]}, headers=h)

@@ -7,7 +7,11 @@ import csv
 import io
 
 import pytest
-from api_support import Api, Tenant, api  # noqa: F401  (fixture)
+from api_support import (
+    Api,
+    Tenant,
+    api_fixture,  # noqa: F401  (provides the `api` fixture)
+)
 
 GAP = {"chain": "aluminium", "link": "aluminium_rod"}
 
@@ -17,17 +21,35 @@ def world(api: Api) -> dict:
     """Tenant A with a private region, a private enterprise and a lead on it; tenant B with nothing."""
     a, b = api.tenant("a"), api.tenant("b")
     c = api.client
-    region = {"id": "secret_park", "name": "甲方保密园区", "level": "园区", "target_chains": ["aluminium"],
-              "residents": [{"name": "甲方电解铝厂", "links": ["electrolytic_aluminium"], "chain_master": True}]}  # fmt: skip
+    region = {
+        "id": "secret_park",
+        "name": "甲方保密园区",
+        "level": "园区",
+        "target_chains": ["aluminium"],
+        "residents": [{"name": "甲方电解铝厂", "links": ["electrolytic_aluminium"], "chain_master": True}],
+    }
     assert c.post("/v1/regions", json=region, headers=a.headers).status_code == 201
-    firm = {"id": "secret-firm", "name": "甲方保密铝棒有限公司", "province": "江苏",
-            "products": [{"name": "铝棒", "share": 0.9}], "employees": 500}  # fmt: skip
+    firm = {
+        "id": "secret-firm",
+        "name": "甲方保密铝棒有限公司",
+        "province": "江苏",
+        "products": [{"name": "铝棒", "share": 0.9}],
+        "employees": 500,
+    }
     up = c.post("/v1/enterprises", json=[firm], headers=a.headers).json()
     stored_id = up["ids"][0]
-    lead = c.post("/v1/leads", json={"region": "secret_park", **GAP, "enterprise_id": stored_id}, headers=a.headers)
+    lead = c.post(
+        "/v1/leads", json={"region": "secret_park", **GAP, "enterprise_id": stored_id}, headers=a.headers
+    )
     assert lead.status_code == 201, lead.text
-    return {"a": a, "b": b, "region": "secret_park", "firm": "secret-firm", "firm_id": stored_id,
-            "lead": lead.json()["id"]}  # fmt: skip
+    return {
+        "a": a,
+        "b": b,
+        "region": "secret_park",
+        "firm": "secret-firm",
+        "firm_id": stored_id,
+        "lead": lead.json()["id"],
+    }
 
 
 def _b(world) -> Tenant:
@@ -113,7 +135,9 @@ def test_other_tenants_data_never_appears_in_lists_searches_or_rankings(api: Api
     region_recs = c.post("/v1/regions/manas/recommendations", json={"k": 50, "max_gaps": 3}, headers=h).json()
     ids = {x["enterprise_id"] for s in region_recs["shortlists"] for x in s["candidates"]}
     assert world["firm_id"] not in ids
-    shortlist = c.get("/v1/regions/manas/shortlist.csv", params={"k": 50}, headers=h).content.decode("utf-8-sig")
+    shortlist = c.get("/v1/regions/manas/shortlist.csv", params={"k": 50}, headers=h).content.decode(
+        "utf-8-sig"
+    )
     assert "甲方" not in shortlist
     for row in csv.reader(io.StringIO(shortlist)):
         assert row[11] in ("线索状态", "未跟进")
@@ -141,7 +165,12 @@ def test_shared_corpus_is_read_only_to_every_tenant(api: Api, world):
         resp = c.delete(f"/v1/enterprises/{shared['id']}", headers=t.headers)
         assert resp.status_code == 403 and resp.json()["error"]["code"] == "shared_read_only"
         assert c.delete("/v1/regions/manas", headers=t.headers).status_code == 403
-    shadow = c.post("/v1/enterprises", json=[{"id": shared["id"], "name": shared["name"], "province": "新疆"}],
-                    headers=world["b"].headers).json()  # fmt: skip
+    shadow = c.post(
+        "/v1/enterprises",
+        json=[{"id": shared["id"], "name": shared["name"], "province": "新疆"}],
+        headers=world["b"].headers,
+    ).json()
     assert shadow["ids"][0] == f"{world['b'].name}:{shared['id']}"
-    assert c.get(f"/v1/enterprises/{shared['id']}", headers=world["a"].headers).json()["name"] == shared["name"]
+    assert (
+        c.get(f"/v1/enterprises/{shared['id']}", headers=world["a"].headers).json()["name"] == shared["name"]
+    )

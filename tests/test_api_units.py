@@ -126,13 +126,24 @@ def test_rate_limiter_disabled_with_zero():
 # --- export -------------------------------------------------------------------------------------------------------
 
 
-EVIL = ["=HYPERLINK(\"http://x\",\"点我\")", "+1+2", "-2+3", "@SUM(A1)", "\tTAB", "正常企业"]
+EVIL = ['=HYPERLINK("http://x","点我")', "+1+2", "-2+3", "@SUM(A1)", "\tTAB", "正常企业"]
 
 
 def _rows() -> list[ShortlistRow]:
     return [
-        ShortlistRow(rank=i + 1, name=name, province="江苏", city="=cmd|' /C calc'!A0", link="铝棒", products=["-铝棒"],
-                     evidence_strength="strong", score=0.5, reasons=["@理由"], status="线索", note="+备注")
+        ShortlistRow(
+            rank=i + 1,
+            name=name,
+            province="江苏",
+            city="=cmd|' /C calc'!A0",
+            link="铝棒",
+            products=["-铝棒"],
+            evidence_strength="strong",
+            score=0.5,
+            reasons=["@理由"],
+            status="线索",
+            note="+备注",
+        )
         for i, name in enumerate(EVIL)
     ]
 
@@ -175,9 +186,17 @@ def test_csv_export_is_utf8_bom_with_escaped_cells():
 
 
 def _lead(store: Store, tenant: str = "acme", enterprise: str = "e1"):
-    return create_lead(store, tenant, region_id="manas", chain_id="aluminium", link_id="aluminium_rod",
-                       enterprise_id=enterprise, enterprise_name="某铝业", context={"rank": 2, "score": 0.7,
-                       "features": {"dense": 0.5}, "gap_type": "短链"}, actor="crm")  # fmt: skip
+    return create_lead(
+        store,
+        tenant,
+        region_id="manas",
+        chain_id="aluminium",
+        link_id="aluminium_rod",
+        enterprise_id=enterprise,
+        enterprise_name="某铝业",
+        context={"rank": 2, "score": 0.7, "features": {"dense": 0.5}, "gap_type": "短链"},
+        actor="crm",
+    )
 
 
 def test_lead_moves_through_the_workflow_and_keeps_every_event(store: Store):

@@ -10,7 +10,7 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 
-from api_support import make_settings  # noqa: E402
+from api_support import make_settings, seed_demo_store  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
@@ -23,12 +23,12 @@ from service.app import create_app  # noqa: E402
 from service.security import create_api_key  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = 12
+EXAMPLES = 10
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory):
-    root: Path = tmp_path_factory.mktemp("fuzz")
+    root: Path = seed_demo_store(tmp_path_factory.mktemp("fuzz"), tmp_path_factory)
     app = create_app(make_settings(root, rate_limit_per_minute=0), warm=False)
     _, key = create_api_key(app.state.service.store, "fuzzer", "schemathesis")
     app.state.fuzz_key = key

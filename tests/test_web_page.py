@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from api_support import Served
+from api_support import Served, seed_demo_store
 from openpyxl import load_workbook
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -18,8 +18,10 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                       reason="headless Chromium / chromedriver not installed"),  # fmt: skip
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="headless Chromium / chromedriver not installed",
+    ),
 ]
 
 
@@ -33,12 +35,22 @@ def browser(tmp_path: Path):
     downloads.mkdir()
     options = Options()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1500,1900",
-                "--lang=zh-CN", f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1500,1900",
+        "--lang=zh-CN",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})  # fmt: skip
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
@@ -47,8 +59,8 @@ def browser(tmp_path: Path):
 
 
 @pytest.fixture()
-def served(tmp_path: Path):
-    s = Served(tmp_path / "srv")
+def served(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    s = Served(seed_demo_store(tmp_path / "srv", tmp_path_factory))
     yield s
     s.stop()
 
@@ -57,7 +69,9 @@ def _wait(driver, condition, timeout: float = 20):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition
+    )
 
 
 def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, tmp_path: Path):
@@ -76,11 +90,21 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
 
     # pick a region → its chains and the gap map
     Select(d.find_element(By.ID, "region-select")).select_by_value("manas")
-    _wait(d, lambda drv: "玛纳斯县" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label"))
+    _wait(
+        d,
+        lambda drv: (
+            "玛纳斯县" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label")
+        ),
+    )
     tabs = [b.text for b in d.find_elements(By.CSS_SELECTOR, "#chain-tabs button")]
     assert "铝产业链" in tabs
     d.find_element(By.CSS_SELECTOR, "#chain-tabs button[data-chain='aluminium']").click()
-    _wait(d, lambda drv: drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("data-chain") == "aluminium")
+    _wait(
+        d,
+        lambda drv: (
+            drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("data-chain") == "aluminium"
+        ),
+    )
     svg = d.find_element(By.CSS_SELECTOR, "#gapmap svg")
     assert svg.find_elements(By.CSS_SELECTOR, "g.node[data-state='present']")
     assert "★链主" in svg.get_attribute("innerHTML")
@@ -102,8 +126,13 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
     province = next(p.split()[0] for p in places if p and not p.startswith("新疆"))
     d.find_element(By.ID, "f-provinces").send_keys(province)
     d.find_element(By.ID, "apply-filters").click()
-    _wait(d, lambda drv: all(r.find_element(By.CSS_SELECTOR, "td.place").text.startswith(province)
-                             for r in drv.find_elements(By.CSS_SELECTOR, "#candidate-table tr.candidate")))  # fmt: skip
+    _wait(
+        d,
+        lambda drv: all(
+            r.find_element(By.CSS_SELECTOR, "td.place").text.startswith(province)
+            for r in drv.find_elements(By.CSS_SELECTOR, "#candidate-table tr.candidate")
+        ),
+    )
     filtered = d.find_elements(By.CSS_SELECTOR, "#candidate-table tr.candidate")
     assert filtered and len(filtered) <= len(rows)
 
@@ -112,7 +141,10 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
     name = first.find_element(By.CSS_SELECTOR, "td.name").text
     first.find_element(By.CSS_SELECTOR, "button.add-lead").click()
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#lead-table tr.lead"))
-    _wait(d, lambda drv: drv.find_element(By.CSS_SELECTOR, "#candidate-table tr.candidate .status").text == "线索")
+    _wait(
+        d,
+        lambda drv: drv.find_element(By.CSS_SELECTOR, "#candidate-table tr.candidate .status").text == "线索",
+    )
     lead = d.find_element(By.CSS_SELECTOR, "#lead-table tr.lead")
     assert lead.find_element(By.CSS_SELECTOR, "td.name").text == name
     assert lead.find_element(By.CSS_SELECTOR, ".lead-status").text == "线索"
@@ -125,7 +157,9 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
 
     # 已放弃 without a reason is refused with the message from the API
     lead = d.find_element(By.CSS_SELECTOR, "#lead-table tr.lead")
-    options = [o.get_attribute("value") for o in lead.find_elements(By.CSS_SELECTOR, "select.next-status option")]
+    options = [
+        o.get_attribute("value") for o in lead.find_elements(By.CSS_SELECTOR, "select.next-status option")
+    ]
     assert options == ["", "已考察", "已放弃"]
     Select(lead.find_element(By.CSS_SELECTOR, "select.next-status")).select_by_value("已放弃")
     lead.find_element(By.CSS_SELECTOR, "button.save-lead").click()

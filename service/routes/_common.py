@@ -18,8 +18,14 @@ def resolve_chain(catalogue: Catalogue, key: str, field: str = "chain") -> str:
     try:
         return catalogue.chain(key).id
     except UnknownChainError:
-        raise ApiError(422, "unknown_chain", f"未知产业链 '{key}' (unknown chain)", field=field, value=key,
-                       allowed=sorted(catalogue.chains)) from None  # fmt: skip
+        raise ApiError(
+            422,
+            "unknown_chain",
+            f"未知产业链 '{key}' (unknown chain)",
+            field=field,
+            value=key,
+            allowed=sorted(catalogue.chains),
+        ) from None
 
 
 def resolve_link(catalogue: Catalogue, key: str, field: str = "link", chain_id: str | None = None) -> str:
@@ -28,11 +34,23 @@ def resolve_link(catalogue: Catalogue, key: str, field: str = "link", chain_id: 
         link_id = catalogue.link(key).id
     except UnknownLinkError:
         allowed = list(catalogue.chains[chain_id].link_ids) if chain_id else None
-        raise ApiError(422, "unknown_link", f"未知产业链环节 '{key}' (unknown link)", field=field, value=key,
-                       allowed=allowed) from None  # fmt: skip
+        raise ApiError(
+            422,
+            "unknown_link",
+            f"未知产业链环节 '{key}' (unknown link)",
+            field=field,
+            value=key,
+            allowed=allowed,
+        ) from None
     if chain_id is not None and link_id not in catalogue.chains[chain_id].link_ids:
-        raise ApiError(422, "link_not_in_chain", f"环节 '{key}' 不属于产业链 '{chain_id}' (link is not in the chain)",
-                       field=field, value=key, allowed=list(catalogue.chains[chain_id].link_ids))  # fmt: skip
+        raise ApiError(
+            422,
+            "link_not_in_chain",
+            f"环节 '{key}' 不属于产业链 '{chain_id}' (link is not in the chain)",
+            field=field,
+            value=key,
+            allowed=list(catalogue.chains[chain_id].link_ids),
+        )
     return link_id
 
 
@@ -41,8 +59,9 @@ def region_or_404(book: RegionBook, key: str, tenant: str) -> Region:
     try:
         return book.get(key, tenant)
     except UnknownRegionError:
-        raise ApiError(404, "unknown_region", f"未找到地区 '{key}' (unknown region)", field="region_id",
-                       value=key) from None  # fmt: skip
+        raise ApiError(
+            404, "unknown_region", f"未找到地区 '{key}' (unknown region)", field="region_id", value=key
+        ) from None
 
 
 def region_or_422(book: RegionBook, key: str, tenant: str, field: str = "region") -> Region:
@@ -50,7 +69,9 @@ def region_or_422(book: RegionBook, key: str, tenant: str, field: str = "region"
     try:
         return book.get(key, tenant)
     except UnknownRegionError:
-        raise ApiError(422, "unknown_region", f"未知地区 '{key}' (unknown region)", field=field, value=key) from None
+        raise ApiError(
+            422, "unknown_region", f"未知地区 '{key}' (unknown region)", field=field, value=key
+        ) from None
 
 
 def find_enterprise(store: Store, key: str, tenant: str) -> Enterprise:
@@ -71,24 +92,39 @@ def enterprise_or_404(store: Store, key: str, tenant: str) -> Enterprise:
     try:
         return find_enterprise(store, key, tenant)
     except UnknownEnterpriseError:
-        raise ApiError(404, "unknown_enterprise", f"未找到企业 '{key}' (unknown enterprise)", field="enterprise_id",
-                       value=key) from None  # fmt: skip
+        raise ApiError(
+            404,
+            "unknown_enterprise",
+            f"未找到企业 '{key}' (unknown enterprise)",
+            field="enterprise_id",
+            value=key,
+        ) from None
 
 
-def leads_by_candidate(store: Store, tenant: str, region_id: str | None) -> dict[tuple[str, str, str, str], Lead]:
+def leads_by_candidate(
+    store: Store, tenant: str, region_id: str | None
+) -> dict[tuple[str, str, str, str], Lead]:
     """The tenant's leads of a region keyed by (region, chain, link, enterprise)."""
     if not region_id:
         return {}
-    return {(x.region_id, x.chain_id, x.link_id, x.enterprise_id): x for x in list_leads(store, tenant, region_id=region_id)}
+    return {
+        (x.region_id, x.chain_id, x.link_id, x.enterprise_id): x
+        for x in list_leads(store, tenant, region_id=region_id)
+    }
 
 
 def with_leads(rec: Recommendation, leads: dict[tuple[str, str, str, str], Lead]) -> RecommendationOut:
     """The recommendation with each candidate's lead (id and status) when the tenant has one."""
     out = []
     for c in rec.candidates:
-        lead = leads.get((rec.region_id or "", rec.chain_id or "", rec.link_id or c.link_id or "", c.enterprise_id))
-        out.append(CandidateOut(**c.model_dump(), lead_id=lead.id if lead else None,
-                                lead_status=lead.status if lead else None))  # fmt: skip
+        lead = leads.get(
+            (rec.region_id or "", rec.chain_id or "", rec.link_id or c.link_id or "", c.enterprise_id)
+        )
+        out.append(
+            CandidateOut(
+                **c.model_dump(), lead_id=lead.id if lead else None, lead_status=lead.status if lead else None
+            )
+        )
     return RecommendationOut(**rec.model_dump(exclude={"candidates"}), candidates=out)
 
 

@@ -42,7 +42,9 @@ def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def render_gap_map(region: Region, gm: GapMap, catalogue: Catalogue, chain_id: str, book: RegionBook | None) -> str:
+def render_gap_map(
+    region: Region, gm: GapMap, catalogue: Catalogue, chain_id: str, book: RegionBook | None
+) -> str:
     """SVG markup of ``gm`` (diagnosed for ``chain_id``) for one chain."""
     chain = catalogue.chains[chain_id]
     gaps = {g.link_id: g for g in gm.gaps if g.chain_id == chain_id}
@@ -62,17 +64,19 @@ def render_gap_map(region: Region, gm: GapMap, catalogue: Catalogue, chain_id: s
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="gapmap" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label={quoteattr(f"{region.name} {chain.name} 缺口图")} '
-        f'data-chain={quoteattr(chain_id)} data-region={quoteattr(region.id)}>',
-        "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
-        "orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#8a8a8a\"/></marker></defs>",
+        f"data-chain={quoteattr(chain_id)} data-region={quoteattr(region.id)}>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8a8a8a"/></marker></defs>',
         f'<text x="{_LEFT}" y="20" class="title" font-size="15" font-weight="bold" fill="#222">'
         f"{escape(region.name)} · {escape(chain.name)}</text>",
     ]
     lx = _LEFT
     for state in ("present", GapType.MISSING.value, GapType.SHORT.value, GapType.WEAK.value):
         fill, stroke, label = STATE_STYLE[state]
-        out.append(f'<rect x="{lx}" y="30" width="14" height="12" rx="2" fill="{fill}" stroke="{stroke}"/>'
-                   f'<text x="{lx + 18}" y="40" font-size="12" fill="#333">{label}</text>')  # fmt: skip
+        out.append(
+            f'<rect x="{lx}" y="30" width="14" height="12" rx="2" fill="{fill}" stroke="{stroke}"/>'
+            f'<text x="{lx + 18}" y="40" font-size="12" fill="#333">{label}</text>'
+        )
         lx += 64
     out.append(f'<text x="{lx}" y="40" font-size="12" fill="#6a1b9a">★ 链主</text>')
 
@@ -88,9 +92,13 @@ def render_gap_map(region: Region, gm: GapMap, catalogue: Catalogue, chain_id: s
             else:
                 mid = (sx + tx) / 2
                 path = f"M {sx} {sy} C {mid} {sy}, {mid} {ty}, {tx} {ty}"
-            title = f"{catalogue.links[lid].name} → {catalogue.links[e.target].name}" + (f"：{e.flow}" if e.flow else "")
-            out.append(f'<path class="edge" d="{path}" fill="none" stroke="#9a9a9a" stroke-width="1.3" '
-                       f'marker-end="url(#arrow)"><title>{escape(title)}</title></path>')  # fmt: skip
+            title = f"{catalogue.links[lid].name} → {catalogue.links[e.target].name}" + (
+                f"：{e.flow}" if e.flow else ""
+            )
+            out.append(
+                f'<path class="edge" d="{path}" fill="none" stroke="#9a9a9a" stroke-width="1.3" '
+                f'marker-end="url(#arrow)"><title>{escape(title)}</title></path>'
+            )
 
     for lid, (x, y) in pos.items():
         link = catalogue.links[lid]
@@ -123,9 +131,12 @@ def render_gap_map(region: Region, gm: GapMap, catalogue: Catalogue, chain_id: s
             f'stroke-width="{3 if is_master else 1.6}"/>'
             f'<text x="{x + 10}" y="{y + 21}" font-size="14" fill="#1a1a1a">{escape(_short(link.name, 9))}</text>'
             f'<text x="{x + 10}" y="{y + 40}" font-size="11" fill="#555">{escape(sub)}</text>'
-            + (f'<text x="{x + _W - 46}" y="{y + 18}" font-size="12" fill="#6a1b9a" class="master">★链主</text>'
-               if is_master else "")
+            + (
+                f'<text x="{x + _W - 46}" y="{y + 18}" font-size="12" fill="#6a1b9a" class="master">★链主</text>'
+                if is_master
+                else ""
+            )
             + "</g>"
-        )  # fmt: skip
+        )
     out.append("</svg>")
     return "".join(out)

@@ -16,18 +16,35 @@ def list_chains(svc: ServiceDep) -> list[ChainSummary]:
     return [ChainSummary(id=c.id, name=c.name, cluster=c.cluster, links=len(c.link_ids)) for c in chains]
 
 
-@router.get("/{chain_id}", response_model=ChainDetail, summary="产业链详情 One chain: links (upstream first) and edges")
+@router.get(
+    "/{chain_id}",
+    response_model=ChainDetail,
+    summary="产业链详情 One chain: links (upstream first) and edges",
+)
 def get_chain(chain_id: str, svc: ServiceDep) -> ChainDetail:
     catalogue = svc.engine.catalogue
     try:
         chain = catalogue.chain(chain_id)
     except KeyError:
-        raise ApiError(404, "unknown_chain", f"未找到产业链 '{chain_id}' (unknown chain)", field="chain_id",
-                       value=chain_id, allowed=sorted(catalogue.chains)) from None  # fmt: skip
+        raise ApiError(
+            404,
+            "unknown_chain",
+            f"未找到产业链 '{chain_id}' (unknown chain)",
+            field="chain_id",
+            value=chain_id,
+            allowed=sorted(catalogue.chains),
+        ) from None
     links = [catalogue.links[lid] for lid in catalogue.ordered_links(chain.id)]
     return ChainDetail(
-        id=chain.id, name=chain.name, cluster=chain.cluster, description=chain.description,
-        links=[LinkInfo(id=x.id, name=x.name, stage=x.stage.value, aliases=list(x.aliases), products=list(x.products))
-               for x in links],
+        id=chain.id,
+        name=chain.name,
+        cluster=chain.cluster,
+        description=chain.description,
+        links=[
+            LinkInfo(
+                id=x.id, name=x.name, stage=x.stage.value, aliases=list(x.aliases), products=list(x.products)
+            )
+            for x in links
+        ],
         edges=[{"from": e.source, "to": e.target, "flow": e.flow} for e in chain.edges],
-    )  # fmt: skip
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path as FilePath
+from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
@@ -52,30 +53,50 @@ def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
         try:
             validate_credit_code(item.credit_code)
         except ValueError as exc:
-            raise ApiError(422, "invalid_credit_code", f"统一社会信用代码无效 (invalid credit code: {exc})",
-                           field=f"[{i}].credit_code", value=item.credit_code) from None  # fmt: skip
+            raise ApiError(
+                422,
+                "invalid_credit_code",
+                f"统一社会信用代码无效 (invalid credit code: {exc})",
+                field=f"[{i}].credit_code",
+                value=item.credit_code,
+            ) from None
     name = clean_text(item.name)
     province = province_short(item.province) or (clean_text(item.province) if item.province else None)
     eid = item.id or derive_id(item.credit_code, normalize_company_name(name), province)
-    ent = Enterprise(**item.model_dump(exclude={"id", "name", "province"}), id=eid, name=name, province=province,
-                     source="api")  # fmt: skip
+    ent = Enterprise(
+        **item.model_dump(exclude={"id", "name", "province"}),
+        id=eid,
+        name=name,
+        province=province,
+        source="api",
+    )
     ent.links = svc.mapper.map(ent)
     return ent
 
 
-@router.post("", response_model=UpsertResult, summary="批量写入企业 Bulk upsert the tenant's enterprises (JSON)")
+@router.post(
+    "", response_model=UpsertResult, summary="批量写入企业 Bulk upsert the tenant's enterprises (JSON)"
+)
 def upsert_enterprises(
-    tenant: TenantDep, svc: ServiceDep, items: list[EnterpriseIn] = Body(max_length=MAX_BATCH)
+    tenant: TenantDep, svc: ServiceDep, items: Annotated[list[EnterpriseIn], Body(max_length=MAX_BATCH)]
 ) -> UpsertResult:
     """Insert or update up to 1000 profiles; the same 统一社会信用代码 (else name + province, else id) is the
     same enterprise. Rows are the tenant's own; the shared corpus is never changed."""
     if not items:
-        raise ApiError(422, "empty_batch", "企业列表为空 (expected at least one enterprise)", field="body", value=[])
+        raise ApiError(
+            422, "empty_batch", "企业列表为空 (expected at least one enterprise)", field="body", value=[]
+        )
     ents = [_to_enterprise(i, item, svc) for i, item in enumerate(items)]
     summary = svc.store.upsert_enterprises(ents, tenant=tenant)
     index = svc.refresh(summary.changed_ids, tenant, wait=REFRESH_WAIT_S)
-    return UpsertResult(inserted=summary.inserted, updated=summary.updated, unchanged=summary.unchanged,
-                        ids=summary.ids, changed_ids=summary.changed_ids, index=index)  # fmt: skip
+    return UpsertResult(
+        inserted=summary.inserted,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        ids=summary.ids,
+        changed_ids=summary.changed_ids,
+        index=index,
+    )
 
 
 @router.post(
@@ -86,15 +107,21 @@ def upsert_enterprises(
 async def import_enterprises(
     tenant: TenantDep,
     svc: ServiceDep,
-    file: UploadFile = File(description="a .csv / .tsv / .xlsx / .jsonl enterprise list"),
-    atomic: bool = Form(True, description="reject the whole file when any row is rejected"),
+    file: Annotated[UploadFile, File(description="a .csv / .tsv / .xlsx / .jsonl enterprise list")],
+    atomic: Annotated[bool, Form(description="reject the whole file when any row is rejected")] = True,
 ) -> ImportResult:
     """Rows that fail validation are reported with row number, field and reason (the CLI's reject report)."""
     filename = FilePath(file.filename or "upload.csv").name
     suffix = FilePath(filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
-        raise ApiError(422, "unsupported_file", f"不支持的文件类型 '{suffix or filename}' (unsupported file type)",
-                       field="file", value=filename, allowed=list(UPLOAD_SUFFIXES))  # fmt: skip
+        raise ApiError(
+            422,
+            "unsupported_file",
+            f"不支持的文件类型 '{suffix or filename}' (unsupported file type)",
+            field="file",
+            value=filename,
+            allowed=list(UPLOAD_SUFFIXES),
+        )
     limit = svc.settings.max_upload_mb * 1024 * 1024
     safe = _SAFE_NAME.sub("_", FilePath(filename).stem)[:80] or "upload"
     with tempfile.TemporaryDirectory(prefix="chainmatch-upload-") as tmp:
@@ -104,27 +131,49 @@ async def import_enterprises(
             while chunk := await file.read(_CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise ApiError(413, "upload_too_large",
-                                   f"上传文件超过 {svc.settings.max_upload_mb} MB (upload too large)",
-                                   field="file", value=filename)  # fmt: skip
+                    raise ApiError(
+                        413,
+                        "upload_too_large",
+                        f"上传文件超过 {svc.settings.max_upload_mb} MB (upload too large)",
+                        field="file",
+                        value=filename,
+                    )
                 fh.write(chunk)
-        report = await run_in_threadpool(import_file, path, svc.store, tenant, atomic, None, None, mapper=svc.mapper)
+        report = await run_in_threadpool(
+            import_file, path, svc.store, tenant, atomic, None, None, mapper=svc.mapper
+        )
     index = "unchanged"
     if report.changed_ids:
         index = await run_in_threadpool(svc.refresh, report.changed_ids, tenant, REFRESH_WAIT_S)
 
     def issues(rows: list) -> list[ImportIssue]:
-        return [ImportIssue(row=r.row, field=r.field, reason=r.reason, value=str(r.value)[:200]) for r in rows]
+        return [
+            ImportIssue(row=r.row, field=r.field, reason=r.reason, value=str(r.value)[:200]) for r in rows
+        ]
 
     return ImportResult(
-        filename=filename, format=report.format, encoding=report.encoding, rows=report.rows,
-        inserted=report.inserted, updated=report.updated, unchanged=report.unchanged, duplicates=report.duplicates,
-        rejected=report.rejected, committed=report.committed, rejects=issues(report.rejects[:1000]),
-        warnings=issues(report.warnings[:1000]), changed_ids=report.changed_ids, index=index,
-    )  # fmt: skip
+        filename=filename,
+        format=report.format,
+        encoding=report.encoding,
+        rows=report.rows,
+        inserted=report.inserted,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        duplicates=report.duplicates,
+        rejected=report.rejected,
+        committed=report.committed,
+        rejects=issues(report.rejects[:1000]),
+        warnings=issues(report.warnings[:1000]),
+        changed_ids=report.changed_ids,
+        index=index,
+    )
 
 
-@router.delete("/{enterprise_id}", status_code=status.HTTP_204_NO_CONTENT, summary="删除企业 Delete the tenant's enterprise")
+@router.delete(
+    "/{enterprise_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="删除企业 Delete the tenant's enterprise",
+)
 def delete_enterprise(enterprise_id: str, tenant: TenantDep, svc: ServiceDep) -> Response:
     """403 for a shared-corpus enterprise, 404 for an unknown (or another tenant's) one."""
     ent = enterprise_or_404(svc.store, enterprise_id, tenant)

@@ -7,12 +7,21 @@ reasons, evidence), so exports and training see what the staff saw.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
 from matcher.feedback import export_training_events
-from matcher.lead_store import Lead, LeadEvent, LeadStatus, create_lead, get_lead, lead_events, list_leads, update_lead
+from matcher.lead_store import (
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    create_lead,
+    get_lead,
+    lead_events,
+    list_leads,
+    update_lead,
+)
 from matcher.recommendation import RecommendRequest
 from service.deps import ApiError, ApiKeyDep, ServiceDep, TenantDep
 from service.routes._common import find_enterprise, region_or_422, resolve_chain, resolve_link
@@ -23,8 +32,9 @@ router = APIRouter(tags=["leads 线索与反馈"])
 CONTEXT_DEPTH = 100  # candidates searched for the shortlisted enterprise's ranking context
 
 
-def candidate_context(svc: ServiceDep, tenant: str, region_id: str, chain_id: str, link_id: str,
-                      enterprise_id: str) -> dict[str, Any]:  # fmt: skip
+def candidate_context(
+    svc: ServiceDep, tenant: str, region_id: str, chain_id: str, link_id: str, enterprise_id: str
+) -> dict[str, Any]:
     """The enterprise as the recommender ranks it for this gap now (rank, score, features, reasons …)."""
     req = RecommendRequest(region=region_id, chain=chain_id, link=link_id, k=CONTEXT_DEPTH, tenant=tenant)
     with svc.index_lock.read():
@@ -37,11 +47,28 @@ def candidate_context(svc: ServiceDep, tenant: str, region_id: str, chain_id: st
     }
     for c in rec.candidates:
         if c.enterprise_id == enterprise_id:
-            ctx.update(c.model_dump(include={"rank", "score", "features", "contributions", "evidence_strength",
-                                             "strength_rule", "reasons", "matched_products", "province", "city",
-                                             "aiding", "chain_master_relation"}))  # fmt: skip
+            ctx.update(
+                c.model_dump(
+                    include={
+                        "rank",
+                        "score",
+                        "features",
+                        "contributions",
+                        "evidence_strength",
+                        "strength_rule",
+                        "reasons",
+                        "matched_products",
+                        "province",
+                        "city",
+                        "aiding",
+                        "chain_master_relation",
+                    }
+                )
+            )
             return ctx
-    ctx.update(rank=None, score=None, reasons=["人工添加：不在系统推荐的前 %d 名内" % CONTEXT_DEPTH], manual=True)
+    ctx.update(
+        rank=None, score=None, reasons=[f"人工添加：不在系统推荐的前 {CONTEXT_DEPTH} 名内"], manual=True
+    )
     return ctx
 
 
@@ -52,7 +79,9 @@ def candidate_context(svc: ServiceDep, tenant: str, region_id: str, chain_id: st
     responses={200: {"model": Lead, "description": "the candidate was already a lead (unchanged)"}},
     summary="加入招商清单 Shortlist a candidate as a lead",
 )
-def add_lead(body: LeadCreate, key: ApiKeyDep, tenant: TenantDep, svc: ServiceDep, response: Response) -> Lead:
+def add_lead(
+    body: LeadCreate, key: ApiKeyDep, tenant: TenantDep, svc: ServiceDep, response: Response
+) -> Lead:
     catalogue = svc.engine.catalogue
     region = region_or_422(svc.engine.regions(tenant), body.region, tenant)
     chain_id = resolve_chain(catalogue, body.chain)
@@ -60,18 +89,32 @@ def add_lead(body: LeadCreate, key: ApiKeyDep, tenant: TenantDep, svc: ServiceDe
     try:
         ent = find_enterprise(svc.store, body.enterprise_id, tenant)
     except KeyError:
-        raise ApiError(422, "unknown_enterprise", f"未知企业 '{body.enterprise_id}' (unknown enterprise)",
-                       field="enterprise_id", value=body.enterprise_id) from None  # fmt: skip
+        raise ApiError(
+            422,
+            "unknown_enterprise",
+            f"未知企业 '{body.enterprise_id}' (unknown enterprise)",
+            field="enterprise_id",
+            value=body.enterprise_id,
+        ) from None
     existing = list_leads(svc.store, tenant, region_id=region.id, enterprise_id=ent.id)
     if any(x.chain_id == chain_id and x.link_id == link_id for x in existing):
         response.status_code = status.HTTP_200_OK
         return next(x for x in existing if x.chain_id == chain_id and x.link_id == link_id)
     ctx = candidate_context(svc, tenant, region.id, chain_id, link_id, ent.id)
     lead, created = create_lead(
-        svc.store, tenant, region_id=region.id, chain_id=chain_id, link_id=link_id, enterprise_id=ent.id,
-        enterprise_name=ent.name, status=LeadStatus(body.status), note=body.note, reason=body.reason, context=ctx,
+        svc.store,
+        tenant,
+        region_id=region.id,
+        chain_id=chain_id,
+        link_id=link_id,
+        enterprise_id=ent.id,
+        enterprise_name=ent.name,
+        status=LeadStatus(body.status),
+        note=body.note,
+        reason=body.reason,
+        context=ctx,
         actor=key.name or key.id,
-    )  # fmt: skip
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return lead
@@ -82,7 +125,7 @@ def get_leads(
     tenant: TenantDep,
     svc: ServiceDep,
     region: str | None = Query(None, max_length=100, description="region id"),
-    status_: LeadStatus | None = Query(None, alias="status"),
+    status_: Annotated[LeadStatus | None, Query(alias="status")] = None,
     enterprise_id: str | None = Query(None, max_length=200),
 ) -> list[Lead]:
     return list_leads(svc.store, tenant, region_id=region, status=status_, enterprise_id=enterprise_id)
@@ -96,8 +139,15 @@ def read_lead(lead_id: str, tenant: TenantDep, svc: ServiceDep) -> Lead:
 @router.patch("/leads/{lead_id}", response_model=Lead, summary="更新线索状态 Move a lead / change its note")
 def patch_lead(lead_id: str, body: LeadUpdate, key: ApiKeyDep, tenant: TenantDep, svc: ServiceDep) -> Lead:
     """Invalid moves answer 422 with the allowed next statuses; 已放弃 needs a reason."""
-    return update_lead(svc.store, tenant, lead_id, status=body.status, note=body.note, reason=body.reason,
-                       actor=key.name or key.id)  # fmt: skip
+    return update_lead(
+        svc.store,
+        tenant,
+        lead_id,
+        status=body.status,
+        note=body.note,
+        reason=body.reason,
+        actor=key.name or key.id,
+    )
 
 
 @router.get("/leads/{lead_id}/events", response_model=list[LeadEvent], summary="线索历史 A lead's changes")

@@ -28,15 +28,25 @@ def readyz(svc: ServiceDep) -> JSONResponse:
         checks["store"] = "ok"
     except Exception as exc:  # report, never raise: this is the probe
         checks["store"] = f"error: {type(exc).__name__}"
-    checks["index"] = "ok" if svc.is_ready() else ("error: " + svc.warm_error if svc.warm_error else "loading")
+    checks["index"] = (
+        "ok" if svc.is_ready() else ("error: " + svc.warm_error if svc.warm_error else "loading")
+    )
     ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ok else "not_ready", "checks": checks, "index_size": svc.index_size(),
-            "pending_reembeds": svc.pending}  # fmt: skip
+    body = {
+        "status": "ready" if ok else "not_ready",
+        "checks": checks,
+        "index_size": svc.index_size(),
+        "pending_reembeds": svc.pending,
+    }
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(svc: ServiceDep) -> Response:
     data = svc.metrics.render() if svc.metrics is not None else b""
     return Response(data, media_type=CONTENT_TYPE_LATEST)

@@ -43,8 +43,12 @@ def recommend(body: RecommendBody, tenant: TenantDep, svc: ServiceDep) -> Recomm
         region_id = region_or_422(svc.engine.regions(tenant), body.region, tenant).id
     req = RecommendRequest(
         **body.model_dump(exclude={"chain", "link", "region", "filters"}),
-        region=region_id, chain=chain_id, link=link_id, filters=body.filters, tenant=tenant,
-    )  # fmt: skip
+        region=region_id,
+        chain=chain_id,
+        link=link_id,
+        filters=body.filters,
+        tenant=tenant,
+    )
     with svc.index_lock.read():
         rec = svc.engine.recommend(req)
     return with_leads(rec, leads_by_candidate(svc.store, tenant, rec.region_id))
@@ -65,8 +69,15 @@ def recommend_region(
     leads = leads_by_candidate(svc.store, tenant, region.id)
     out = []
     for g in gm.gaps[: body.max_gaps]:
-        req = RecommendRequest(region=region.id, chain=g.chain_id, link=g.link_id, gap_type=g.type, k=body.k,
-                               filters=body.filters, tenant=tenant)  # fmt: skip
+        req = RecommendRequest(
+            region=region.id,
+            chain=g.chain_id,
+            link=g.link_id,
+            gap_type=g.type,
+            k=body.k,
+            filters=body.filters,
+            tenant=tenant,
+        )
         with svc.index_lock.read():
             rec = svc.engine.recommend(req)
         out.append(with_leads(rec, leads))

@@ -16,7 +16,9 @@ from service.schemas import REGION_ID, RegionCreate, RegionSummary, RegionUpdate
 router = APIRouter(prefix="/regions", tags=["regions 地区"])
 
 
-def _validated(body: RegionUpdate, region_id: str, tenant: str, catalogue: Catalogue, known: set[str]) -> Region:
+def _validated(
+    body: RegionUpdate, region_id: str, tenant: str, catalogue: Catalogue, known: set[str]
+) -> Region:
     """The body as a Region with chain / link names resolved to ids; 422 naming the first unknown one."""
     chains = [resolve_chain(catalogue, c, f"target_chains[{i}]") for i, c in enumerate(body.target_chains)]
     residents = []
@@ -26,20 +28,41 @@ def _validated(body: RegionUpdate, region_id: str, tenant: str, catalogue: Catal
     needs = []
     for i, n in enumerate(body.needs):
         chain_id = resolve_chain(catalogue, n.chain, f"needs[{i}].chain") if n.chain else None
-        links = [resolve_link(catalogue, x, f"needs[{i}].links[{j}]", chain_id) for j, x in enumerate(n.links)]
+        links = [
+            resolve_link(catalogue, x, f"needs[{i}].links[{j}]", chain_id) for j, x in enumerate(n.links)
+        ]
         needs.append(Need(text=n.text, chain=chain_id, links=links, gap_type=n.gap_type))
     if body.parent is not None:
         if body.parent == region_id:
-            raise ApiError(422, "invalid_parent", "上级地区不能是自身 (a region cannot be its own parent)",
-                           field="parent", value=body.parent)  # fmt: skip
+            raise ApiError(
+                422,
+                "invalid_parent",
+                "上级地区不能是自身 (a region cannot be its own parent)",
+                field="parent",
+                value=body.parent,
+            )
         if body.parent not in known:
-            raise ApiError(422, "unknown_region", f"未知上级地区 '{body.parent}' (unknown parent region)",
-                           field="parent", value=body.parent)  # fmt: skip
+            raise ApiError(
+                422,
+                "unknown_region",
+                f"未知上级地区 '{body.parent}' (unknown parent region)",
+                field="parent",
+                value=body.parent,
+            )
     return Region(
-        id=region_id, name=body.name, level=body.level, province=body.province, parent=body.parent,
-        aliases=body.aliases, target_chains=list(dict.fromkeys(chains)), residents=residents, needs=needs,
-        aiding=body.aiding, tenant=tenant, description=body.description,
-    )  # fmt: skip
+        id=region_id,
+        name=body.name,
+        level=body.level,
+        province=body.province,
+        parent=body.parent,
+        aliases=body.aliases,
+        target_chains=list(dict.fromkeys(chains)),
+        residents=residents,
+        needs=needs,
+        aiding=body.aiding,
+        tenant=tenant,
+        description=body.description,
+    )
 
 
 def _save(svc: ServiceDep, region: Region) -> None:
@@ -52,9 +75,17 @@ def _save(svc: ServiceDep, region: Region) -> None:
 def list_regions(tenant: TenantDep, svc: ServiceDep) -> list[RegionSummary]:
     book = svc.engine.regions(tenant)
     return [
-        RegionSummary(id=r.id, name=r.name, level=r.level, province=r.province, parent=r.parent,
-                      target_chains=r.target_chains, residents=len(r.residents), needs=len(r.needs),
-                      shared=r.tenant is None)  # fmt: skip
+        RegionSummary(
+            id=r.id,
+            name=r.name,
+            level=r.level,
+            province=r.province,
+            parent=r.parent,
+            target_chains=r.target_chains,
+            residents=len(r.residents),
+            needs=len(r.needs),
+            shared=r.tenant is None,
+        )
         for r in sorted(book, key=lambda r: (r.province, r.parent or "", r.id))
         if r.tenant is None or r.tenant == tenant
     ]
@@ -65,18 +96,27 @@ def get_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Region:
     return region_or_404(svc.engine.regions(tenant), region_id, tenant)
 
 
-@router.post("", response_model=Region, status_code=status.HTTP_201_CREATED, summary="新建地区 Create a region")
+@router.post(
+    "", response_model=Region, status_code=status.HTTP_201_CREATED, summary="新建地区 Create a region"
+)
 def create_region(body: RegionCreate, tenant: TenantDep, svc: ServiceDep) -> Region:
     book = svc.engine.regions(tenant)
     if body.id in book.regions:
-        raise ApiError(409, "region_exists", f"地区 '{body.id}' 已存在，请用 PUT 修改 (region exists; use PUT)",
-                       field="id", value=body.id)  # fmt: skip
+        raise ApiError(
+            409,
+            "region_exists",
+            f"地区 '{body.id}' 已存在，请用 PUT 修改 (region exists; use PUT)",
+            field="id",
+            value=body.id,
+        )
     region = _validated(body, body.id, tenant, svc.engine.catalogue, set(book.regions))
     _save(svc, region)
     return region
 
 
-@router.put("/{region_id}", response_model=Region, summary="新建或替换地区 Create or replace the tenant's region")
+@router.put(
+    "/{region_id}", response_model=Region, summary="新建或替换地区 Create or replace the tenant's region"
+)
 def put_region(
     body: RegionUpdate,
     tenant: TenantDep,
@@ -90,7 +130,9 @@ def put_region(
     return region
 
 
-@router.delete("/{region_id}", status_code=status.HTTP_204_NO_CONTENT, summary="删除地区 Delete the tenant's region")
+@router.delete(
+    "/{region_id}", status_code=status.HTTP_204_NO_CONTENT, summary="删除地区 Delete the tenant's region"
+)
 def delete_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Response:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
@@ -102,19 +144,25 @@ def delete_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Respons
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _gap_map(svc: ServiceDep, tenant: str, region_id: str, chain: str | None) -> tuple[Region, GapMap, str | None]:
+def _gap_map(
+    svc: ServiceDep, tenant: str, region_id: str, chain: str | None
+) -> tuple[Region, GapMap, str | None]:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
     chain_id = resolve_chain(svc.engine.catalogue, chain) if chain else None
     return region, diagnose(region, svc.engine.catalogue, chain=chain_id, book=book), chain_id
 
 
-@router.get("/{region_id}/gaps", response_model=GapMap, summary="缺口诊断 The region's chain gaps (缺链/短链/弱链)")
+@router.get(
+    "/{region_id}/gaps", response_model=GapMap, summary="缺口诊断 The region's chain gaps (缺链/短链/弱链)"
+)
 def region_gaps(
     region_id: str,
     tenant: TenantDep,
     svc: ServiceDep,
-    chain: str | None = Query(None, max_length=100, description="one chain (id / name); default: target chains"),
+    chain: str | None = Query(
+        None, max_length=100, description="one chain (id / name); default: target chains"
+    ),
 ) -> GapMap:
     return _gap_map(svc, tenant, region_id, chain)[1]
 
@@ -129,7 +177,9 @@ def region_gap_map_svg(
     region_id: str,
     tenant: TenantDep,
     svc: ServiceDep,
-    chain: str | None = Query(None, max_length=100, description="chain id / name; default: first target chain"),
+    chain: str | None = Query(
+        None, max_length=100, description="chain id / name; default: first target chain"
+    ),
 ) -> Response:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
@@ -139,8 +189,14 @@ def region_gap_map_svg(
     else:
         gm_all = diagnose(region, catalogue, book=book)
         if not gm_all.chains:
-            raise ApiError(422, "no_chain", "该地区没有目标产业链，请指定 chain (region has no target chain)",
-                           field="chain", value=None, allowed=sorted(catalogue.chains))  # fmt: skip
+            raise ApiError(
+                422,
+                "no_chain",
+                "该地区没有目标产业链，请指定 chain (region has no target chain)",
+                field="chain",
+                value=None,
+                allowed=sorted(catalogue.chains),
+            )
         chain_id = gm_all.chains[0]
     gm = diagnose(region, catalogue, chain=chain_id, book=book)
     svg = render_gap_map(region, gm, catalogue, chain_id, book)

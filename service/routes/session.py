@@ -19,4 +19,6 @@ class Me(BaseModel):
 
 @router.get("/me", response_model=Me, summary="当前租户 The tenant and API key of this request")
 def me(key: ApiKeyDep, svc: ServiceDep) -> Me:
-    return Me(tenant=key.tenant, key_id=key.id, key_name=key.name, rate_limit_per_minute=svc.limiter.per_minute)
+    return Me(
+        tenant=key.tenant, key_id=key.id, key_name=key.name, rate_limit_per_minute=svc.limiter.per_minute
+    )

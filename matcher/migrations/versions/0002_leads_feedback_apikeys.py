@@ -38,7 +38,9 @@ def upgrade() -> None:
         sa.Column("context", _JSON, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("tenant", "region_id", "chain_id", "link_id", "enterprise_id", name="uq_leads_candidate"),
+        sa.UniqueConstraint(
+            "tenant", "region_id", "chain_id", "link_id", "enterprise_id", name="uq_leads_candidate"
+        ),
     )
     op.create_index("ix_leads_tenant_region", "leads", ["tenant", "region_id"])
 
