@@ -30,6 +30,7 @@ import logging
 import math
 import re
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
@@ -282,6 +283,14 @@ class _Term:
     norm: float
 
 
+#: Built term indexes per catalogue object (weakly held), so building another mapper is cheap.
+_INDEXES: weakref.WeakKeyDictionary[Catalogue, dict[str, object]] = weakref.WeakKeyDictionary()
+_INDEX_ATTRS = (
+    "_idf", "_idf_unseen", "_exact", "_by_token", "_link_text", "_token_lengths", "_contain_keys",
+    "_lengths", "_equipment", "_gbt_links",
+)  # fmt: skip
+
+
 class LinkMapper:
     """Maps an enterprise's products, business scope and industry codes onto catalogue links.
 
@@ -325,8 +334,13 @@ class LinkMapper:
         self._lock = threading.Lock()
         self.cache_hits = 0
         self.cache_misses = 0
-        self._build_terms()
-        self._build_gbt()
+        shared = _INDEXES.get(catalogue)
+        if shared is None:  # the term index is immutable: mappers of one catalogue share it
+            self._build_terms()
+            self._build_gbt()
+            _INDEXES[catalogue] = {a: getattr(self, a) for a in _INDEX_ATTRS}
+        else:
+            self.__dict__.update(shared)
         self._link_vectors: np.ndarray | None = None
         self._link_ids: list[str] = list(catalogue.links)
 
@@ -565,7 +579,11 @@ class LinkMapper:
         return any(seg[i : i + k] in self._by_token for k in self._token_lengths for i in range(n - k + 1))
 
     def _equipment_for(self, seg: str, scored: dict[str, tuple[float, str]]) -> tuple[str, float] | None:
-        """For 'X设备 / X装备 / X生产线', the equipment link of X's chain (None when there is none)."""
+        """For 'X设备 / X装备 / X生产线', the equipment link of X's chain (None when there is none).
+
+        An equipment link is chosen when it shares wording with X (光伏组件装备 → 光伏设备), or, sharing
+        none, when every chain that contains X has that one equipment link (PE管生产线 → 塑料机械).
+        """
         m = _EQUIPMENT_SUFFIX.search(seg)
         if m is None or m.start() < 2:
             return None
@@ -575,23 +593,25 @@ class LinkMapper:
             (lid for lid in scored_mod if scored_mod[lid][0] >= 0.3), key=lambda x: -scored_mod[x][0]
         )
         grams = {modifier[i : i + 2] for i in range(len(modifier) - 1)}
-        options: dict[str, tuple[int, int, int]] = {}  # equipment link -> (direct, overlap, -rank)
-        for lid in scored:  # equipment links the phrase itself matched (光伏自动化生产线 ~ 光伏设备)
-            if lid in self._equipment:
-                options[lid] = (1, sum(1 for g in grams if g in self._link_text[lid]), 0)
-        for rank, lid in enumerate(mod_links):
+
+        def overlap(eq: str) -> int:
+            return sum(1 for g in grams if g in self._link_text[eq])
+
+        related = {eq for eq in scored if eq in self._equipment}  # matched by the phrase itself
+        for lid in mod_links:
             for cid in self.catalogue.chains_of(lid):
-                for eq in self.catalogue.chains[cid].link_ids:
-                    if eq in self._equipment and eq != lid:
-                        cand = (0, sum(1 for g in grams if g in self._link_text[eq]), -rank)
-                        options[eq] = max(options.get(eq, cand), cand)
-        if not options:
-            return None
-        best = max(options, key=lambda eq: (options[eq][1], options[eq][0], options[eq][2]))
-        direct, overlap, _ = options[best]
-        if not overlap and not direct and len({eq for eq in options if options[eq][0] == 0}) > 1:
-            return None  # several equipment links and nothing to choose between them
-        return best, 0.8 if overlap else 0.7
+                related.update(eq for eq in self.catalogue.chains[cid].link_ids if eq in self._equipment)
+        shared = [eq for eq in related if overlap(eq)]
+        if shared:
+            return max(shared, key=lambda eq: (overlap(eq), eq in scored, -self._order[eq])), 0.8
+        if mod_links:
+            per_chain = [
+                {eq for eq in self.catalogue.chains[cid].link_ids if eq in self._equipment}
+                for cid in self.catalogue.chains_of(mod_links[0])
+            ]
+            if per_chain and all(len(c) == 1 and c == per_chain[0] for c in per_chain):
+                return next(iter(per_chain[0])), 0.7
+        return None
 
     def _containment(self, seg: str) -> tuple[dict[str, float], list[tuple[int, int]]]:
         """Terms found verbatim in ``seg`` (nested shorter ones dropped), scored by coverage and head."""

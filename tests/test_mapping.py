@@ -37,6 +37,26 @@ links:
     stage: 下游
     aliases: [铝电解电容器, 电解电容器]
     gbt: ["3981"]
+  - id: cathode
+    name: 正极材料
+    stage: 中游
+    aliases: [锂电正极材料, 三元正极材料]
+    products: [磷酸铁锂, 钴酸锂]
+    gbt: ["3985"]
+  - id: ethylene_glycol
+    name: 乙二醇
+    stage: 上游
+    aliases: [MEG]
+    gbt: ["2614"]
+edges:
+  - {from: electrolytic_aluminium, to: aluminium_foil}
+  - {from: aluminium_foil, to: capacitor}
+"""
+
+SMALL_PV_CATALOGUE = """\
+id: demo_pv
+name: 演示光伏链
+links:
   - id: pv_cell
     name: 光伏电池片
     stage: 中游
@@ -53,17 +73,17 @@ links:
     stage: 下游
     aliases: [太阳能组件]
     gbt: ["3825"]
-  - id: cathode
-    name: 正极材料
-    stage: 中游
-    aliases: [锂电正极材料, 三元正极材料]
-    products: [磷酸铁锂, 钴酸锂]
-    gbt: ["3985"]
+  - id: pv_equipment
+    name: 光伏设备
+    stage: 上游
+    aliases: [光伏装备, 电池片设备]
+    gbt: ["3562"]
+uses: [aluminium_foil]
 edges:
-  - {from: electrolytic_aluminium, to: aluminium_foil}
-  - {from: aluminium_foil, to: capacitor}
   - {from: silicon_wafer, to: pv_cell}
   - {from: pv_cell, to: pv_module}
+  - {from: pv_equipment, to: pv_cell}
+  - {from: aluminium_foil, to: pv_module}
 """
 
 
@@ -71,6 +91,7 @@ edges:
 def small_catalogue(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("chains")
     (d / "demo.yaml").write_text(SMALL_CATALOGUE, encoding="utf-8")
+    (d / "demo_pv.yaml").write_text(SMALL_PV_CATALOGUE, encoding="utf-8")
     return load_catalogue(d)
 
 
@@ -151,6 +172,33 @@ def test_generic_words_and_single_characters_do_not_create_matches(mapper):
     assert mapper.map_product("铝") == []
     assert mapper.map_product("电子材料设备") == []
     assert mapper.map_product("工程服务") == []
+
+
+def test_equipment_for_a_product_maps_to_the_equipment_link_of_its_chain(mapper):
+    assert top(mapper, "光伏组件装备") == "pv_equipment"
+    assert top(mapper, "硅片检测分选设备") == "pv_equipment"
+    # foil is also used by the PV chain, but its own chain has no equipment link: equipment for foil is
+    # neither foil nor PV equipment
+    assert mapper.map_product("铝箔生产设备") == []
+
+
+def test_polymer_of_a_monomer_is_not_the_monomer(mapper):
+    assert top(mapper, "乙二醇") == "ethylene_glycol"
+    assert mapper.map_product("聚乙二醇") == []
+
+
+def test_sales_channel_and_segment_prefixes_are_stripped_around_the_product(mapper):
+    assert top(mapper, "内销铝锭") == "electrolytic_aluminium"
+    assert top(mapper, "主营业务-电解铝") == "electrolytic_aluminium"
+    assert top(mapper, "贸易—乙二醇") == "ethylene_glycol"
+    assert top(mapper, "铝箔出口") == "aluminium_foil"
+
+
+def test_mappers_of_one_catalogue_share_the_built_index(small_catalogue):
+    a, b = LinkMapper(small_catalogue), LinkMapper(small_catalogue)
+    assert a._exact is b._exact
+    assert a.cache_info()["size"] == 0 and b.map_product("铝箔")[0].link_id == "aluminium_foil"
+    assert a.cache_info()["size"] == 0  # caches stay per mapper
 
 
 def test_token_overlap_reaches_a_link_when_no_term_is_contained(mapper):
