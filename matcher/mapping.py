@@ -79,7 +79,7 @@ GENERIC_WORDS: frozenset[str] = frozenset(
     "节能 复合 特种 精细 功能 有限 公司 集团 批发 零售 出口 进口 研发 设计 应用 管理 运营 "
     "经营 开发 安装 施工 维修 检修 检测 咨询 代理 营销 中心 平台 集成 制作 供应 自动化 智能化 "
     "数字化 自产 外购 国内 国外 境内 境外 海外 内销 外销 基地 领域 产业 成套 装置 制造业 "
-    "服务业 销售业务".split()
+    "服务业 销售业务 电器".split()
 )
 
 #: Single characters that carry no meaning in a product name (kept out of token vectors).
@@ -582,7 +582,8 @@ class LinkMapper:
         """For 'X设备 / X装备 / X生产线', the equipment link of X's chain (None when there is none).
 
         An equipment link is chosen when it shares wording with X (光伏组件装备 → 光伏设备), or, sharing
-        none, when every chain that contains X has that one equipment link (PE管生产线 → 塑料机械).
+        none, when it is the one equipment link that supplies X's link in the chain graph (PE管生产线 →
+        塑料机械, which feeds PE管材; 饮料加工设备 is not 畜牧机械, which feeds dairy farming only).
         """
         m = _EQUIPMENT_SUFFIX.search(seg)
         if m is None or m.start() < 2:
@@ -592,7 +593,7 @@ class LinkMapper:
         mod_links = sorted(
             (lid for lid in scored_mod if scored_mod[lid][0] >= 0.3), key=lambda x: -scored_mod[x][0]
         )
-        grams = {modifier[i : i + 2] for i in range(len(modifier) - 1)}
+        grams = {modifier[i : i + 2] for i in range(len(modifier) - 1)} - GENERIC_WORDS
 
         def overlap(eq: str) -> int:
             return sum(1 for g in grams if g in self._link_text[eq])
@@ -605,12 +606,9 @@ class LinkMapper:
         if shared:
             return max(shared, key=lambda eq: (overlap(eq), eq in scored, -self._order[eq])), 0.8
         if mod_links:
-            per_chain = [
-                {eq for eq in self.catalogue.chains[cid].link_ids if eq in self._equipment}
-                for cid in self.catalogue.chains_of(mod_links[0])
-            ]
-            if per_chain and all(len(c) == 1 and c == per_chain[0] for c in per_chain):
-                return next(iter(per_chain[0])), 0.7
+            feeding = [eq for eq in self.catalogue.neighbours(mod_links[0]) if eq in self._equipment]
+            if len(feeding) == 1:
+                return feeding[0], 0.7
         return None
 
     def _containment(self, seg: str) -> tuple[dict[str, float], list[tuple[int, int]]]:

@@ -76,7 +76,7 @@ links:
   - id: pv_equipment
     name: 光伏设备
     stage: 上游
-    aliases: [光伏装备, 电池片设备]
+    aliases: [光伏装备]
     gbt: ["3562"]
 uses: [aluminium_foil]
 edges:
@@ -174,12 +174,12 @@ def test_generic_words_and_single_characters_do_not_create_matches(mapper):
     assert mapper.map_product("工程服务") == []
 
 
-def test_equipment_for_a_product_maps_to_the_equipment_link_of_its_chain(mapper):
-    assert top(mapper, "光伏组件装备") == "pv_equipment"
-    assert top(mapper, "硅片检测分选设备") == "pv_equipment"
-    # foil is also used by the PV chain, but its own chain has no equipment link: equipment for foil is
-    # neither foil nor PV equipment
+def test_equipment_for_a_product_maps_to_the_equipment_link_that_supplies_it(mapper):
+    assert top(mapper, "光伏组件装备") == "pv_equipment"  # shares wording with 光伏设备
+    assert top(mapper, "太阳能电池片生产线") == "pv_equipment"  # no shared wording; 光伏设备 feeds 电池片
+    # equipment for a product is never the product itself, and no equipment link feeds foil or wafers here
     assert mapper.map_product("铝箔生产设备") == []
+    assert top(mapper, "硅片检测分选设备") is None
 
 
 def test_polymer_of_a_monomer_is_not_the_monomer(mapper):
