@@ -46,6 +46,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -1067,6 +1068,77 @@ class _CachedMapper:
 # --- driver -----------------------------------------------------------------------------------------------------
 
 
+class _Identity:
+    """What the in-file dedupe remembers of a kept row (not the whole profile, so memory stays flat)."""
+
+    __slots__ = ("row", "fingerprint", "name", "normalized_name", "province", "credit_code", "stock_code")
+
+    def __init__(self, row: int, fingerprint: bytes, e: Enterprise) -> None:
+        self.row, self.fingerprint = row, fingerprint
+        self.name, self.normalized_name, self.province = e.name, e.normalized_name, e.province
+        self.credit_code, self.stock_code = e.credit_code, e.stock_code
+
+
+def _fingerprint(cells: list[tuple[_Column, Any]]) -> bytes:
+    text = "\x1f".join(_cell_text(v, c.field).strip() for c, v in cells)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _iter_rows(
+    path: Path, report: ImportReport, progress: ProgressCallback | None
+) -> Iterator[tuple[int, Enterprise]]:
+    """``(row, enterprise)`` of every good row, streaming; rejects, warnings and counts go into ``report``."""
+    source = _open(path, report)
+    report.columns = {c.header: (c.field or "extra") for c in source.columns}
+    builder = _RowBuilder(
+        f"import:{path.name}", report.encoding, surrogates=source.surrogates, controls=source.controls
+    )
+    by_code: dict[str, _Identity] = {}
+    by_name: dict[tuple[str, str | None], list[_Identity]] = {}
+    for record in source.records:
+        report.rows += 1
+        if progress is not None and report.rows % 1000 == 0:
+            progress(report.rows, source.total)
+        if record.cells is None:
+            if record.issue:
+                report.rejects.append(record.issue)
+            continue
+        enterprise, rejects, warnings = builder.build(record.row, record.cells)
+        report.warnings.extend(warnings)
+        if enterprise is None:
+            report.rejects.extend(rejects)
+            continue
+        first = by_code.get(enterprise.credit_code) if enterprise.credit_code else None
+        reason = "same credit code"
+        if first is None:
+            reason = "same name and province"
+            for cand in by_name.get((enterprise.normalized_name, enterprise.province), []):
+                if same_firm(enterprise, cand):  # the store's identity rule, so file and store agree
+                    first = cand
+                    break
+        fingerprint = _fingerprint(record.cells)
+        if first is not None:
+            if first.fingerprint == fingerprint:
+                report.duplicates += 1
+                report.warnings.append(
+                    RowIssue(record.row, "-", f"identical duplicate of row {first.row}; merged")
+                )
+            else:
+                name_header = next((c.header for c, _ in record.cells if c.field == "name"), "-")
+                reason = f"duplicate of row {first.row} ({reason}) with different values"
+                report.rejects.append(RowIssue(record.row, name_header, reason, enterprise.name))
+            continue
+        identity = _Identity(record.row, fingerprint, enterprise)
+        if enterprise.credit_code:
+            by_code[enterprise.credit_code] = identity
+        by_name.setdefault((enterprise.normalized_name, enterprise.province), []).append(identity)
+        yield record.row, enterprise
+    if report.rows == 0:
+        raise ImportFileError(f"{path.name}: no data rows below the header")
+    if progress is not None:
+        progress(report.rows, report.rows)
+
+
 def read_enterprises(
     path: str | Path,
     progress: ProgressCallback | None = None,
@@ -1080,77 +1152,21 @@ def read_enterprises(
         report: a report to fill (a new one by default).
 
     Returns:
-        ``[(row, enterprise)]`` for the good rows (duplicates merged) and the report with rejects and warnings.
+        ``[(row, enterprise)]`` for the good rows (exact repeats merged) and the report with rejects and warnings.
 
     Raises:
         ImportFileError: the file cannot be read at all (missing, empty, unsupported, no name column).
     """
     path = Path(path)
     report = report or ImportReport(path=str(path), format="?")
-    source = _open(path, report)
-    columns, records, total = source.columns, source.records, source.total
-    report.columns = {c.header: (c.field or "extra") for c in columns}
-    builder = _RowBuilder(
-        f"import:{path.name}", report.encoding, surrogates=source.surrogates, controls=source.controls
-    )
-    good: list[tuple[int, Enterprise]] = []
-    by_code: dict[str, int] = {}
-    by_name: dict[tuple[str, str | None], list[int]] = {}
-    for record in records:
-        report.rows += 1
-        if progress is not None and report.rows % 1000 == 0:
-            progress(report.rows, total)
-        if record.cells is None:
-            if record.issue:
-                report.rejects.append(record.issue)
-            continue
-        enterprise, rejects, warnings = builder.build(record.row, record.cells)
-        report.warnings.extend(warnings)
-        if enterprise is None:
-            report.rejects.extend(rejects)
-            continue
-        pos = by_code.get(enterprise.credit_code) if enterprise.credit_code else None
-        reason = "same credit code"
-        if pos is None:
-            reason = "same name and province"
-            for cand in by_name.get((enterprise.normalized_name, enterprise.province), []):
-                if same_firm(enterprise, good[cand][1]):  # the store's identity rule, so both agree
-                    pos = cand
-                    break
-        if pos is not None:
-            first_row, first = good[pos]
-            if _same_content(first, enterprise):
-                report.duplicates += 1
-                report.warnings.append(
-                    RowIssue(record.row, "-", f"identical duplicate of row {first_row}; merged")
-                )
-            else:
-                name_header = next((c.header for c, _ in record.cells if c.field == "name"), "-")
-                report.rejects.append(
-                    RowIssue(
-                        record.row,
-                        name_header,
-                        f"duplicate of row {first_row} ({reason}) with different values",
-                        enterprise.name,
-                    )  # fmt: skip
-                )
-            continue
-        if enterprise.credit_code:
-            by_code[enterprise.credit_code] = len(good)
-        by_name.setdefault((enterprise.normalized_name, enterprise.province), []).append(len(good))
-        good.append((record.row, enterprise))
-    if report.rows == 0:
-        raise ImportFileError(f"{path.name}: no data rows below the header")
-    if progress is not None:
-        progress(report.rows, report.rows)
-    return good, report
+    return list(_iter_rows(path, report, progress)), report
 
 
-def _same_content(a: Enterprise, b: Enterprise) -> bool:
-    skip = {"updated_at", "extra"}
-    return a.model_dump(exclude=skip) == b.model_dump(exclude=skip) and {
-        k: v for k, v in a.extra.items() if k != "formula_cells"
-    } == {k: v for k, v in b.extra.items() if k != "formula_cells"}
+_BATCH = 5_000
+
+
+class _Rollback(Exception):
+    """Raised inside the import transaction to undo it (an atomic import with rejected rows)."""
 
 
 def write_rejects(path: str | Path, rejects: list[RowIssue]) -> Path:
@@ -1198,31 +1214,55 @@ def import_file(
     Raises:
         ImportFileError: the file cannot be read at all (missing, empty, unsupported format, no 企业名称 column).
     """
+    from matcher.store import check_tenant
+
     t0 = time.perf_counter()
+    check_tenant(tenant)
     report = ImportReport(path=str(path), format="?", tenant=tenant, atomic=atomic)
-    good, report = read_enterprises(path, progress=progress, report=report)
+    cached: list[_CachedMapper] = []  # built at the first write, so an unreadable file fails fast
+    spent = {"map": 0.0, "write": 0.0}
+
+    def write(batch: list[Enterprise]) -> None:
+        t = time.perf_counter()
+        if not cached:
+            cached.append(_CachedMapper(mapper or default_mapper()))
+        mapped = [e.model_copy(update={"links": cached[0].links(e)}) for e in batch]
+        spent["map"] += time.perf_counter() - t
+        t = time.perf_counter()
+        summary = store.upsert_enterprises(mapped, tenant=tenant)
+        spent["write"] += time.perf_counter() - t
+        report.inserted += summary.inserted
+        report.updated += summary.updated
+        report.unchanged += summary.unchanged
+        report.changed_ids.extend(summary.changed_ids)
+        batch.clear()
+
+    # Good rows are mapped and written in batches inside one transaction (memory stays flat on big files); an
+    # atomic import that meets a rejected row stops writing, reads on to report every reject, then rolls back.
+    outer = store.in_transaction  # called inside the caller's transaction: undo only our part (a SAVEPOINT)
+    try:
+        with store.transaction() as session:
+            with session.begin_nested() if outer else nullcontext():
+                batch: list[Enterprise] = []
+                for _row, enterprise in _iter_rows(Path(path), report, progress):
+                    if atomic and report.rejects:
+                        continue
+                    batch.append(enterprise)
+                    if len(batch) >= _BATCH:
+                        write(batch)
+                if atomic and report.rejects:
+                    raise _Rollback
+                if batch:
+                    write(batch)
+    except _Rollback:
+        report.inserted = report.updated = report.unchanged = 0
+        report.changed_ids = []
+        logger.warning("%s: %d rows rejected; atomic import wrote nothing", path, report.rejected)
+    else:
+        report.committed = True
     if rejects is not None:
         write_rejects(rejects, report.rejects)
-    if report.rejects and atomic:
-        report.seconds = time.perf_counter() - t0
-        logger.warning("%s: %d rows rejected; atomic import wrote nothing", path, report.rejected)
-        return report
-    t1 = time.perf_counter()
-    report.timings["read"] = t1 - t0
-    cached = _CachedMapper(mapper or default_mapper())
-    enterprises = [e.model_copy(update={"links": cached.links(e)}) for _, e in good]
-    t2 = time.perf_counter()
-    report.timings["map"] = t2 - t1
-    if enterprises:
-        summary = store.upsert_enterprises(enterprises, tenant=tenant)
-        report.inserted, report.updated, report.unchanged = (
-            summary.inserted,
-            summary.updated,
-            summary.unchanged,
-        )
-        report.changed_ids = summary.changed_ids
-    report.committed = True
     report.seconds = time.perf_counter() - t0
-    report.timings["write"] = report.seconds - (t2 - t0)
+    report.timings = {"read": report.seconds - spent["map"] - spent["write"], **spent}
     logger.info("%s", report.summary())
     return report

@@ -276,12 +276,18 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # let SQLAlchemy, not pysqlite, decide where transactions begin: real BEGIN / SAVEPOINT / transactional DDL
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if database not in ("", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -402,6 +408,11 @@ class Store:
                     yield session
             finally:
                 self._local.session = None
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside :meth:`transaction` (in this thread)."""
+        return getattr(self._local, "session", None) is not None
 
     @contextmanager
     def _reader(self) -> Iterator[Session]:

@@ -471,3 +471,30 @@ def test_all_tenants_view_sees_imports_of_every_tenant(store, tmp_path):
     import_file(write_csv(tmp_path / "a.csv", good_rows()[:1]), store)
     import_file(write_csv(tmp_path / "b.csv", good_rows()[1:2]), store, tenant="t1")
     assert store.count_enterprises(ALL_TENANTS) == 2
+
+
+def test_atomic_import_inside_a_callers_transaction_undoes_only_its_own_writes(store, tmp_path):
+    from matcher.records import Region, RegionLevel
+
+    bad = write_csv(tmp_path / "bad.csv", [row("甲有限公司"), row("乙有限公司", "123")])
+    with store.transaction():
+        store.upsert_region(Region(id="park", name="某园区", level=RegionLevel.PARK))
+        report = import_file(bad, store)
+        assert not report.committed
+    assert store.count_enterprises() == 0
+    assert [r.id for r in store.list_regions()] == ["park"]  # the caller's own write survived
+
+
+def test_big_files_are_written_in_batches_within_one_transaction(store, tmp_path, monkeypatch):
+    import matcher.importer as importer
+
+    monkeypatch.setattr(importer, "_BATCH", 50)
+    rows = [row(f"批次测试{i:04d}有限公司") for i in range(180)]
+    report = import_file(write_csv(tmp_path / "b.csv", rows), store)
+    assert report.inserted == 180 and store.count_enterprises() == 180
+    rows.append(row("最后一行错误有限公司", "bad"))
+    before = snapshot(store)
+    rows = [row(f"新批次{i:04d}有限公司") for i in range(180)] + [row("最后一行错误有限公司", "bad")]
+    failed = import_file(write_csv(tmp_path / "c.csv", rows), store)
+    assert not failed.committed and failed.inserted == 0 and failed.rejects[0].row == 182
+    assert snapshot(store) == before  # the batches written before the bad row were rolled back
