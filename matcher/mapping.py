@@ -655,7 +655,8 @@ class LinkMapper:
 
         similarity = term coverage × product coverage^¼: a term fully present among unknown
         modifiers still matches (自制软件 ~ 应用软件), a term whose distinctive part is missing does not
-        (钨精矿 ≁ 铜精矿). A small bonus when the phrase's last token (its head) belongs to the term.
+        (钨精矿 ≁ 铜精矿), and at least 60% of the term's weight must be present (租赁 ≁ 农机租赁). A
+        small bonus when the phrase's last token (its head) belongs to the term.
         Candidates come only from multi-character tokens no containment match already explains.
         """
         seeds = {t for t in toks if not (covered and _inside(seg, t, covered))}
@@ -673,7 +674,7 @@ class LinkMapper:
             shared = sum(w * w for t, w in weights.items() if t in term.weights)
             tcov = shared / (term.norm * term.norm)
             sim = tcov * (shared / pmass) ** 0.25
-            if sim < 0.4:
+            if sim < 0.4 or tcov < 0.6:  # most of the term must be there (租赁 is not 农机租赁)
                 continue
             score = 0.15 + 0.6 * sim + (0.05 if head in term.weights else -0.1) - 0.01 * (term.kind == 2)
             if score > out.get(term.link_id, 0.0):
