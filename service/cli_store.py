@@ -351,6 +351,8 @@ def register(app: typer.Typer) -> None:
                                                 help="Target store (default: a fresh SQLite file in a temp dir)."),
     ) -> None:  # fmt: skip
         """Import a synthetic Chinese register export; compare with plain csv.reader over the same file."""
+        import resource
+
         from matcher.importer import default_mapper, import_file
         from matcher.store import Store
 
@@ -362,20 +364,27 @@ def register(app: typer.Typer) -> None:
             store = Store(database_url or f"sqlite:///{Path(tmp) / 'bench.db'}")
             results = []
             for label in ("first import (all inserts)", "re-import (all unchanged)"):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 report = import_file(path, store, mapper=mapper)
-                seconds = time.perf_counter() - t0
-                results.append((label, report, seconds))
+                results.append((label, report, time.perf_counter() - t0, time.process_time() - c0))
             store.close()
-        typer.echo(f"synthetic export: {rows:,} rows, {size_mb:.1f} MB; csv.reader alone {raw:.2f} s\n")
-        typer.echo("| step | rows | inserted | unchanged | seconds | rows/s | × csv.reader |")
-        typer.echo("|---|---:|---:|---:|---:|---:|---:|")
-        typer.echo(f"| csv.reader (raw baseline) | {rows:,} | - | - | {raw:.2f} | {rows / raw:,.0f} | 1.0 |")
-        for label, report, seconds in results:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        typer.echo(
+            f"synthetic export: {rows:,} rows, {size_mb:.1f} MB, {store.dialect}; peak RSS {peak_mb:,.0f} MB\n"
+        )
+        typer.echo(
+            "| step | rows | inserted | unchanged | seconds | CPU s | rows/s | × csv.reader | read / map / write s |"
+        )
+        typer.echo("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        typer.echo(
+            f"| csv.reader (raw baseline) | {rows:,} | - | - | {raw:.2f} | - | {rows / raw:,.0f} | 1.0 | - |"
+        )
+        for label, report, seconds, cpu in results:
+            parts = " / ".join(f"{report.timings.get(k, 0.0):.1f}" for k in ("read", "map", "write"))
             typer.echo(
                 f"| {label} | {report.rows:,} | {report.inserted:,} | {report.unchanged:,} | {seconds:.2f} | "
-                f"{report.rows / seconds:,.0f} | {seconds / raw:.1f} |"
+                f"{cpu:.1f} | {report.rows / seconds:,.0f} | {seconds / raw:.0f} | {parts} |"
             )
-        if any(r.rejects for _, r, _ in results):
+        if any(r.rejects for _, r, _, _ in results):
             typer.echo(f"warning: {results[0][1].rejected} rows rejected", err=True)
         sys.stdout.flush()

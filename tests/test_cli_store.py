@@ -137,7 +137,10 @@ def test_bench_import_prints_a_markdown_table_with_the_raw_baseline():
     result = run("bench", "import", "--rows", "300")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "| step | rows | inserted | unchanged | seconds | rows/s | × csv.reader |" in lines
+    assert (
+        "| step | rows | inserted | unchanged | seconds | CPU s | rows/s | × csv.reader | read / map / write s |"
+        in lines
+    )
     assert any(line.startswith("| csv.reader (raw baseline) | 300 |") for line in lines)
     assert any(line.startswith("| first import (all inserts) | 300 | 300 | 0 |") for line in lines)
     assert any(line.startswith("| re-import (all unchanged) | 300 | 0 | 300 |") for line in lines)
