@@ -40,6 +40,7 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import re
@@ -113,9 +114,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "parent_group": ("所属集团", "母公司", "集团", "parent_group", "parent"),
     "sw_industry": ("申万行业", "sw_industry"),
 }  # fmt: skip
-
-# fields the profile has no attribute for: kept in extra under these keys
-_EXTRA_FIELDS = {"legal_representative", "founded", "size", "gbt_section"}
 
 MAX_LENGTH: dict[str, int] = {
     "name": 200,
@@ -856,7 +854,7 @@ def _read_csv(data: bytes, path: Path, report: ImportReport) -> _Source:
 
     def gen() -> Iterator[_Record]:
         pending = [(s, s, c, None) for s, c in head[idx + 1 :]]
-        for start, end, cells, reason in (*pending, *it):
+        for start, end, cells, reason in itertools.chain(pending, it):
             if cells is None:
                 yield _Record(start, None, RowIssue(start, "-", reason or "malformed CSV"))
                 continue

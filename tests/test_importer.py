@@ -294,17 +294,9 @@ def test_malformed_csv_rows_are_rejected_by_row(seeded, tmp_path):
     store, before = seeded
     path = tmp_path / "broken.csv"
     good = ",".join(row("格式正确有限公司"))
-    path.write_text(
-        ",".join(HEADER)
-        + "\n"
-        + good
-        + "\n"
-        + "只有三列有限公司,,张三\n"
-        + '"引号"错误有限公司,'
-        + ",".join(row("x")[1:])
-        + "\n",
-        encoding="utf-8",
-    )
+    after = ",".join(row("坏行之后有限公司"))
+    lines = [",".join(HEADER), good, "只有三列有限公司,,张三", '"引号"错误有限公司,' + ",".join(row("x")[1:]), after]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_file(path, store)
     assert not report.committed
     by_row = {r.row: r.reason for r in report.rejects}
@@ -312,6 +304,8 @@ def test_malformed_csv_rows_are_rejected_by_row(seeded, tmp_path):
     assert "3 fields, the header has 18" in by_row[3]
     assert "malformed CSV" in by_row[4]
     assert_unchanged(store, before)
+    partial = import_file(path, store, atomic=False)  # the reader recovers after a bad row
+    assert partial.inserted == 2 and partial.rejected == 2
 
 
 def test_an_unclosed_quote_is_reported_at_the_row_where_it_opens(seeded, tmp_path):
