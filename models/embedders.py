@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import unicodedata
+import warnings
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -170,12 +171,22 @@ class SentenceTransformerEmbedder(Embedder):
         if quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8', received {quantize!r}")
         threads = configure_torch_threads()
+        try:  # no per-tensor progress bar on stderr for a local folder
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         self.model.eval()
         if quantize == "int8":
-            torch.ao.quantization.quantize_dynamic(
-                self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-            )
+            with (
+                warnings.catch_warnings()
+            ):  # torch deprecates the quantised-tensor constructors it calls itself
+                warnings.simplefilter("ignore", UserWarning)
+                torch.ao.quantization.quantize_dynamic(
+                    self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+                )
         get_dim = (
             getattr(self.model, "get_embedding_dimension", None)
             or self.model.get_sentence_embedding_dimension
