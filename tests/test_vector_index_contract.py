@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,12 @@ def _faiss_hnsw(tmp: Path) -> Any:
 
 
 def _milvus(tmp: Path) -> Any:
+    """One milvus-lite file (one in-process server) per session, one collection per test."""
     from index.milvus import MilvusVectorIndex
 
-    return MilvusVectorIndex(DIM, str(tmp / "milvus" / "vectors.db"), embedder_id="test-emb")
+    return MilvusVectorIndex(
+        DIM, str(tmp / "vectors.db"), f"t_{uuid.uuid4().hex[:12]}", embedder_id="test-emb"
+    )
 
 
 IMPLS: dict[str, Callable[[Path], Any]] = {
@@ -57,12 +61,17 @@ def _load(name: str, path: Path, expected: str | None = None) -> Any:
     return VectorIndex.load(path, expected_embedder_id=expected)
 
 
+@pytest.fixture(scope="session")
+def milvus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("milvus")
+
+
 @pytest.fixture(params=list(IMPLS))
-def impl(request: pytest.FixtureRequest, tmp_path: Path):
+def impl(request: pytest.FixtureRequest, tmp_path: Path, milvus_dir: Path):
     name = request.param
     if name == "milvus-lite" and (reason := _milvus_reason()):
         pytest.skip(reason)
-    index = IMPLS[name](tmp_path)
+    index = IMPLS[name](milvus_dir if name == "milvus-lite" else tmp_path)
     yield name, index
     close = getattr(index, "close", None)
     if close is not None:
