@@ -555,6 +555,14 @@ def test_upload_over_the_size_limit_is_413(tmp_path):
             "/v1/enterprises/import", files={"file": ("big.csv", big, "text/csv")}, headers=t.headers
         )
         assert resp.status_code == 413 and error(resp)["code"] == "payload_too_large"
+
+        def chunked():  # no Content-Length: the limit applies while streaming
+            yield from (b"x" * 100_000 for _ in range(30))
+
+        streamed = small.client.post(
+            "/v1/recommendations", content=chunked(), headers={**t.headers, "Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413 and error(streamed)["code"] == "payload_too_large"
     finally:
         small.close()
 
