@@ -189,7 +189,13 @@ class Recommender:
         self.enterprises_ = ents
         self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
         self.id_to_idx_ = pos
-        self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
+        # only the changed profiles are tokenised again (jieba over the whole corpus took seconds per upsert)
+        changed = {e.id for e in ups}
+        tokens = [
+            self.lindex_.tokens(e.id) if e.id not in changed and e.id in self.lindex_ else self._doc_tokens(e)
+            for e in ents
+        ]
+        self.lindex_.build([e.id for e in ents], tokens)
         self._build_arrays()
         logger.info("recommender updated: %d upserted, %d removed", len(ups), len(gone))
 
@@ -217,7 +223,12 @@ class Recommender:
             normalize_company_name(e.parent_group) if e.parent_group else normalize_company_name(e.name) for e in ents
         ]
         self.norm_name_ = [normalize_company_name(e.name, strip_region=True) for e in ents]
-        self.industry_tokens_ = [set(tokenize(e.sw_industry or "")) for e in ents]
+        by_industry: dict[str, frozenset[str]] = {}  # a few hundred distinct industries: tokenise each once
+        for e in ents:
+            key = e.sw_industry or ""
+            if key not in by_industry:
+                by_industry[key] = frozenset(tokenize(key))
+        self.industry_tokens_ = [by_industry[e.sw_industry or ""] for e in ents]
         self.postings_: dict[str, list[tuple[int, float, float]]] = {}
         for i, e in enumerate(ents):
             for m in e.links:
