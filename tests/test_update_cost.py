@@ -1,6 +1,6 @@
-"""The cost of keeping a fitted recommender current: an upsert of a few profiles must not re-tokenise the whole
-corpus (it did: jieba over every profile on every API upsert, ~10 s per request at 4,600 A-share firms under
-load, holding the index write lock that recommendations wait on)."""
+"""The cost of keeping a fitted recommender current: an upsert of a few profiles must not re-tokenise the
+whole corpus (it did: jieba over every profile on every API upsert, ~10 s per request at 4,600 A-share firms
+under load, holding the index write lock that recommendations wait on)."""
 
 from __future__ import annotations
 
