@@ -43,9 +43,11 @@ import io
 import itertools
 import json
 import logging
+import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -1046,21 +1048,109 @@ def default_mapper() -> LinkMapper:
     return LinkMapper(default_catalogue())
 
 
+MappingInput = tuple[tuple[tuple[str, float | None], ...], str, tuple[str, ...]]
+LinkTuple = tuple[str, float, str, str, float | None]
+
+
+def mapping_input(e: Enterprise) -> MappingInput:
+    """Everything :meth:`LinkMapper.map` reads of a profile (products with shares, scope, GB/T codes): the cache
+    key, and the payload sent to a mapping worker. Keep it in step with the mapper."""
+    return tuple((p.name, p.share) for p in e.products), e.scope, tuple(e.gbt_codes)
+
+
 class _CachedMapper:
-    """Memoises ``mapper.map`` on what it reads (products with shares, scope, GB/T codes)."""
+    """Memoises ``mapper.map`` on :func:`mapping_input`; results as plain tuples (cheap to send between processes)."""
 
     def __init__(self, mapper: LinkMapper) -> None:
         self.mapper = mapper
-        self._cache: dict[tuple[Any, ...], list[LinkMatch]] = {}
+        self._cache: dict[MappingInput, list[LinkTuple]] = {}
 
-    def links(self, e: Enterprise) -> list[LinkMatch]:
-        key = (tuple((p.name, p.share) for p in e.products), e.scope, tuple(e.gbt_codes))
+    def map_input(self, key: MappingInput) -> list[LinkTuple]:
         hit = self._cache.get(key)
         if hit is None:
-            hit = self.mapper.map(e)
+            products, scope, gbt = key
+            probe = Enterprise(
+                id="-",
+                name="-",
+                products=[Product(name=n, share=s) for n, s in products],
+                scope=scope,
+                gbt_codes=list(gbt),
+            )
+            hit = [(m.link_id, m.score, m.method, m.evidence, m.share) for m in self.mapper.map(probe)]
             if len(self._cache) < 200_000:
                 self._cache[key] = hit
         return hit
+
+    def links(self, e: Enterprise) -> list[LinkMatch]:
+        return _link_matches(self.map_input(mapping_input(e)))
+
+
+def _link_matches(tuples: list[LinkTuple]) -> list[LinkMatch]:
+    return [
+        LinkMatch.model_construct(link_id=lid, score=score, method=method, evidence=evidence, share=share)
+        for lid, score, method, evidence, share in tuples
+    ]
+
+
+_WORKER_MAPPER: _CachedMapper | None = None  # set in the parent before forking the mapping worker
+
+
+def _worker_map(inputs: list[MappingInput]) -> list[list[LinkTuple]]:
+    """Runs in the forked mapping worker: links of a batch of mapping inputs."""
+    assert _WORKER_MAPPER is not None
+    return [_WORKER_MAPPER.map_input(key) for key in inputs]
+
+
+class _Mapping:
+    """Maps batches of enterprises onto links: in this process, or — for big files on a machine with two or more
+    cores — in one forked worker process while this one keeps parsing and writing (a two-stage pipeline).
+
+    The worker inherits the already-built mapper by ``fork``; where ``fork`` is unavailable mapping stays serial.
+    """
+
+    def __init__(self, mapper: LinkMapper, parallel: bool) -> None:
+        self.cached = _CachedMapper(mapper)
+        self.parallel = parallel
+        self._pool: Any = None
+
+    def start_worker(self) -> bool:
+        """Fork the worker (once); False when running serially."""
+        global _WORKER_MAPPER
+        if self._pool is not None:
+            return True
+        if not self.parallel:
+            return False
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            self.parallel = False
+            return False
+        _WORKER_MAPPER = self.cached
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        return True
+
+    def submit(self, batch: list[Enterprise]) -> Any:
+        """A handle whose ``result()`` gives the batch's links, computed now (serial) or in the worker."""
+        inputs = [mapping_input(e) for e in batch]
+        if self._pool is None:
+            return _Done([self.cached.map_input(key) for key in inputs])
+        return self._pool.submit(_worker_map, inputs)
+
+    def close(self) -> None:
+        global _WORKER_MAPPER
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        _WORKER_MAPPER = None
+
+
+class _Done:
+    def __init__(self, value: list[list[LinkTuple]]) -> None:
+        self.value = value
+
+    def result(self) -> list[list[LinkTuple]]:
+        return self.value
 
 
 # --- driver -----------------------------------------------------------------------------------------------------
@@ -1194,6 +1284,7 @@ def import_file(
     progress: ProgressCallback | None = None,
     *,
     mapper: LinkMapper | None = None,
+    parallel: bool = True,
 ) -> ImportReport:
     """Import an enterprise list into ``store``.
 
@@ -1205,6 +1296,8 @@ def import_file(
         rejects: where to write the rejected rows as CSV (row, field, reason, value); written whenever given.
         progress: called as ``progress(rows_done, total_or_None)``.
         mapper: the product → link mapper (default: one over the default catalogue, built once per process).
+        parallel: for files of more than two batches (10,000 rows), map links in a forked worker process while
+            this one parses and writes (needs ``fork`` and two cores; otherwise serial).
 
     Returns:
         The report: counts, rejects, warnings, changed ids, whether anything was committed.
@@ -1217,14 +1310,28 @@ def import_file(
     t0 = time.perf_counter()
     check_tenant(tenant)
     report = ImportReport(path=str(path), format="?", tenant=tenant, atomic=atomic)
-    cached: list[_CachedMapper] = []  # built at the first write, so an unreadable file fails fast
     spent = {"map": 0.0, "write": 0.0}
+    mapping: list[_Mapping] = []  # built at the first batch, so an unreadable file fails fast
+    pending: deque[tuple[list[Enterprise], Any]] = deque()  # batches whose links are being computed
 
-    def write(batch: list[Enterprise]) -> None:
+    def submit(batch: list[Enterprise]) -> None:
+        if not mapping:
+            mapping.append(_Mapping(mapper or default_mapper(), parallel))
+        if len(pending) >= 1:
+            mapping[0].start_worker()  # a second batch: the file is big enough to be worth a worker
         t = time.perf_counter()
-        if not cached:
-            cached.append(_CachedMapper(mapper or default_mapper()))
-        mapped = [e.model_copy(update={"links": cached[0].links(e)}) for e in batch]
+        pending.append((batch, mapping[0].submit(batch)))
+        spent["map"] += time.perf_counter() - t
+        while len(pending) > 2:  # keep at most two batches in flight
+            drain()
+
+    def drain() -> None:
+        batch, handle = pending.popleft()
+        t = time.perf_counter()
+        links = handle.result()
+        mapped = [
+            e.model_copy(update={"links": _link_matches(ls)}) for e, ls in zip(batch, links, strict=True)
+        ]
         spent["map"] += time.perf_counter() - t
         t = time.perf_counter()
         summary = store.upsert_enterprises(mapped, tenant=tenant)
@@ -1233,7 +1340,6 @@ def import_file(
         report.updated += summary.updated
         report.unchanged += summary.unchanged
         report.changed_ids.extend(summary.changed_ids)
-        batch.clear()
 
     # Good rows are mapped and written in batches inside one transaction (memory stays flat on big files); an
     # atomic import that meets a rejected row stops writing, reads on to report every reject, then rolls back.
@@ -1247,17 +1353,23 @@ def import_file(
                         continue
                     batch.append(enterprise)
                     if len(batch) >= _BATCH:
-                        write(batch)
+                        submit(batch)
+                        batch = []
                 if atomic and report.rejects:
                     raise _Rollback
                 if batch:
-                    write(batch)
+                    submit(batch)
+                while pending:
+                    drain()
     except _Rollback:
         report.inserted = report.updated = report.unchanged = 0
         report.changed_ids = []
         logger.warning("%s: %d rows rejected; atomic import wrote nothing", path, report.rejected)
     else:
         report.committed = True
+    finally:
+        if mapping:
+            mapping[0].close()
     if rejects is not None:
         write_rejects(rejects, report.rejects)
     report.seconds = time.perf_counter() - t0

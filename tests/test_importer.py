@@ -492,3 +492,29 @@ def test_big_files_are_written_in_batches_within_one_transaction(store, tmp_path
     failed = import_file(write_csv(tmp_path / "c.csv", rows), store)
     assert not failed.committed and failed.inserted == 0 and failed.rejects[0].row == 182
     assert snapshot(store) == before  # the batches written before the bad row were rolled back
+
+
+def test_mapping_in_a_worker_process_gives_the_same_links_as_in_process(store, tmp_path, monkeypatch):
+    import matcher.importer as importer
+
+    monkeypatch.setattr(importer, "_BATCH", 40)  # 5 batches: the worker process starts at the second one
+    started: list[bool] = []
+    start_worker = importer._Mapping.start_worker
+
+    def spy(self):
+        started.append(start_worker(self))
+        return started[-1]
+
+    monkeypatch.setattr(importer._Mapping, "start_worker", spy)
+    products = ["电解铝:0.6;铝棒:0.3", "多晶硅、硅片", "铝型材", "其他业务", "光伏组件:0.5;逆变器:0.2"]
+    rows = [row(f"并行测试{i:04d}有限公司", 主营产品=products[i % len(products)]) for i in range(200)]
+    report = import_file(write_csv(tmp_path / "p.csv", rows), store, parallel=True)
+    assert report.inserted == 200
+    mapper = importer.default_mapper()
+    stored = list(store.iter_enterprises())
+    assert len(stored) == 200
+    for e in stored:
+        assert e.links == mapper.map(e.model_copy(update={"links": []}))
+    assert any(e.links for e in stored)
+    if importer.os.cpu_count() and importer.os.cpu_count() >= 2:
+        assert started and all(started)  # the links above really came from the worker process
