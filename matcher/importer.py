@@ -32,6 +32,10 @@ Rules:
   they match what a spreadsheet shows.
 
 Every imported enterprise is mapped onto chain links (:class:`matcher.mapping.LinkMapper`) before the upsert.
+Good rows are mapped and written in batches of 5,000 inside one transaction, so memory stays flat and an atomic
+import can still roll everything back; from the second batch on, mapping runs in a forked worker process while
+this one parses and writes (``parallel=False`` keeps it in-process). Mapping results are memoised per distinct
+(products, scope, GB/T codes), and the mapper itself caches per product phrase.
 """
 
 from __future__ import annotations
