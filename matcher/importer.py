@@ -1081,8 +1081,9 @@ class _CachedMapper:
                 gbt_codes=list(gbt),
             )
             hit = [(m.link_id, m.score, m.method, m.evidence, m.share) for m in self.mapper.map(probe)]
-            if len(self._cache) < 200_000:
-                self._cache[key] = hit
+            if len(self._cache) >= 20_000:  # keys hold whole scope texts: bound the memory, keep recent ones
+                self._cache.clear()
+            self._cache[key] = hit
         return hit
 
     def links(self, e: Enterprise) -> list[LinkMatch]:
