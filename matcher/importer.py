@@ -1030,6 +1030,10 @@ def _open(path: Path, report: ImportReport) -> _Source:
         raise ImportFileError(
             f"{path.name}: the file is empty (0 bytes of data; expected a header row with 企业名称)"
         )
+    if b"\x00" in data[:65536] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ImportFileError(
+            f"{path.name}: looks like a binary file, not text (NUL bytes); expected CSV or JSON lines in UTF-8 / GBK"
+        )
     if suffix in _SUFFIXES_JSONL:
         report.format = "jsonl"
         return _read_jsonl(data, path, report)

@@ -375,6 +375,8 @@ def test_missing_name_column_is_a_clear_error_naming_the_expected_columns(seeded
         (b"", ".xlsx", "empty"),
         (b"PK\x03\x04 not really a zip", ".xlsx", "not a readable .xlsx"),
         (b"a,b", ".xls", "legacy .xls"),
+        (b"\x00\x01\x02\xff binary", ".csv", "binary file"),
+        ("企业名称\n".encode("utf-16"), ".csv", "no data rows"),
         (b"a,b", ".pdf", "unsupported file type"),
     ],
 )
