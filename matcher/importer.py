@@ -1032,7 +1032,8 @@ def _open(path: Path, report: ImportReport) -> _Source:
         )
     if b"\x00" in data[:65536] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ImportFileError(
-            f"{path.name}: looks like a binary file, not text (NUL bytes); expected CSV or JSON lines in UTF-8 / GBK"
+            f"{path.name}: looks like a binary file, not text (NUL bytes); expected CSV or JSON lines "
+            "(UTF-8 / GBK) with a 企业名称 column"
         )
     if suffix in _SUFFIXES_JSONL:
         report.format = "jsonl"
