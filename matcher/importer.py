@@ -50,6 +50,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -1115,7 +1116,8 @@ class _Mapping:
     """Maps batches of enterprises onto links: in this process, or — for big files on a machine with two or more
     cores — in one forked worker process while this one keeps parsing and writing (a two-stage pipeline).
 
-    The worker inherits the already-built mapper by ``fork``; where ``fork`` is unavailable mapping stays serial.
+    The worker inherits the already-built mapper by ``fork``; where ``fork`` is unavailable, or when called from a
+    thread other than the main one (a web server's request thread), mapping stays in-process.
     """
 
     def __init__(self, mapper: LinkMapper, parallel: bool) -> None:
@@ -1133,7 +1135,13 @@ class _Mapping:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        # fork only from the main thread (the CLI): in a server's worker thread another thread could hold a lock
+        # the child would inherit locked (e.g. the mapper's cache lock), so imports there map in-process
+        if (
+            (os.cpu_count() or 1) < 2
+            or "fork" not in multiprocessing.get_all_start_methods()
+            or threading.current_thread() is not threading.main_thread()
+        ):
             self.parallel = False
             return False
         _WORKER_MAPPER = self.cached

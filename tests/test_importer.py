@@ -520,3 +520,21 @@ def test_mapping_in_a_worker_process_gives_the_same_links_as_in_process(store, t
     assert any(e.links for e in stored)
     if importer.os.cpu_count() and importer.os.cpu_count() >= 2:
         assert started and all(started)  # the links above really came from the worker process
+
+
+def test_imports_from_a_worker_thread_map_in_process(store, tmp_path, monkeypatch):
+    import threading
+
+    import matcher.importer as importer
+
+    monkeypatch.setattr(importer, "_BATCH", 40)
+    started: list[bool] = []
+    start_worker = importer._Mapping.start_worker
+    monkeypatch.setattr(importer._Mapping, "start_worker", lambda self: started.append(start_worker(self)) or False)
+    path = write_csv(tmp_path / "t.csv", [row(f"线程测试{i:03d}有限公司") for i in range(120)])
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(import_file(path, store)))
+    t.start()
+    t.join(timeout=120)
+    assert out and out[0].inserted == 120
+    assert started and not any(started)
