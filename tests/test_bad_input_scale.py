@@ -389,7 +389,7 @@ def _check_import(report: dict, rows: int, broken: int) -> None:
 
 
 def test_export_with_5_percent_broken_rows_imports_the_rest(tmp_path: Path):
-    rows = 4000
+    rows = 2000
     broken = write_broken_export(tmp_path / "export.csv", rows)
     assert broken == rows // 20
     report, peak_mb, _ = _import_peak_rss(tmp_path / "export.csv", tmp_path, cap_gb=4)

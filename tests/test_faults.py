@@ -40,9 +40,9 @@ from service.cli_bench_load import REPO, LocalServer
 from service.security import create_api_key
 
 TENANT = "crm"
-N_SYNTHETIC = 4000
-JSON_BATCH = 400
-CSV_ROWS = 2100  # more than one 2,000-row INSERT chunk: a kill can land between two statements of one batch
+N_SYNTHETIC = 2500
+JSON_BATCH = 250
+CSV_ROWS = 600  # an upload is mapped and written inside one transaction
 _NAME = re.compile(r"^容错(?P<batch>[a-z]\d+b\d+)号\d+有限公司$")
 
 
