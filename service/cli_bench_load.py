@@ -5,7 +5,8 @@ import-a-share``), creates an API key, starts the server on a free loopback port
 drives it from a bounded pool of async httpx clients: 70% recommendations, 20% enterprise name searches, 10%
 upserts of small batches. Each client count runs for a fixed duration and at most ``--max-requests``
 requests, then the server is stopped. The result is a markdown table per operation and overall: requests,
-throughput, p50 / p95 / p99 latency and errors. It is a measurement, not a CI gate.
+throughput, p50 / p95 / p99 latency and errors. It is a measurement, not a CI gate. The server's model and
+embedding cache live in ``--cache-dir`` (default: the user's cache), so only the first run embeds the corpus.
 
 :class:`LocalServer` (a ``chainmatch serve`` child process that can be stopped or SIGKILLed and restarted) is
 reused by the fault tests.
@@ -385,21 +386,18 @@ def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
     return sub
 
 
-def _prepare(root: Path, data_dir: Path, embedder: str, models_from: Path) -> str:
+def _prepare(root: Path, data_dir: Path, embedder: str, cache_dir: Path) -> str:
     """A fresh store under ``root`` holding the A-share corpus, and an API key for it.
 
-    The converted e5 model is linked from ``models_from`` (the user's cache) so it is not rebuilt; the
-    embedding cache starts empty, so the server's start-up embeds the whole corpus.
+    ``cache_dir`` holds the converted e5 model and the embedding cache: with the user's cache dir (default)
+    only the first run embeds the whole corpus at start-up.
     """
     from matcher.settings import Settings
     from matcher.store import Store
     from service.security import create_api_key
 
-    (root / "cache").mkdir(parents=True, exist_ok=True)
-    if (models_from / "models").is_dir():
-        (root / "cache" / "models").symlink_to(models_from / "models", target_is_directory=True)
     env = {**os.environ, "CHAINMATCH_EMBEDDER": embedder, "PYTHONPATH": str(REPO)}
-    env.update(CHAINMATCH_DATA_DIR=str(root / "data"), CHAINMATCH_CACHE_DIR=str(root / "cache"))
+    env.update(CHAINMATCH_DATA_DIR=str(root / "data"), CHAINMATCH_CACHE_DIR=str(cache_dir))
     env.pop("CHAINMATCH_DATABASE_URL", None)
     cmd = [
         sys.executable,
@@ -412,7 +410,7 @@ def _prepare(root: Path, data_dir: Path, embedder: str, models_from: Path) -> st
         str(data_dir),
     ]
     subprocess.run(cmd, cwd=REPO, env=env, check=True)
-    settings = Settings(data_dir=root / "data", cache_dir=root / "cache", embedder=embedder)
+    settings = Settings(data_dir=root / "data", cache_dir=cache_dir, embedder=embedder)
     with Store.from_settings(settings) as store:
         _, key = create_api_key(store, "loadtest", "chainmatch bench load")
     return key
@@ -436,6 +434,9 @@ def register(app: typer.Typer) -> None:
         max_requests: int = typer.Option(20_000, "--max-requests", min=1, help="Request cap per run."),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="shared/data (default: settings)."),  # noqa: B008
         embedder: str | None = typer.Option(None, "--embedder", help="Server embedder (default: settings)."),
+        cache_dir: Path | None = typer.Option(  # noqa: B008
+            None, "--cache-dir", help="Model + embedding cache of the server (default: settings.cache_dir)."
+        ),
         warmup: float = typer.Option(5.0, "--warmup", min=0.0, help="Seconds of unmeasured traffic first."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
@@ -449,6 +450,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         data_dir = data_dir or settings.shared_data_dir
         embedder = embedder or settings.embedder
+        cache_dir = cache_dir or settings.cache_dir
         counts = [int(c) for c in clients.split(",") if c.strip()]
         if not counts or min(counts) < 1 or max(counts) > 1000:
             typer.echo(f"错误 error: --clients expects 1-1000 per run, received {clients!r}", err=True)
@@ -457,14 +459,14 @@ def register(app: typer.Typer) -> None:
         with tempfile.TemporaryDirectory(prefix="chainmatch-load-") as tmp:
             root = Path(tmp)
             t0 = time.perf_counter()
-            key = _prepare(root, data_dir, embedder, settings.cache_dir)
+            key = _prepare(root, data_dir, embedder, cache_dir)
             typer.echo(
                 f"A-share corpus imported in {time.perf_counter() - t0:.0f} s; starting the server …",
                 err=True,
             )
             server = LocalServer(
                 root / "data",
-                root / "cache",
+                cache_dir,
                 embedder=embedder,
                 env={"CHAINMATCH_RATE_LIMIT_PER_MINUTE": "100000000"},
             )
