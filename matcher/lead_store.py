@@ -357,7 +357,7 @@ def get_lead(store: Store, tenant: str, lead_id: str) -> Lead:
     Raises:
         UnknownLeadError: no such lead for this tenant.
     """
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:
         return Lead.from_row(_row(session, tenant, lead_id))
 
 
@@ -379,7 +379,7 @@ def list_leads(
     if enterprise_id is not None:
         stmt = stmt.where(LeadRow.enterprise_id == enterprise_id)
     stmt = stmt.order_by(LeadRow.updated_at.desc(), LeadRow.id).limit(limit)
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:
         return [Lead.from_row(r) for r in session.execute(stmt).scalars()]
 
 
@@ -448,7 +448,7 @@ def lead_events(store: Store, tenant: str, lead_id: str | None = None) -> list[L
     Raises:
         UnknownLeadError: ``lead_id`` is not one of the tenant's leads.
     """
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:
         stmt = select(LeadEventRow).where(LeadEventRow.tenant == tenant)
         if lead_id is not None:
             _row(session, tenant, lead_id)
@@ -461,7 +461,7 @@ def iter_events(store: Store, tenant: str | None = None) -> list[tuple[LeadEvent
     stmt = select(LeadEventRow, LeadRow).join(LeadRow, LeadRow.id == LeadEventRow.lead_id)
     if tenant is not None:
         stmt = stmt.where(LeadEventRow.tenant == tenant)
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:
         return [
             (LeadEvent.from_row(ev), Lead.from_row(lead))
             for ev, lead in session.execute(stmt.order_by(LeadEventRow.id))

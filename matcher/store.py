@@ -36,6 +36,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -94,6 +95,8 @@ ALL_TENANTS = "*"
 """Pass as ``tenant`` to :meth:`Store.iter_enterprises` / :meth:`Store.count_enterprises` to read every row of
 every tenant (index building); never accepted by writes."""
 
+_WRITE_TXN: ContextVar[bool] = ContextVar("chainmatch_store_write_txn", default=False)
+"""Whether the transaction being begun in this context may write (SQLite: ``BEGIN IMMEDIATE``)."""
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CHUNK = 500  # ids per IN (...) look-up
 
@@ -287,7 +290,10 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A write transaction takes the write lock up front, waiting up to the busy timeout for other
+        # writers. A deferred BEGIN that reads first cannot upgrade once another writer has committed
+        # (SQLITE_BUSY_SNAPSHOT: "database is locked" at once) — concurrent API upserts failed with 500s.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _WRITE_TXN.get() else "BEGIN")
 
     return engine
 
@@ -390,12 +396,17 @@ class Store:
 
     # --- sessions ---------------------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, write: bool = True) -> Iterator[Session]:
         """One atomic unit of work: commits on success, rolls back on any exception.
 
         Store methods called inside the block (in the same thread) join it, so
         ``with store.transaction(): store.upsert_enterprises(a); store.upsert_region(r)`` is all-or-nothing.
         Nested calls join the outermost transaction.
+
+        Args:
+            write: On SQLite a write transaction takes the write lock when it begins (``BEGIN IMMEDIATE``), so
+                concurrent writers queue instead of failing; pass ``write=False`` for blocks that only read,
+                so they run beside writers on their WAL snapshot.
         """
         current = getattr(self._local, "session", None)
         if current is not None:
@@ -403,10 +414,12 @@ class Store:
             return
         with self._sessions() as session:
             self._local.session = session
+            token = _WRITE_TXN.set(write)
             try:
                 with session.begin():
                     yield session
             finally:
+                _WRITE_TXN.reset(token)
                 self._local.session = None
 
     @property

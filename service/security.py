@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import DateTime, String, func, select
+from sqlalchemy import DateTime, String, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from matcher.db_models import Base
@@ -166,7 +167,7 @@ def list_api_keys(store: Store, tenant: str | None = None) -> list[ApiKey]:
     stmt = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
     if tenant is not None:
         stmt = stmt.where(ApiKeyRow.tenant == tenant)
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:
         return [ApiKey.from_row(r) for r in session.execute(stmt).scalars()]
 
 
@@ -175,7 +176,7 @@ def count_active_keys(store: Store, tenant: str | None = None) -> int:
     stmt = select(func.count()).select_from(ApiKeyRow).where(ApiKeyRow.revoked_at.is_(None))
     if tenant is not None:
         stmt = stmt.where(ApiKeyRow.tenant == tenant)
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:
         return int(session.execute(stmt).scalar_one())
 
 
@@ -186,15 +187,20 @@ def verify_api_key(store: Store, presented: str | None) -> ApiKey | None:
         hmac.compare_digest(_hash(_DUMMY_SALT, presented or ""), "0" * 64)
         return None
     key_id, secret = match.groups()
-    with store.transaction() as session:
+    with store.transaction(write=False) as session:  # every request: never waits for the store's writers
         row = session.get(ApiKeyRow, key_id)
         if row is None or row.revoked_at is not None:
             hmac.compare_digest(_hash(_DUMMY_SALT, secret), "0" * 64)
             return None
         if not hmac.compare_digest(_hash(bytes.fromhex(row.salt), secret), row.key_hash):
             return None
-        now = _now()
-        last = _aware(row.last_used_at)
-        if last is None or now - last > _TOUCH_EVERY:
-            row.last_used_at = now
-        return ApiKey.from_row(row)
+        key = ApiKey.from_row(row)
+    now = _now()
+    last = _aware(key.last_used_at)
+    if last is None or now - last > _TOUCH_EVERY:
+        try:  # bookkeeping in its own short write transaction; a busy store must not fail the request
+            with store.transaction() as session:
+                session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now))
+        except OperationalError as exc:
+            logger.warning("API key %s: last-used time not recorded (%s)", key_id, exc.orig)
+    return key
