@@ -1329,14 +1329,15 @@ def import_file(
     check_tenant(tenant)
     report = ImportReport(path=str(path), format="?", tenant=tenant, atomic=atomic)
     spent = {"map": 0.0, "write": 0.0}
+    big_file = Path(path).is_file() and Path(path).stat().st_size > 5_000_000  # ≈ 10,000 export rows
     mapping: list[_Mapping] = []  # built at the first batch, so an unreadable file fails fast
     pending: deque[tuple[list[Enterprise], Any]] = deque()  # batches whose links are being computed
 
     def submit(batch: list[Enterprise]) -> None:
         if not mapping:
             mapping.append(_Mapping(mapper or default_mapper(), parallel))
-        if len(pending) >= 1:
-            mapping[0].start_worker()  # a second batch: the file is big enough to be worth a worker
+        if pending or big_file:
+            mapping[0].start_worker()  # a second batch, or a big file: worth a worker process
         t = time.perf_counter()
         pending.append((batch, mapping[0].submit(batch)))
         spent["map"] += time.perf_counter() - t

@@ -138,7 +138,7 @@ def test_bench_import_prints_a_markdown_table_with_the_raw_baseline():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert (
-        "| step | rows | inserted | unchanged | seconds | CPU s (all processes) | rows/s | × csv.reader | read / map / write s |"
+        "| step | rows | inserted | unchanged | seconds | CPU s main + worker | rows/s | × csv.reader | read / map / write s |"
         in lines
     )
     assert any(line.startswith("| csv.reader (raw baseline) | 300 |") for line in lines)
