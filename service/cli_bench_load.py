@@ -264,6 +264,7 @@ async def _client(
     budget: list[int],
     result: LoadResult,
     worker: int,
+    mix: dict[str, float],
 ) -> None:
     import httpx
 
@@ -272,10 +273,10 @@ async def _client(
         budget[0] -= 1
         n += 1
         r = rng.random()
-        if r < MIX["recommend"]:
+        if r < mix["recommend"]:
             op = "recommend"
             req = http.post("/v1/recommendations", json={**rng.choice(gaps), "k": 10})
-        elif r < MIX["recommend"] + MIX["search"]:
+        elif r < mix["recommend"] + mix["search"]:
             op = "search"
             req = http.get("/v1/enterprises", params={"q": rng.choice(_SEARCH_TERMS), "limit": 20})
         else:
@@ -314,6 +315,7 @@ async def _drive(
     max_requests: int,
     gaps: list[dict[str, str]],
     seed: int,
+    mix: dict[str, float],
 ) -> LoadResult:
     import httpx
 
@@ -327,7 +329,7 @@ async def _drive(
         deadline = t0 + duration
         await asyncio.gather(
             *(
-                _client(http, random.Random(seed * 1000 + i), gaps, deadline, budget, result, i)
+                _client(http, random.Random(seed * 1000 + i), gaps, deadline, budget, result, i, mix)
                 for i in range(clients)
             )
         )
@@ -343,9 +345,26 @@ def run_load(
     max_requests: int,
     gaps: list[dict[str, str]],
     seed: int = 0,
+    mix: dict[str, float] | None = None,
 ) -> LoadResult:
-    """Drive ``clients`` concurrent clients for ``duration`` seconds or ``max_requests`` requests in all."""
-    return asyncio.run(_drive(url, key, clients, duration, max_requests, gaps, seed))
+    """Drive ``clients`` concurrent clients for ``duration`` seconds or ``max_requests`` requests in all.
+
+    ``mix`` gives each operation's share (default :data:`MIX`: 70% recommend, 20% search, 10% upsert).
+    """
+    return asyncio.run(_drive(url, key, clients, duration, max_requests, gaps, seed, mix or MIX))
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"70,20,10"`` → shares of recommend, search, upsert (normalised to sum 1)."""
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != len(MIX) or min(parts) < 0 or sum(parts) <= 0:
+        raise ValueError(
+            f"--mix expects {len(MIX)} non-negative numbers (recommend,search,upsert), received {text!r}"
+        )
+    return {op: x / sum(parts) for op, x in zip(MIX, parts, strict=True)}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -439,6 +458,7 @@ def register(app: typer.Typer) -> None:
         ),
         warmup: float = typer.Option(5.0, "--warmup", min=0.0, help="Seconds of unmeasured traffic first."),
         seed: int = typer.Option(0, "--seed"),
+        mix: str = typer.Option("70,20,10", "--mix", help="Shares of recommend,search,upsert."),
     ) -> None:
         """Start a loopback server with the A-share corpus and measure recommend / search / upsert latency."""
         import httpx
@@ -451,6 +471,11 @@ def register(app: typer.Typer) -> None:
         data_dir = data_dir or settings.shared_data_dir
         embedder = embedder or settings.embedder
         cache_dir = cache_dir or settings.cache_dir
+        try:
+            shares = parse_mix(mix)
+        except ValueError as exc:
+            typer.echo(f"错误 error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
         counts = [int(c) for c in clients.split(",") if c.strip()]
         if not counts or min(counts) < 1 or max(counts) > 1000:
             typer.echo(f"错误 error: --clients expects 1-1000 per run, received {clients!r}", err=True)
@@ -478,11 +503,11 @@ def register(app: typer.Typer) -> None:
                     f"server ready in {time.perf_counter() - t0:.0f} s at {server.url}: {ready}", err=True
                 )
                 if warmup:
-                    run_load(server.url, key, max(counts), warmup, max_requests, gaps, seed + 999)
+                    run_load(server.url, key, max(counts), warmup, max_requests, gaps, seed + 999, shares)
                 results = []
                 for n in counts:
                     load = os.getloadavg()[0]
-                    res = run_load(server.url, key, n, duration, max_requests, gaps, seed)
+                    res = run_load(server.url, key, n, duration, max_requests, gaps, seed, shares)
                     typer.echo(
                         f"{n} clients: {res.requests} requests in {res.seconds:.1f} s (load avg before "
                         f"{load:.2f}); statuses {res.statuses}",
@@ -493,7 +518,8 @@ def register(app: typer.Typer) -> None:
             finally:
                 server.stop()
         typer.echo(
-            f"embedder {embedder}; server RSS {rss:.0f} MB; {os.cpu_count()} CPUs; "
+            f"embedder {embedder}; mix {mix} (recommend,search,upsert); server RSS {rss:.0f} MB; "
+            f"{os.cpu_count()} CPUs; "
             f"load average now {os.getloadavg()[0]:.2f}\n"
         )
         typer.echo(markdown_table(results))

@@ -38,3 +38,13 @@ def test_bench_load_runs_against_a_loopback_server_and_stops(shared_data):
     requests = int(overall.split("|")[3].replace(",", ""))
     assert 0 < requests <= 40
     assert re.search(r"http://127\.0\.0\.1:\d+", result.output)
+
+
+def test_mix_is_normalised_and_validated():
+    from service.cli_bench_load import parse_mix
+
+    assert parse_mix("70,20,10") == pytest.approx({"recommend": 0.7, "search": 0.2, "upsert": 0.1})
+    assert parse_mix("1,1,0") == {"recommend": 0.5, "search": 0.5, "upsert": 0.0}
+    for bad in ("70,30", "a,b,c", "-1,1,1", "0,0,0"):
+        with pytest.raises(ValueError, match="--mix"):
+            parse_mix(bad)
