@@ -295,7 +295,13 @@ def test_malformed_csv_rows_are_rejected_by_row(seeded, tmp_path):
     path = tmp_path / "broken.csv"
     good = ",".join(row("格式正确有限公司"))
     after = ",".join(row("坏行之后有限公司"))
-    lines = [",".join(HEADER), good, "只有三列有限公司,,张三", '"引号"错误有限公司,' + ",".join(row("x")[1:]), after]
+    lines = [
+        ",".join(HEADER),
+        good,
+        "只有三列有限公司,,张三",
+        '"引号"错误有限公司,' + ",".join(row("x")[1:]),
+        after,
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_file(path, store)
     assert not report.committed
@@ -530,7 +536,9 @@ def test_imports_from_a_worker_thread_map_in_process(store, tmp_path, monkeypatc
     monkeypatch.setattr(importer, "_BATCH", 40)
     started: list[bool] = []
     start_worker = importer._Mapping.start_worker
-    monkeypatch.setattr(importer._Mapping, "start_worker", lambda self: started.append(start_worker(self)) or False)
+    monkeypatch.setattr(
+        importer._Mapping, "start_worker", lambda self: started.append(start_worker(self)) or False
+    )
     path = write_csv(tmp_path / "t.csv", [row(f"线程测试{i:03d}有限公司") for i in range(120)])
     out: list = []
     t = threading.Thread(target=lambda: out.append(import_file(path, store)))
