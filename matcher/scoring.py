@@ -51,7 +51,7 @@ class ScoringWeights(BaseModel):
     aiding: float = 0.03
     proximity: float = 0.02
     industry: float = 0.05
-    rrf: float = 0.10
+    rrf: float = 0.0  # RRF fuses the candidate lists; as a score term it duplicated dense+bm25+link_fit (ablation)
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, f) for f in FEATURES], dtype=np.float32)

@@ -38,7 +38,6 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "-capacity": ("capacity",),
     "-context": ("master", "aiding", "proximity"),
     "-industry": ("industry",),
-    "-rrf": ("rrf",),
 }
 
 
