@@ -37,17 +37,6 @@ def _index_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The sub-app registered under ``name`` (another module may have created it already), else a new one."""
-    for info in app.registered_groups:
-        inst = info.typer_instance
-        if inst is not None and name in (info.name, getattr(inst.info, "name", None)):
-            return inst
-    sub = typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(sub, name=name, help=help_text)
-    return sub
-
-
 def _context(embedder_name: str | None = None):
     from matcher.settings import get_settings
     from matcher.store import Store
@@ -78,7 +67,9 @@ def register(app: typer.Typer) -> None:
     from service.cli import handle_errors
 
     app.add_typer(index_app, name="index")
-    bench_app = _group(app, "bench", BENCH_HELP)
+    from service.cli import group
+
+    bench_app = group(app, "bench", BENCH_HELP)
 
     @index_app.command("build")
     @handle_errors
