@@ -26,8 +26,9 @@ Rules:
   rejected as ``duplicate of row N``.
 - Cells that look like spreadsheet formulas (``=``, ``@``, or ``+`` / ``-`` not followed by a number) are stored
   as plain text, never evaluated, listed in ``extra["formula_cells"]`` and reported as warnings.
-- ``atomic=True`` (default): if any row is rejected nothing is written and the store stays exactly as it was;
-  ``atomic=False``: the good rows are written (one transaction) and the bad ones reported.
+- ``atomic=True`` (default): if any row is rejected nothing is written and the store stays exactly as it was
+  (one transaction; on SQLite it holds the write lock for the whole import); ``atomic=False``: the good rows are
+  written, committed batch by batch, and the bad ones reported.
 - Row numbers are the line (CSV, JSONL) or sheet row (XLSX) where the record starts, header = its own row, so
   they match what a spreadsheet shows.
 
@@ -1360,11 +1361,12 @@ def import_file(
         report.unchanged += summary.unchanged
         report.changed_ids.extend(summary.changed_ids)
 
-    # Good rows are mapped and written in batches inside one transaction (memory stays flat on big files); an
-    # atomic import that meets a rejected row stops writing, reads on to report every reject, then rolls back.
+    # Good rows are mapped and written in batches (memory stays flat on big files). An atomic import writes them
+    # inside one transaction: when it meets a rejected row it stops writing, reads on to report every reject,
+    # then rolls back. A --no-atomic import commits batch by batch, so it never holds SQLite's write lock long.
     outer = store.in_transaction  # called inside the caller's transaction: undo only our part (a SAVEPOINT)
     try:
-        with store.transaction() as session:
+        with store.transaction() if atomic or outer else nullcontext() as session:
             with session.begin_nested() if outer else nullcontext():
                 batch: list[Enterprise] = []
                 for _row, enterprise in _iter_rows(Path(path), report, progress):
