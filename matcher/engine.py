@@ -147,7 +147,9 @@ class Engine:
         from matcher.gaps import diagnose
 
         out = []
-        for g in diagnose(reg, self.catalogue, chain=chain, book=book).gaps[:max_gaps]:
+        gaps = diagnose(reg, self.catalogue, chain=chain, book=book).gaps[:max_gaps]
+        rec.prefetch_needs([(g.chain_id, g.link_id) for g in gaps])
+        for g in gaps:
             req = RecommendRequest(region=reg.id, chain=g.chain_id, link=g.link_id, gap_type=g.type, k=k, tenant=tenant)
             out.append(rec.recommend(req, book, aiding=aiding_for(reg, book)))
         return out
@@ -172,17 +174,27 @@ class Engine:
 
     def refresh(self, ids: Sequence[str], tenant: str | None = None) -> None:
         """Bring changed / deleted enterprises into the fitted recommender without a full rebuild."""
+        apply = self.prepare_refresh(ids, tenant)
+        if apply is not None:
+            apply()
+
+    def prepare_refresh(self, ids: Sequence[str], tenant: str | None = None) -> Callable[[], None] | None:
+        """The costly part of :meth:`refresh` (read, re-map, re-embed, rebuild the lexical index and arrays),
+        done while searches go on; returns the quick swap to run where searches are kept out (None before the
+        recommender is fitted). Prepare and apply one refresh at a time."""
         with self._lock:
-            if self._recommender is None:
-                return
-            store = self.ws.store
-            present, gone = [], []
-            for eid in ids:
-                try:
-                    present.append(store.get_enterprise(eid, tenant))
-                except KeyError:
-                    gone.append(eid)
-            self._recommender.update(present, gone, cache=self.embedding_cache)
+            rec = self._recommender
+        if rec is None:
+            return None
+        store = self.ws.store
+        present, gone = [], []
+        for eid in ids:
+            try:
+                present.append(store.get_enterprise(eid, tenant))
+            except KeyError:
+                gone.append(eid)
+        prepared = rec.prepare_update(present, gone, cache=self.embedding_cache)
+        return lambda: rec.apply_update(prepared)
 
     def region_changed(self, region_id: str) -> None:
         with self._lock:

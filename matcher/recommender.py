@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,20 @@ class SourceDepth:
     lexical: int = 200
     graph: int = 300
 
+
+
+@dataclass
+class PreparedUpdate:
+    """An update computed by :meth:`Recommender.prepare_update`, ready to swap in with ``apply_update``."""
+
+    enterprises: list[Enterprise]
+    vectors: np.ndarray
+    id_to_idx: dict[str, int]
+    lindex: Any  # index.lexical.LexicalIndex
+    arrays: dict[str, Any]
+    upsert_ids: list[str]
+    upsert_vectors: np.ndarray
+    removed: list[str]
 
 class Recommender:
     """Ranks enterprises for a region's chain gaps.
@@ -158,7 +173,18 @@ class Recommender:
 
         Changed profiles are re-mapped and re-embedded (the cache makes unchanged text free); the vector index is
         updated in place (upsert / remove); the lexical index and per-firm arrays are rebuilt (linear, no model).
+        Same as ``apply_update(prepare_update(...))``.
         """
+        self.apply_update(self.prepare_update(upserts, removals, cache))
+
+    def prepare_update(
+        self, upserts: Sequence[Enterprise], removals: Sequence[str] = (), cache=None
+    ) -> PreparedUpdate:
+        """The costly part of :meth:`update` (mapping, embedding, lexical index, per-firm arrays), computed
+        into new objects without touching the fitted state: searches can run meanwhile. Prepare and apply one
+        update at a time (each prepared update builds on the state it saw)."""
+        from index.lexical import LexicalIndex
+
         self._check_fitted()
         gone = {r for r in removals if r in self.id_to_idx_}
         ups = list(upserts)
@@ -167,14 +193,15 @@ class Recommender:
         vecs = self._embed_passages(ups, None, cache) if ups else np.zeros((0, self.embedder.dim), np.float32)
         ents = list(self.enterprises_)
         vectors = self.vectors_
-        keep = [i for i, e in enumerate(ents) if e.id not in gone]
         if gone:
+            keep = [i for i, e in enumerate(ents) if e.id not in gone]
             ents = [ents[i] for i in keep]
             vectors = vectors[keep]
-            self.vindex_.remove(sorted(gone))
         pos = {e.id: i for i, e in enumerate(ents)}
+        if vectors is self.vectors_ and any(e.id in pos for e in ups):
+            vectors = vectors.copy()  # rows are replaced below; searches still read the current array
         new_rows = []
-        for e, v in zip(ups, vecs):
+        for e, v in zip(ups, vecs, strict=True):
             if e.id in pos:
                 ents[pos[e.id]] = e
                 vectors[pos[e.id]] = v
@@ -184,32 +211,51 @@ class Recommender:
                 new_rows.append(v)
         if new_rows:
             vectors = np.vstack([vectors, np.asarray(new_rows, dtype=np.float32)])
-        if ups:
-            self.vindex_.upsert([e.id for e in ups], vecs)
-        self.enterprises_ = ents
-        self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.id_to_idx_ = pos
         # only the changed profiles are tokenised again (jieba over the whole corpus took seconds per upsert)
         changed = {e.id for e in ups}
         tokens = [
             self.lindex_.tokens(e.id) if e.id not in changed and e.id in self.lindex_ else self._doc_tokens(e)
             for e in ents
         ]
-        self.lindex_.build([e.id for e in ents], tokens)
-        self._build_arrays()
-        logger.info("recommender updated: %d upserted, %d removed", len(ups), len(gone))
+        lindex = LexicalIndex(k1=self.lindex_.k1, b=self.lindex_.b).build([e.id for e in ents], tokens)
+        return PreparedUpdate(
+            enterprises=ents, vectors=np.ascontiguousarray(vectors, dtype=np.float32), id_to_idx=pos,
+            lindex=lindex, arrays=self._arrays(ents), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
+            removed=sorted(gone),
+        )  # fmt: skip
+
+    def apply_update(self, prepared: PreparedUpdate) -> None:
+        """Swap a :meth:`prepare_update` result in: the vector index's upserts / removals and new references
+        (milliseconds; run it under the lock that keeps searches out)."""
+        if prepared.removed:
+            self.vindex_.remove(prepared.removed)
+        if prepared.upsert_ids:
+            self.vindex_.upsert(prepared.upsert_ids, prepared.upsert_vectors)
+        self.enterprises_ = prepared.enterprises
+        self.vectors_ = prepared.vectors
+        self.id_to_idx_ = prepared.id_to_idx
+        self.lindex_ = prepared.lindex
+        for name, value in prepared.arrays.items():
+            setattr(self, name, value)
+        logger.info(
+            "recommender updated: %d upserted, %d removed", len(prepared.upsert_ids), len(prepared.removed)
+        )
 
     def _doc_tokens(self, e: Enterprise) -> list[str]:
         parts = [e.name, *e.aliases, *(p.name for p in e.products), e.sw_industry or "", e.scope[:300]]
         return tokenize(" ".join(p for p in parts if p))
 
     def _build_arrays(self) -> None:
-        ents = self.enterprises_
+        for name, value in self._arrays(self.enterprises_).items():
+            setattr(self, name, value)
+
+    def _arrays(self, ents: list[Enterprise]) -> dict[str, Any]:
+        """Per-firm arrays the scorer reads, by attribute name (computed, not assigned)."""
         n = len(ents)
-        self.province_ = [province_short(e.province) for e in ents]
+        out: dict[str, Any] = {"province_": [province_short(e.province) for e in ents]}
         emp = np.array([e.employees if e.employees else np.nan for e in ents], dtype=np.float64)
-        self.employees_ = emp
-        self.listed_ = np.array([e.listed for e in ents], dtype=bool)
+        out["employees_"] = emp
+        listed = out["listed_"] = np.array([e.listed for e in ents], dtype=bool)
         # capacity = percentile of employees within the corpus (unknown → 0.3), plus 0.1 for a listed firm
         known = np.sort(emp[~np.isnan(emp)])
         if known.size:
@@ -217,23 +263,25 @@ class Recommender:
         else:
             pct = np.zeros(n)
         pct = np.where(np.isnan(emp), 0.3, pct)
-        self.capacity_ = np.clip(0.9 * pct + 0.1 * self.listed_, 0, 1).astype(np.float32)
-        self.tenant_ = [e.tenant for e in ents]
-        self.group_ = [
+        out["capacity_"] = np.clip(0.9 * pct + 0.1 * listed, 0, 1).astype(np.float32)
+        out["tenant_"] = [e.tenant for e in ents]
+        out["group_"] = [
             normalize_company_name(e.parent_group) if e.parent_group else normalize_company_name(e.name) for e in ents
         ]
-        self.norm_name_ = [normalize_company_name(e.name, strip_region=True) for e in ents]
+        out["norm_name_"] = [normalize_company_name(e.name, strip_region=True) for e in ents]
         by_industry: dict[str, frozenset[str]] = {}  # a few hundred distinct industries: tokenise each once
         for e in ents:
             key = e.sw_industry or ""
             if key not in by_industry:
                 by_industry[key] = frozenset(tokenize(key))
-        self.industry_tokens_ = [by_industry[e.sw_industry or ""] for e in ents]
-        self.postings_: dict[str, list[tuple[int, float, float]]] = {}
+        out["industry_tokens_"] = [by_industry[e.sw_industry or ""] for e in ents]
+        postings: dict[str, list[tuple[int, float, float]]] = {}
         for i, e in enumerate(ents):
             for m in e.links:
-                self.postings_.setdefault(m.link_id, []).append((i, m.score, m.share or 0.0))
-        self.n_ = n
+                postings.setdefault(m.link_id, []).append((i, m.score, m.share or 0.0))
+        out["postings_"] = postings
+        out["n_"] = n
+        return out
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "enterprises_"):
@@ -337,6 +385,7 @@ class Recommender:
         """Diagnose a region's gaps and return a shortlist for each of its top ``max_gaps`` gaps."""
         reg = book.get(region, tenant)
         gm = diagnose(reg, self.catalogue, chain=chain, book=book)
+        self.prefetch_needs([(g.chain_id, g.link_id) for g in gm.gaps[:max_gaps]])
         out = []
         for g in gm.gaps[:max_gaps]:
             req = RecommendRequest(
@@ -472,6 +521,24 @@ class Recommender:
             srcs = [s for s, st in list_sets.items() if i in st]
             out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs))
         return out
+
+    def prefetch_needs(self, needs: Sequence[tuple[str | None, str | None]], free_text: str = "") -> None:
+        """Embed the queries of several (chain, link) needs in one batch (a whole region's gaps at once)."""
+        if "dense" not in self.sources and self.weights.dense <= 0 and self.reranker is None:
+            return
+        texts = [build_query(self.catalogue, c, lk, None, free_text).text or " " for c, lk in needs]
+        cache = self.__dict__.setdefault("_qcache", OrderedDict())
+        lock = self.__dict__.setdefault("_qlock", threading.Lock())
+        with lock:
+            todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if not todo:
+            return
+        vecs = self.embedder.encode_queries(todo).astype(np.float32)
+        with lock:
+            for t, v in zip(todo, vecs):
+                cache[t] = v
+            while len(cache) > 2048:
+                cache.popitem(last=False)
 
     def _query_vector(self, text: str) -> np.ndarray:
         """The need's embedding, from a small LRU cache (repeated needs and ablations cost nothing)."""

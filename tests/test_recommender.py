@@ -180,3 +180,18 @@ def test_whole_region_returns_a_shortlist_per_gap(rec, book):
     links = [r.link_id for r in out]
     assert {"rod", "alumina", "profile"} <= set(links)
     assert all(len(r.candidates) <= 3 for r in out)
+
+
+def test_whole_region_embeds_its_gap_queries_in_one_batch(catalogue, corpus, book):
+    class Counting(HashEmbedder):
+        calls: list[int] = []
+
+        def encode_queries(self, texts):
+            self.calls.append(len(texts))
+            return super().encode_queries(texts)
+
+    emb = Counting()
+    rec = Recommender(catalogue, emb).fit(corpus)
+    out = rec.recommend_region("manas", book, k=3)
+    assert len(out) >= 3
+    assert emb.calls == [len({(r.chain_id, r.link_id) for r in out})]  # one batch, no per-gap call
