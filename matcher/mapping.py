@@ -720,26 +720,36 @@ class LinkMapper:
                 best[h.link_id] = h
         return tuple(sorted(best.values(), key=lambda h: (-h.score, self._order[h.link_id])))
 
+    def _gbt_agreement(self, code: str) -> tuple[tuple[str, ...], int]:
+        """Links whose GB/T codes agree with ``code`` (prefix either way) and the widest sharing count (cached)."""
+        cache = self.__dict__.setdefault("_gbt_cache", {})
+        hit = cache.get(code)
+        if hit is None:
+            lids: list[str] = []
+            sharing = 0
+            for lcode, owners in self._gbt_links.items():
+                if lcode.startswith(code) or code.startswith(lcode):
+                    lids.extend(owners)
+                    sharing = max(sharing, len(owners))
+            hit = cache[code] = (tuple(dict.fromkeys(lids)), sharing)
+        return hit
+
     def _apply_gbt(self, codes: Sequence[str], best: dict[str, LinkMatch]) -> None:
         if not codes:
             return
-        agreeing: dict[str, str] = {}
+        agreeing: dict[str, tuple[str, int]] = {}
         for code in codes:
             code = str(code).strip()
             if len(code) < 3:
                 continue
-            for lcode, lids in self._gbt_links.items():
-                if lcode.startswith(code) or code.startswith(lcode):
-                    for lid in lids:
-                        agreeing.setdefault(lid, code)
-        for lid, code in agreeing.items():
+            lids, sharing = self._gbt_agreement(code)
+            for lid in lids:
+                agreeing.setdefault(lid, (code, sharing))
+        for lid, (code, sharing) in agreeing.items():
             cur = best.get(lid)
             if cur is not None:
                 best[lid] = cur.model_copy(update={"score": round(min(1.0, cur.score + 0.05), 4)})
                 continue
-            sharing = max(
-                len(v) for k, v in self._gbt_links.items() if k.startswith(code) or code.startswith(k)
-            )
             if len(code) >= 4 and sharing <= 3:
                 weak = 0.4 if sharing == 1 else 0.35
                 best[lid] = LinkMatch(link_id=lid, score=weak, method="gbt", evidence=f"GB/T {code}")
