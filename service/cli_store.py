@@ -24,17 +24,6 @@ enterprise_app = typer.Typer(help="Look up enterprises in the store.", no_args_i
 bench_help = "Benchmarks (markdown tables, ours vs the raw library in the same run)."
 
 
-def _group(app: typer.Typer, name: str, help_text: str, default: typer.Typer | None = None) -> typer.Typer:
-    """The sub-app registered under ``name`` (another module may have created it already), else a new one."""
-    for info in app.registered_groups:
-        inst = info.typer_instance
-        if inst is not None and name in (info.name, getattr(inst.info, "name", None)):
-            return inst
-    sub = default or typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(sub, name=name, help=help_text)
-    return sub
-
-
 def _store(tenant: str | None = None):  # -> matcher.store.Store
     from matcher.settings import get_settings
     from matcher.store import Store, check_tenant
@@ -224,11 +213,11 @@ def _raw_csv_seconds(path: Path) -> float:
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import handle_errors
+    from service.cli import group, handle_errors
 
     app.add_typer(corpus_app, name="corpus")
     app.add_typer(enterprise_app, name="enterprise")
-    bench_app = _group(app, "bench", bench_help)
+    bench_app = group(app, "bench", bench_help)
 
     @app.command("import")
     @handle_errors
