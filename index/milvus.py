@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from index.checks import as_matrix, id_list
 from index.errors import IndexDimensionError, IndexManifestError
 from index.storage import load_current, save_version
 from index.vector import Metric
@@ -97,26 +98,11 @@ class MilvusVectorIndex:
 
     # --- checks -------------------------------------------------------------------------------------------
     def _matrix(self, x: Any, what: str) -> np.ndarray:
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim == 1:
-            arr = arr.reshape(1, -1)
-        if arr.ndim != 2:
-            raise ValueError(f"{what} must be a 2-D array (n, {self.dim}), received shape {arr.shape}")
-        if arr.shape[1] != self.dim:
-            raise IndexDimensionError(self.dim, arr.shape[1], what)
-        if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
-            raise ValueError(f"{what} contain NaN or infinite values")
-        return arr
+        return as_matrix(x, self.dim, what)
 
     @staticmethod
     def _id_list(ids: Sequence[str], n: int) -> list[str]:
-        if isinstance(ids, str):
-            raise TypeError("ids must be a sequence of strings, received one str (wrap it in a list)")
-        out = [str(i) for i in ids]
-        if len(out) != n:
-            raise ValueError(f"{len(out)} ids for {n} vectors")
-        if len(set(out)) != len(out):
-            raise ValueError("ids must be unique within one call")
+        out = id_list(ids, n)
         too_long = [i for i in out if len(i.encode()) > _MAX_ID]
         if too_long:
             raise ValueError(f"ids longer than {_MAX_ID} bytes: {too_long[0][:40]!r}…")

@@ -40,6 +40,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.checks import as_matrix, id_list
 from index.errors import IndexDimensionError, IndexManifestError, IndexTrainingError
 from index.storage import load_current, save_version
 
@@ -204,27 +205,11 @@ class VectorIndex:
 
     # --- boundary checks ------------------------------------------------------------------------------------
     def _matrix(self, x: Any, what: str) -> np.ndarray:
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim == 1:
-            arr = arr.reshape(1, -1)
-        if arr.ndim != 2:
-            raise ValueError(f"{what} must be a 2-D array (n, {self.dim}), received shape {arr.shape}")
-        if arr.shape[1] != self.dim:
-            raise IndexDimensionError(self.dim, arr.shape[1], what)
-        if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):  # NaN/inf propagate; no copy
-            raise ValueError(f"{what} contain NaN or infinite values")
-        return np.ascontiguousarray(arr)
+        return as_matrix(x, self.dim, what)
 
     @staticmethod
     def _id_list(ids: Sequence[str], n: int) -> list[str]:
-        if isinstance(ids, str):
-            raise TypeError("ids must be a sequence of strings, received one str (wrap it in a list)")
-        out = [str(i) for i in ids]
-        if len(out) != n:
-            raise ValueError(f"{len(out)} ids for {n} vectors")
-        if len(set(out)) != len(out):
-            raise ValueError("ids must be unique within one call")
-        return out
+        return id_list(ids, n)
 
     # --- building -----------------------------------------------------------------------------------------
     def _new_index(self, kind: str) -> Any:
