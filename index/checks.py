@@ -1,4 +1,4 @@
-"""Boundary checks shared by every vector backend: float32 matrices of the right dimension, unique string ids."""
+"""Boundary checks shared by the vector backends: float32 (n, dim) matrices and unique string ids."""
 
 from __future__ import annotations
 

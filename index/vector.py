@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from index.checks import as_matrix, id_list
-from index.errors import IndexDimensionError, IndexManifestError, IndexTrainingError
+from index.errors import IndexManifestError, IndexTrainingError
 from index.storage import load_current, save_version
 
 logger = logging.getLogger(__name__)
