@@ -73,8 +73,17 @@ class GapIndex:
         self._vecs: dict[str, np.ndarray] = {}
 
     def build(self, book: RegionBook) -> GapIndex:
+        """Diagnose every region and embed all their gaps in one batch."""
+        texts: list[str] = []
+        spans: list[tuple[str, int, int]] = []
         for region in book:
-            self.update_region(region.id, book)
+            self._set_region(region.id, book)
+            gaps = self._gaps[region.id]
+            spans.append((region.id, len(texts), len(texts) + len(gaps)))
+            texts += [gap_text(region.name, g, self.catalogue) for g in gaps]
+        vecs = self.embedder.encode_queries(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        for rid, a, b in spans:
+            self._vecs[rid] = np.asarray(vecs[a:b], dtype=np.float32).reshape(b - a, self.embedder.dim)
         logger.info("gap index: %d regions, %d gaps", len(self._gaps), sum(len(g) for g in self._gaps.values()))
         return self
 
@@ -85,14 +94,19 @@ class GapIndex:
                 d.pop(region_id, None)
             return
         region = book.regions[region_id]
-        gaps = diagnose(region, self.catalogue, book=book).gaps if (region.target_chains or region.residents) else []
-        self._gaps[region_id] = gaps
-        self._names[region_id] = region.name
-        self._aiding[region_id] = {p for p in (province_short(a) for a in aiding_for(region, book)) if p}
+        gaps = self._set_region(region_id, book)
         if gaps:
             self._vecs[region_id] = self.embedder.encode_queries([gap_text(region.name, g, self.catalogue) for g in gaps])
         else:
             self._vecs[region_id] = np.zeros((0, self.embedder.dim), dtype=np.float32)
+
+    def _set_region(self, region_id: str, book: RegionBook) -> list[Gap]:
+        region = book.regions[region_id]
+        gaps = diagnose(region, self.catalogue, book=book).gaps if (region.target_chains or region.residents) else []
+        self._gaps[region_id] = gaps
+        self._names[region_id] = region.name
+        self._aiding[region_id] = {p for p in (province_short(a) for a in aiding_for(region, book)) if p}
+        return gaps
 
     def __len__(self) -> int:
         return sum(len(g) for g in self._gaps.values())

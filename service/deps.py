@@ -156,9 +156,10 @@ class ServiceState:
         try:
             with self.index_lock.write():
                 self.engine.recommender()  # loads the demo corpus into an empty store first (under the engine lock)
-            self.engine.gap_index()
             self.ready.set()
             logger.info("index ready: %d enterprises", self.index_size())
+            self.engine.gap_index()  # the reverse-direction index (enterprise → regions) follows; built lazily otherwise
+            logger.info("gap index ready")
         except Exception as exc:  # readiness reports it; requests will retry the fit
             self.warm_error = f"{type(exc).__name__}: {exc}"
             logger.exception("warm-up failed")

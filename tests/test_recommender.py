@@ -195,3 +195,19 @@ def test_whole_region_embeds_its_gap_queries_in_one_batch(catalogue, corpus, boo
     out = rec.recommend_region("manas", book, k=3)
     assert len(out) >= 3
     assert emb.calls == [len({(r.chain_id, r.link_id) for r in out})]  # one batch, no per-gap call
+
+
+def test_gap_index_fits_an_enterprise_to_the_region_whose_gap_it_fills(catalogue, corpus, book):
+    from matcher.fit import GapIndex
+
+    gi = GapIndex(catalogue, HashEmbedder()).build(book)
+    assert len(gi) > 0
+    rec = Recommender(catalogue, HashEmbedder()).fit(corpus)  # maps the corpus' links
+    rod_maker = next(e for e in rec.enterprises_ if e.id == "e1")
+    fits = gi.fit(rod_maker, k=3)
+    assert fits[0].region_id == "manas" and fits[0].gap.link_id in {"rod", "profile"}
+    assert fits[0].parts["link_fit"] == 1.0 and any("铝棒" in r for r in fits[0].reasons)
+    # a region change is reflected without rebuilding everything
+    book.regions["manas"].residents[0].links.append("rod")
+    gi.update_region("manas", book)
+    assert all(f.gap.link_id != "rod" for f in gi.fit(rod_maker, k=5))
