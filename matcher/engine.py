@@ -174,21 +174,21 @@ class Engine:
 
     def refresh(self, ids: Sequence[str], tenant: str | None = None) -> None:
         """Bring changed / deleted enterprises into the fitted recommender without a full rebuild."""
-        apply = self.prepare_refresh(ids, tenant)
+        apply = self.prepare_refresh([(eid, tenant) for eid in ids])
         if apply is not None:
             apply()
 
-    def prepare_refresh(self, ids: Sequence[str], tenant: str | None = None) -> Callable[[], None] | None:
-        """The costly part of :meth:`refresh` (read, re-map, re-embed, rebuild the lexical index and arrays),
-        done while searches go on; returns the quick swap to run where searches are kept out (None before the
-        recommender is fitted). Prepare and apply one refresh at a time."""
+    def prepare_refresh(self, changes: Sequence[tuple[str, str | None]]) -> Callable[[], None] | None:
+        """The costly part of :meth:`refresh` for ``(enterprise id, tenant)`` pairs (read, re-map, re-embed,
+        rebuild the lexical index and arrays), done while searches go on; returns the quick swap to run where
+        searches are kept out (None before the recommender is fitted). Prepare and apply one at a time."""
         with self._lock:
             rec = self._recommender
         if rec is None:
             return None
         store = self.ws.store
         present, gone = [], []
-        for eid in ids:
+        for eid, tenant in dict.fromkeys(changes):
             try:
                 present.append(store.get_enterprise(eid, tenant))
             except KeyError:

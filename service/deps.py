@@ -121,6 +121,7 @@ class ServiceState:
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-refresh")
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._queued: list[tuple[list[tuple[str, str | None]], Future[None]]] = []
         self.ready = threading.Event()
         self.warm_error: str | None = None
 
@@ -165,20 +166,42 @@ class ServiceState:
             logger.exception("warm-up failed")
 
     def submit_refresh(self, ids: Sequence[str], tenant: str | None) -> Future[None]:
-        """Queue ``ids`` for an index refresh; the future completes when the index serves them."""
+        """Queue ``ids`` for an index refresh; the future completes when the index serves them.
+
+        Refreshes queued while one runs are merged into the next (one re-index for many upserts), and only the
+        final swap keeps recommendations out; the costly part runs beside them.
+        """
         ids = list(dict.fromkeys(ids))
+        future: Future[None] = Future()
         with self._pending_lock:
             self._pending += len(ids)
+            self._queued.append(([(eid, tenant) for eid in ids], future))
+        self._refresher.submit(self._run_refreshes)
+        return future
 
-        def run() -> None:
-            try:
+    def _run_refreshes(self) -> None:
+        """Run every queued refresh as one (on the single refresher thread)."""
+        with self._pending_lock:
+            batch, self._queued = self._queued, []
+        if not batch:
+            return  # an earlier run took these
+        changes = [c for pairs, _ in batch for c in pairs]
+        try:
+            # holding the write lock for the whole refresh (~1 s per upsert at 4.6k firms) took the p95 of
+            # recommendations from 0.25 s to 1.75 s at 10 clients; now only the swap holds it
+            apply = self.engine.prepare_refresh(changes)
+            if apply is not None:
                 with self.index_lock.write():
-                    self.engine.refresh(ids, tenant)
-            finally:
-                with self._pending_lock:
-                    self._pending -= len(ids)
-
-        return self._refresher.submit(run)
+                    apply()
+        except Exception as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+        else:
+            for _, future in batch:
+                future.set_result(None)
+        finally:
+            with self._pending_lock:
+                self._pending -= len(changes)
 
     def refresh(self, ids: Sequence[str], tenant: str | None, wait: float) -> str:
         """Refresh and wait up to ``wait`` seconds: 'updated' when the index already serves the change, else 'pending'."""

@@ -49,3 +49,51 @@ def test_update_adds_a_new_profile_to_the_lexical_index(fitted: CountingRecommen
     fitted.update([new])
     assert fitted.tokenised == 1 and new.id in fitted.lindex_
     assert fitted.lindex_.tokens(new.id) == fitted._doc_tokens(new)
+
+
+def test_a_prepared_update_leaves_the_fitted_state_alone_until_applied(fitted: CountingRecommender):
+    from matcher.recommendation import RecommendRequest
+
+    ents = fitted.enterprises_
+    target = ents[7]
+    changed = target.model_copy(update={"name": "全新名称钙钛矿材料有限公司"})
+    before = (list(fitted.enterprises_), fitted.vectors_.copy(), fitted.lindex_, len(fitted.vindex_))
+    prepared = fitted.prepare_update([changed], removals=[ents[8].id])
+    assert (
+        fitted.enterprises_ == before[0] and fitted.lindex_ is before[2] and len(fitted.vindex_) == before[3]
+    )
+    assert (fitted.vectors_ == before[1]).all()  # rows are replaced in a copy, not under running searches
+    fitted.recommend(RecommendRequest(chain="aluminium", k=5))  # searches work on the old state meanwhile
+    fitted.apply_update(prepared)
+    assert fitted.enterprises_[fitted.id_to_idx_[target.id]].name == "全新名称钙钛矿材料有限公司"
+    assert ents[8].id not in fitted.id_to_idx_ and len(fitted.vindex_) == before[3] - 1
+    assert fitted.n_ == len(fitted.enterprises_) == len(fitted.vectors_) == len(fitted.lindex_)
+
+
+def test_refreshes_queued_during_a_refresh_are_merged_into_one(tmp_path):
+    from api_support import Api, make_settings
+
+    from matcher.records import Enterprise
+
+    api = Api(make_settings(tmp_path))
+    try:
+        svc = api.svc
+        calls: list[int] = []
+        prepare = svc.engine.prepare_refresh
+
+        def counting(changes):
+            calls.append(len(changes))
+            return prepare(changes)
+
+        svc.engine.prepare_refresh = counting
+        rod = [Product(name="铝棒", share=0.9)]
+        firms = [Enterprise(id=f"q{i}", name=f"排队{i}号铝棒有限公司", products=rod) for i in range(12)]
+        summary = svc.store.upsert_enterprises(firms, tenant="acme")
+        futures = [svc.submit_refresh([eid], "acme") for eid in summary.ids]
+        for f in futures:
+            f.result(timeout=60)
+        assert sum(calls) == len(firms) and len(calls) < len(firms)  # later ones were merged
+        assert all(eid in svc.engine.recommender().id_to_idx_ for eid in summary.ids)
+        assert svc.pending == 0
+    finally:
+        api.close()
