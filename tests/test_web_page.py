@@ -86,7 +86,7 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
     _wait(d, ec.visibility_of_element_located((By.ID, "workspace")))
     assert "#key" not in d.current_url
     assert d.execute_script("return localStorage.getItem('chainmatch.apiKey')") == served.key
-    assert d.find_element(By.ID, "tenant-label").text.startswith("租户：demo")
+    _wait(d, lambda drv: drv.find_element(By.ID, "tenant-label").text.startswith("租户：demo"))
 
     # pick a region → its chains and the gap map
     Select(d.find_element(By.ID, "region-select")).select_by_value("manas")
