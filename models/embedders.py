@@ -153,7 +153,7 @@ def configure_torch_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-SMALL_BATCH = 4  # at most this many texts are encoded on one thread
+SMALL_BATCH = 32  # up to this many texts (a need, a region's gaps) are encoded on one thread
 
 
 class SentenceTransformerEmbedder(Embedder):
