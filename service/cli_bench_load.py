@@ -394,17 +394,6 @@ def markdown_table(results: list[LoadResult]) -> str:
     return "\n".join(lines)
 
 
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The sub-app registered under ``name`` (another module may have created it already), else a new one."""
-    for info in app.registered_groups:
-        inst = info.typer_instance
-        if inst is not None and name in (info.name, getattr(inst.info, "name", None)):
-            return inst
-    sub = typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(sub, name=name, help=help_text)
-    return sub
-
-
 def _prepare(root: Path, data_dir: Path, embedder: str, cache_dir: Path) -> str:
     """A fresh store under ``root`` holding the A-share corpus, and an API key for it.
 
@@ -437,9 +426,9 @@ def _prepare(root: Path, data_dir: Path, embedder: str, cache_dir: Path) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``bench load`` to the CLI."""
-    from service.cli import handle_errors
+    from service.cli import group, handle_errors
 
-    bench_app = _group(
+    bench_app = group(
         app, "bench", "Benchmarks (markdown tables; long-running, not part of the test suite)."
     )
 
