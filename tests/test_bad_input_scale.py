@@ -30,13 +30,14 @@ from pathlib import Path
 import httpx
 import pytest
 from openpyxl import load_workbook
-from store_backends import open_store, store, store_url  # noqa: F401
 
 from matcher.records import Enterprise
 from matcher.store import Store
 from service.cli_bench_load import REPO, LocalServer
 from service.cli_store import write_synthetic_export
 from service.security import create_api_key
+
+pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ def test_sql_looking_strings_are_stored_and_found_verbatim_over_http(server: Ser
     assert server.http.get("/v1/regions").status_code == 200  # the API-key table still answers
 
 
-def test_sql_looking_strings_round_trip_through_the_store(store: Store):  # noqa: F811
+def test_sql_looking_strings_round_trip_through_the_store(store: Store):
     ents = [Enterprise(id=f"q{i}", name=n, province="江苏", scope=n) for i, n in enumerate(SQLISH)]
     store.upsert_enterprises(ents, tenant="acme")
     for i, name in enumerate(SQLISH):

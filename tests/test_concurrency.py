@@ -11,12 +11,13 @@ import threading
 import time
 
 from sqlalchemy import select, update
-from store_backends import open_store, store, store_url  # noqa: F401
 
 from matcher.db_models import EnterpriseRow
 from matcher.records import Enterprise
 from matcher.store import Store
 from service.security import ApiKeyRow, create_api_key, verify_api_key
+
+pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 
 SECONDS = 2.0
 
@@ -38,7 +39,7 @@ def _run(workers: list) -> list[str]:
     return errors
 
 
-def test_read_then_write_transactions_queue_instead_of_failing(store: Store):  # noqa: F811
+def test_read_then_write_transactions_queue_instead_of_failing(store: Store):
     store.upsert_enterprises([Enterprise(id="counter", name="计数企业有限公司", employees=0)])
     done = {"increments": 0, "upserts": 0}
     lock = threading.Lock()
@@ -78,7 +79,7 @@ def test_read_then_write_transactions_queue_instead_of_failing(store: Store):  #
     assert store.count_enterprises() == 1 + 20 * done["upserts"]
 
 
-def test_api_key_checks_succeed_while_the_store_is_written(store: Store):  # noqa: F811
+def test_api_key_checks_succeed_while_the_store_is_written(store: Store):
     meta, key = create_api_key(store, "acme", "concurrency")
     checks = {"ok": 0}
     lock = threading.Lock()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from store_backends import open_store, store, store_url  # noqa: F401
 from typer.testing import CliRunner
 
 from index.lexical import LexicalIndex
@@ -20,11 +19,13 @@ from matcher.settings import Settings, get_settings
 from models.embedders import HashEmbedder, get_embedder
 from service.cli import app as cli
 
+pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
+
 N = 80
 
 
 @pytest.fixture
-def settings(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:  # noqa: F811
+def settings(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("CHAINMATCH_DATABASE_URL", store_url)
     get_settings.cache_clear()
     s = get_settings()
@@ -33,7 +34,7 @@ def settings(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:  # no
 
 
 @pytest.fixture
-def built(store, settings: Settings):  # noqa: F811
+def built(store, settings: Settings):
     """A store with N demo enterprises and a fresh index of them (hash embedder)."""
     store.upsert_enterprises(load_demo_enterprises()[:N])
     build_index(store, get_embedder("hash"), settings)
@@ -72,7 +73,7 @@ def test_missing_stale_and_orphaned_ids_are_reported_and_repaired(built, setting
     assert not check(built, settings).drift
 
 
-def test_no_index_yet_is_drift_and_repair_builds_one(store, settings: Settings):  # noqa: F811
+def test_no_index_yet_is_drift_and_repair_builds_one(store, settings: Settings):
     store.upsert_enterprises(load_demo_enterprises()[:20])
     report = check(store, settings)
     assert report.drift and report.vector.error_kind == report.lexical.error_kind == "not_found"
@@ -94,7 +95,7 @@ def test_a_corrupted_index_file_is_a_checksum_failure_and_repair_rebuilds(built,
     assert result.status is not None and result.status.embedded == 0  # every vector came from the cache
 
 
-def test_an_index_of_another_embedder_is_a_mismatch_and_repair_rebuilds(store, settings: Settings):  # noqa: F811
+def test_an_index_of_another_embedder_is_a_mismatch_and_repair_rebuilds(store, settings: Settings):
     class OlderHash(HashEmbedder):
         def __init__(self) -> None:
             super().__init__()

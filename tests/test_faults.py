@@ -23,7 +23,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from store_backends import store_url  # noqa: F401
 from typer.testing import CliRunner
 
 from index.lexical import LexicalIndex
@@ -38,6 +37,8 @@ from models.embedders import get_embedder
 from service.cli import app as cli
 from service.cli_bench_load import REPO, LocalServer
 from service.security import create_api_key
+
+pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 
 TENANT = "crm"
 N_SYNTHETIC = 2500
@@ -65,7 +66,7 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def doctor(store_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+def doctor(store_url: str, monkeypatch: pytest.MonkeyPatch):
     """Runs ``chainmatch doctor ARGS`` (in process) against the test's store and data dir."""
     monkeypatch.setenv("CHAINMATCH_DATABASE_URL", store_url)
 
@@ -203,7 +204,7 @@ def _kill_during_bulk_upserts(root: Path, url: str, doctor) -> None:
 
 def test_server_killed_during_bulk_upserts_keeps_acknowledged_batches_whole(
     tmp_path: Path,
-    store_url: str,  # noqa: F811
+    store_url: str,
     doctor,
 ) -> None:
     _kill_during_bulk_upserts(tmp_path, store_url, doctor)
@@ -246,7 +247,7 @@ def _kill_when_saving(proc: subprocess.Popen, folder: Path, timeout: float = 240
 
 def test_index_build_killed_mid_save_leaves_the_previous_index_in_step_with_the_store(
     tmp_path: Path,
-    store_url: str,  # noqa: F811
+    store_url: str,
     doctor,
 ) -> None:
     settings = _settings(tmp_path, store_url)
