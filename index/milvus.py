@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from index.checks import as_matrix, id_list
-from index.errors import IndexDimensionError, IndexManifestError
-from index.storage import load_current, save_version
+from index.errors import IndexDimensionError
+from index.storage import load_manifest, save_version
 from index.vector import Metric
 
 logger = logging.getLogger(__name__)
@@ -203,14 +203,10 @@ class MilvusVectorIndex:
         cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True
     ) -> MilvusVectorIndex:
         """Reconnect to the collection a manifest under ``path`` names (embedder id checked)."""
-        vdir, manifest = load_current(Path(path), verify=verify)
-        if manifest.get("kind") != "milvus":
-            raise IndexManifestError(f"{vdir}: not a Milvus index manifest (kind {manifest.get('kind')!r})")
+        _, manifest = load_manifest(
+            path, "milvus", expected_embedder_id, what="a Milvus index manifest", verify=verify
+        )
         found = manifest.get("embedder_id")
-        if expected_embedder_id is not None and found != expected_embedder_id:
-            raise IndexManifestError(
-                f"the index at {path} holds vectors of embedder {found!r}, expected {expected_embedder_id!r}"
-            )
         return cls(manifest["dim"], manifest["uri"], manifest["collection"], manifest["metric"],
                    embedder_id=found, index_type=manifest["index_type"])  # fmt: skip
 

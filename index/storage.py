@@ -200,3 +200,32 @@ def _pointer(root: Path) -> str | None:
         return (root / POINTER).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+
+
+def load_manifest(
+    path: Path | str, kind: str, expected_embedder_id: str | None, *, what: str, verify: bool = True
+) -> tuple[Path, dict[str, Any]]:
+    """(version folder, manifest) of the current version, checked to be of ``kind`` and embedder.
+
+    Args:
+        path: The index directory.
+        kind: The manifest's required ``kind`` (``"faiss"``, ``"milvus"`` …).
+        expected_embedder_id: Refuse an index built with another embedder (``None``: no check).
+        what: What the index is, for the wrong-kind error ("a FAISS vector index").
+        verify: Check every file's sha256 against the manifest.
+
+    Raises:
+        IndexNotFoundError: nothing saved at ``path``.
+        IndexManifestError: unreadable or corrupt manifest, another kind or another embedder.
+    """
+    vdir, manifest = load_current(Path(path), verify=verify)
+    if manifest.get("kind") != kind:
+        raise IndexManifestError(f"{vdir}: not {what} (kind {manifest.get('kind')!r})")
+    found = manifest.get("embedder_id")
+    if expected_embedder_id is not None and found != expected_embedder_id:
+        raise IndexManifestError(
+            f"the index at {path} holds vectors of embedder {found!r}, "
+            f"expected {expected_embedder_id!r}; "
+            "rebuild it (`chainmatch index build`) or configure the embedder it was built with"
+        )
+    return vdir, manifest

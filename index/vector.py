@@ -42,7 +42,7 @@ import numpy as np
 
 from index.checks import as_matrix, id_list
 from index.errors import IndexManifestError, IndexTrainingError
-from index.storage import load_current, save_version
+from index.storage import load_manifest, save_version
 
 logger = logging.getLogger(__name__)
 
@@ -710,16 +710,10 @@ class VectorIndex:
             IndexNotFoundError: nothing saved at ``path``.
             IndexManifestError: checksum, embedder id, dimension or count mismatch.
         """
-        vdir, manifest = load_current(Path(path), verify=verify)
-        if manifest.get("kind") != "faiss":
-            raise IndexManifestError(f"{vdir}: not a FAISS vector index (kind {manifest.get('kind')!r})")
+        vdir, manifest = load_manifest(
+            path, "faiss", expected_embedder_id, what="a FAISS vector index", verify=verify
+        )
         found = manifest.get("embedder_id")
-        if expected_embedder_id is not None and found != expected_embedder_id:
-            raise IndexManifestError(
-                f"the index at {path} holds vectors of embedder {found!r}, "
-                f"expected {expected_embedder_id!r}; "
-                "rebuild it (`chainmatch index build`) or configure the embedder it was built with"
-            )
         p = manifest["params"]
         self = cls(
             manifest["dim"], manifest["factory"], manifest["metric"], p["hnsw_threshold"],
