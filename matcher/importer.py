@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from matcher.catalogue import default_catalogue, load_gbt_codes
 from matcher.credit_code import validate_credit_code
@@ -88,6 +88,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_N = TypeVar("_N", int, float)
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -647,25 +649,28 @@ class _RowBuilder:
                     RowIssue(row, col.header, "registered capital not understood; kept in extra", text)
                 )
 
-        employees = None
-        if "employees" in known:
-            col, raw, text = known["employees"]
+        def number_of(
+            key: str, parse: Callable[[int | float | str, str], _N | None], problem: str
+        ) -> _N | None:
+            """``parse(number cell or cleaned text, column unit)``; None keeps the text in extra, warned."""
+            if key not in known:
+                return None
+            col, raw, text = known[key]
             numeric = isinstance(raw, int | float) and not isinstance(raw, bool)
-            employees = int(raw) if numeric else _parse_int(text_of("employees"))
-            if employees is None:
-                extra["employees_raw"] = text
-                warnings.append(
-                    RowIssue(row, col.header, "employee count not a whole number; kept in extra", text)
-                )
+            value = parse(raw if numeric else text_of(key), col.unit)
+            if value is None:
+                extra[f"{key}_raw"] = text
+                warnings.append(RowIssue(row, col.header, problem, text))
+            return value
 
-        revenue = None
-        if "revenue" in known:
-            col, raw, text = known["revenue"]
-            numeric = isinstance(raw, int | float) and not isinstance(raw, bool)
-            revenue = _parse_revenue(str(raw) if numeric else text_of("revenue"), col.unit)
-            if revenue is None:
-                extra["revenue_raw"] = text
-                warnings.append(RowIssue(row, col.header, "revenue not understood; kept in extra", text))
+        employees = number_of(
+            "employees",
+            lambda v, _unit: _parse_int(v) if isinstance(v, str) else int(v),
+            "employee count not a whole number; kept in extra",
+        )
+        revenue = number_of(
+            "revenue", lambda v, unit: _parse_revenue(str(v), unit), "revenue not understood; kept in extra"
+        )
 
         for key in ("legal_representative", "size"):
             if key in known:
