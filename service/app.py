@@ -210,8 +210,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-class CatchAllMiddleware:
-    """Any exception that escapes the app is logged (with the request id) and answered with a JSON 500."""
+class _HttpMiddleware:
+    """Pure-ASGI middleware base: non-HTTP scopes (lifespan, websocket) pass straight through to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -220,6 +220,17 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request."""
+        raise NotImplementedError
+
+
+class CatchAllMiddleware(_HttpMiddleware):
+    """Any exception that escapes the app is logged (with the request id) and answered with a JSON 500."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def send_wrapper(message: Message) -> None:
@@ -275,17 +286,14 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(_HttpMiddleware):
     """Refuse request bodies over ``limit`` bytes with 413, by Content-Length or while streaming."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -320,16 +328,10 @@ _CSP = (
 )
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(_HttpMiddleware):
     """nosniff, no framing, no referrer; a strict Content-Security-Policy outside the OpenAPI docs."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         docs = scope["path"].startswith(("/docs", "/redoc"))
 
         async def send_wrapper(message: Message) -> None:
