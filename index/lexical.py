@@ -78,6 +78,24 @@ class LexicalIndex:
             self._docs[i] = toks
         self._dirty = True
 
+    def updated(
+        self, ids: Sequence[str], token_lists: Sequence[Sequence[str]], removals: Iterable[str] = ()
+    ) -> LexicalIndex:
+        """A new index with these documents added / replaced and ``removals`` dropped, built now.
+
+        This index is untouched (searches may go on meanwhile) and only the changed documents are checked;
+        the unchanged ones are shared, not copied token by token. Rebuilding the BM25 matrix stays linear in
+        the corpus (~70 ms at 4.6k documents)."""
+        if isinstance(removals, str):
+            raise TypeError("removals must be a sequence of strings, received one str (wrap it in a list)")
+        out = LexicalIndex(k1=self.k1, b=self.b)
+        out._docs = dict(self._docs)
+        for i in removals:
+            out._docs.pop(str(i), None)
+        out._docs.update(self._pairs(ids, token_lists))
+        out._rebuild()
+        return out
+
     def remove(self, ids: Iterable[str]) -> int:
         """Remove documents (unknown ids are ignored); returns how many were removed."""
         if isinstance(ids, str):

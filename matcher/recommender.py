@@ -212,15 +212,13 @@ class Recommender:
         if new_rows:
             vectors = np.vstack([vectors, np.asarray(new_rows, dtype=np.float32)])
         # only the changed profiles are tokenised again (jieba over the whole corpus took seconds per upsert)
+        # and only they are checked by the lexical index; unchanged documents are shared with the live one
         changed = {e.id for e in ups}
-        tokens = [
-            self.lindex_.tokens(e.id) if e.id not in changed and e.id in self.lindex_ else self._doc_tokens(e)
-            for e in ents
-        ]
-        lindex = LexicalIndex(k1=self.lindex_.k1, b=self.lindex_.b).build([e.id for e in ents], tokens)
+        lindex = self.lindex_.updated([e.id for e in ups], [self._doc_tokens(e) for e in ups], sorted(gone))
+        unchanged = {e.id: self.id_to_idx_[e.id] for e in ents if e.id not in changed and e.id in self.id_to_idx_}
         return PreparedUpdate(
             enterprises=ents, vectors=np.ascontiguousarray(vectors, dtype=np.float32), id_to_idx=pos,
-            lindex=lindex, arrays=self._arrays(ents), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
+            lindex=lindex, arrays=self._arrays(ents, unchanged), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
             removed=sorted(gone),
         )  # fmt: skip
 
@@ -249,12 +247,16 @@ class Recommender:
         for name, value in self._arrays(self.enterprises_).items():
             setattr(self, name, value)
 
-    def _arrays(self, ents: list[Enterprise]) -> dict[str, Any]:
-        """Per-firm arrays the scorer reads, by attribute name (computed, not assigned)."""
+    def _arrays(self, ents: list[Enterprise], reuse: dict[str, int] | None = None) -> dict[str, Any]:
+        """Per-firm arrays the scorer reads, by attribute name (computed, not assigned).
+
+        ``reuse`` maps the id of an unchanged firm to its row in the fitted arrays: its name, group, province
+        and industry features are taken from there instead of normalised again (an update touches a few firms).
+        """
         n = len(ents)
-        out: dict[str, Any] = {"province_": [province_short(e.province) for e in ents]}
+        reuse = reuse or {}
         emp = np.array([e.employees if e.employees else np.nan for e in ents], dtype=np.float64)
-        out["employees_"] = emp
+        out: dict[str, Any] = {"employees_": emp}
         listed = out["listed_"] = np.array([e.listed for e in ents], dtype=bool)
         # capacity = percentile of employees within the corpus (unknown → 0.3), plus 0.1 for a listed firm
         known = np.sort(emp[~np.isnan(emp)])
@@ -265,16 +267,24 @@ class Recommender:
         pct = np.where(np.isnan(emp), 0.3, pct)
         out["capacity_"] = np.clip(0.9 * pct + 0.1 * listed, 0, 1).astype(np.float32)
         out["tenant_"] = [e.tenant for e in ents]
-        out["group_"] = [
-            normalize_company_name(e.parent_group) if e.parent_group else normalize_company_name(e.name) for e in ents
-        ]
-        out["norm_name_"] = [normalize_company_name(e.name, strip_region=True) for e in ents]
         by_industry: dict[str, frozenset[str]] = {}  # a few hundred distinct industries: tokenise each once
+        province, group, norm_name, industry = [], [], [], []
         for e in ents:
+            old = reuse.get(e.id)
+            if old is not None:
+                province.append(self.province_[old])
+                group.append(self.group_[old])
+                norm_name.append(self.norm_name_[old])
+                industry.append(self.industry_tokens_[old])
+                continue
+            province.append(province_short(e.province))
+            group.append(normalize_company_name(e.parent_group or e.name))
+            norm_name.append(normalize_company_name(e.name, strip_region=True))
             key = e.sw_industry or ""
             if key not in by_industry:
                 by_industry[key] = frozenset(tokenize(key))
-        out["industry_tokens_"] = [by_industry[e.sw_industry or ""] for e in ents]
+            industry.append(by_industry[key])
+        out.update(province_=province, group_=group, norm_name_=norm_name, industry_tokens_=industry)
         postings: dict[str, list[tuple[int, float, float]]] = {}
         for i, e in enumerate(ents):
             for m in e.links:

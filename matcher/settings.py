@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 600
     max_upload_mb: int = 50
     demo_on_empty: bool = True
+    # API writes: the store commits at once; the in-memory index catches up at most once per refresh interval
+    # (changes arriving meanwhile are re-indexed together), the saved index once per persist interval (0 = never)
+    refresh_interval_s: float = Field(default=1.0, ge=0, le=60)
+    index_persist_interval_s: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

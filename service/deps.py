@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from functools import cached_property
@@ -108,20 +107,25 @@ class _ReadWriteLock:
 class ServiceState:
     """What the app holds for its lifetime: settings, engine, rate limiter, metrics and the index refresher.
 
-    Index refreshes (re-map, re-embed, replace in the index) run on one background worker, serialised with
-    recommendations by a read-write lock so a ranking never sees a half-updated index.
+    Writes commit to the store in the request; the :class:`~service.refresher.IndexRefresher` brings them into
+    the in-memory index (and the saved one) on its own thread, serialised with recommendations by a
+    read-write lock so a ranking never sees a half-updated index.
     """
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
+        from service.refresher import IndexRefresher
+
         self.settings = settings
         self.engine = engine
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.metrics: Metrics | None = None
         self.index_lock = _ReadWriteLock()
-        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-refresh")
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._queued: list[tuple[list[tuple[str, str | None]], Future[None]]] = []
+        self.refresher = IndexRefresher(
+            engine,
+            self.index_lock.write,
+            refresh_interval=settings.refresh_interval_s,
+            persist_interval=settings.index_persist_interval_s,
+        )
         self.ready = threading.Event()
         self.warm_error: str | None = None
 
@@ -139,7 +143,7 @@ class ServiceState:
     @property
     def pending(self) -> int:
         """Changed enterprises submitted for re-embedding and not yet in the index."""
-        return self._pending
+        return self.refresher.pending
 
     def is_ready(self) -> bool:
         """The index is fitted (by the start-up warm-up or by the first request)."""
@@ -153,7 +157,8 @@ class ServiceState:
         return len(getattr(rec, "enterprises_", []) or []) if rec is not None else 0
 
     def warm(self) -> None:
-        """Load the demo corpus into an empty store and fit the recommender and the gap index."""
+        """Load the demo corpus into an empty store, fit the recommender and the gap index, then catch the
+        saved index (if any) up with the store."""
         try:
             with self.index_lock.write():
                 self.engine.recommender()  # loads the demo corpus into an empty store first (under the engine lock)
@@ -164,61 +169,28 @@ class ServiceState:
         except Exception as exc:  # readiness reports it; requests will retry the fit
             self.warm_error = f"{type(exc).__name__}: {exc}"
             logger.exception("warm-up failed")
-
-    def submit_refresh(self, ids: Sequence[str], tenant: str | None) -> Future[None]:
-        """Queue ``ids`` for an index refresh; the future completes when the index serves them.
-
-        Refreshes queued while one runs are merged into the next (one re-index for many upserts), and only the
-        final swap keeps recommendations out; the costly part runs beside them.
-        """
-        ids = list(dict.fromkeys(ids))
-        future: Future[None] = Future()
-        with self._pending_lock:
-            self._pending += len(ids)
-            self._queued.append(([(eid, tenant) for eid in ids], future))
-        self._refresher.submit(self._run_refreshes)
-        return future
-
-    def _run_refreshes(self) -> None:
-        """Run every queued refresh as one (on the single refresher thread)."""
-        with self._pending_lock:
-            batch, self._queued = self._queued, []
-        if not batch:
-            return  # an earlier run took these
-        changes = [c for pairs, _ in batch for c in pairs]
-        try:
-            # holding the write lock for the whole refresh (~1 s per upsert at 4.6k firms) took the p95 of
-            # recommendations from 0.25 s to 1.75 s at 10 clients; now only the swap holds it
-            apply = self.engine.prepare_refresh(changes)
-            if apply is not None:
-                with self.index_lock.write():
-                    apply()
-        except Exception as exc:
-            for _, future in batch:
-                future.set_exception(exc)
-        else:
-            for _, future in batch:
-                future.set_result(None)
-        finally:
-            with self._pending_lock:
-                self._pending -= len(changes)
+            return
+        if self.settings.index_persist_interval_s > 0:
+            self.refresher.catch_up()
 
     def refresh(self, ids: Sequence[str], tenant: str | None, wait: float) -> str:
-        """Refresh and wait up to ``wait`` seconds: 'updated' when the index already serves the change, else 'pending'."""
+        """Queue ``ids`` for the index and wait up to ``wait`` seconds: 'updated' when the index already
+        serves the change, else 'pending' (it will, within about ``refresh_interval_s`` plus the refresh)."""
         if not ids:
             return "updated"
-        future = self.submit_refresh(ids, tenant)
+        future = self.refresher.submit([(eid, tenant) for eid in ids])
+        if wait <= 0:
+            return "updated" if future.done() and future.exception() is None else "pending"
         try:
             future.result(timeout=wait)
         except FutureTimeout:
             return "pending"
         except Exception:
-            logger.exception("index refresh failed for %d ids", len(ids))
-            return "pending"
+            return "pending"  # the refresher logged it; the change is in the store and doctor --repair indexes it
         return "updated"
 
     def close(self) -> None:
-        self._refresher.shutdown(wait=True, cancel_futures=False)
+        self.refresher.close()
 
 
 def get_service(request: Request) -> ServiceState:

@@ -424,7 +424,7 @@ def test_search_and_get_shared_enterprises(api: Api):
 
 def test_crm_upsert_reaches_the_index_without_a_rebuild(api: Api):
     t = api.tenant()
-    resp = api.client.post("/v1/enterprises", json=[_crm_firm()], headers=t.headers)
+    resp = api.client.post("/v1/enterprises", json=[_crm_firm()], params={"wait": 30}, headers=t.headers)
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert (body["inserted"], body["index"]) == (1, "updated") and body["ids"] == [f"{t.name}:crm-001"]
@@ -506,6 +506,7 @@ def test_uploaded_csv_with_a_bad_row_is_rejected_atomically_with_the_report(api:
         "/v1/enterprises/import",
         files={"file": ("名单.csv", data, "text/csv")},
         data={"atomic": "false"},
+        params={"wait": 30},
         headers=t.headers,
     ).json()
     assert partial["committed"] is True and partial["inserted"] == 1 and partial["index"] == "updated"

@@ -80,3 +80,23 @@ def test_load_refuses_a_tampered_document_file(lex: LexicalIndex, tmp_path: Path
         LexicalIndex.load(tmp_path / "lex")
     with pytest.raises(IndexNotFoundError):
         LexicalIndex.load(tmp_path / "nothing-here")
+
+
+def test_updated_returns_a_new_index_and_leaves_the_live_one_alone():
+    live = LexicalIndex().build(["a", "b", "c"], [["多晶硅", "光伏"], ["电解铝"], ["铝棒", "电解铝"]])
+    new = live.updated(["b", "d"], [["铝棒"], ["多晶硅"]], removals=["c"])
+    assert sorted(i for i, _ in live.search(["电解铝"], k=5)) == ["b", "c"]  # untouched
+    assert new.search(["电解铝"], k=5) == []
+    assert sorted(i for i, _ in new.search(["铝棒"], k=5)) == ["b"]
+    assert sorted(i for i, _ in new.search(["多晶硅"], k=5)) == ["a", "d"]
+    assert len(new) == 3 and "c" not in new and len(live) == 3
+    fresh = LexicalIndex().build(["a", "b", "d"], [["多晶硅", "光伏"], ["铝棒"], ["多晶硅"]])
+    assert new.search(["多晶硅", "铝棒"], k=5) == fresh.search(["多晶硅", "铝棒"], k=5)
+
+
+def test_updated_checks_only_its_input():
+    live = LexicalIndex().build(["a"], [["多晶硅"]])
+    with pytest.raises(TypeError, match="one str"):
+        live.updated(["b"], [["x"]], removals="a")
+    with pytest.raises(ValueError, match="2 ids for 1 token lists"):
+        live.updated(["b", "c"], [["x"]])

@@ -70,30 +70,15 @@ def test_a_prepared_update_leaves_the_fitted_state_alone_until_applied(fitted: C
     assert fitted.n_ == len(fitted.enterprises_) == len(fitted.vectors_) == len(fitted.lindex_)
 
 
-def test_refreshes_queued_during_a_refresh_are_merged_into_one(tmp_path):
-    from api_support import Api, make_settings
-
-    from matcher.records import Enterprise
-
-    api = Api(make_settings(tmp_path))
-    try:
-        svc = api.svc
-        calls: list[int] = []
-        prepare = svc.engine.prepare_refresh
-
-        def counting(changes):
-            calls.append(len(changes))
-            return prepare(changes)
-
-        svc.engine.prepare_refresh = counting
-        rod = [Product(name="铝棒", share=0.9)]
-        firms = [Enterprise(id=f"q{i}", name=f"排队{i}号铝棒有限公司", products=rod) for i in range(12)]
-        summary = svc.store.upsert_enterprises(firms, tenant="acme")
-        futures = [svc.submit_refresh([eid], "acme") for eid in summary.ids]
-        for f in futures:
-            f.result(timeout=60)
-        assert sum(calls) == len(firms) and len(calls) < len(firms)  # later ones were merged
-        assert all(eid in svc.engine.recommender().id_to_idx_ for eid in summary.ids)
-        assert svc.pending == 0
-    finally:
-        api.close()
+def test_updated_arrays_equal_a_fresh_fit():
+    """Per-firm features reused for unchanged firms must equal what a fit from scratch computes."""
+    ents = load_demo_enterprises()[:120]
+    rec = Recommender(default_catalogue(), HashEmbedder()).fit(ents[:100])
+    renamed = ents[5].model_copy(update={"name": "新疆重命名测试铝业有限公司", "parent_group": None, "employees": 5})
+    rec.update([renamed, *ents[100:]], removals=[ents[9].id])
+    expected = [renamed if e.id == renamed.id else e for e in ents if e.id != ents[9].id]
+    fresh = Recommender(default_catalogue(), HashEmbedder()).fit(expected)
+    order = [rec.id_to_idx_[e.id] for e in fresh.enterprises_]
+    for name in ("province_", "group_", "norm_name_", "industry_tokens_", "tenant_"):
+        assert [getattr(rec, name)[i] for i in order] == getattr(fresh, name), name
+    assert rec.capacity_[order].tolist() == fresh.capacity_.tolist()

@@ -1,7 +1,9 @@
 """Enterprises: read, search by name, bulk upsert from a CRM (JSON or an uploaded CSV / XLSX), delete.
 
 A tenant writes only its own private rows (stored as ``{tenant}:{id}``); the shared corpus is read-only to it.
-Every change is pushed into the fitted index without a rebuild (re-map, re-embed, replace).
+Every change is committed to the store before the answer; the fitted index takes it in without a rebuild
+(re-map, re-embed, replace) on the index refresher's thread, within about a second. Writes answer at once with
+``index: "pending"``; ``?wait=N`` waits up to N seconds for ``index: "updated"`` (read-your-writes).
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ from service.schemas import EnterpriseBrief, EnterpriseIn, ImportIssue, ImportRe
 router = APIRouter(prefix="/enterprises", tags=["enterprises 企业"])
 
 MAX_BATCH = 1000
-REFRESH_WAIT_S = 30.0
+DELETE_WAIT_S = 30.0
+"""A delete waits for the index: a deleted firm must not be recommended afterwards."""
+WaitQuery = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=30,
+        description="seconds to wait until the index serves the change (0: answer at once, index 'pending')",
+    ),
+]
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".jsonl", ".ndjson")
 _CHUNK = 1 << 20
 _SAFE_NAME = re.compile(r"[^\w.\-]+")
@@ -78,7 +89,10 @@ def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
     "", response_model=UpsertResult, summary="批量写入企业 Bulk upsert the tenant's enterprises (JSON)"
 )
 def upsert_enterprises(
-    tenant: TenantDep, svc: ServiceDep, items: Annotated[list[EnterpriseIn], Body(max_length=MAX_BATCH)]
+    tenant: TenantDep,
+    svc: ServiceDep,
+    items: Annotated[list[EnterpriseIn], Body(max_length=MAX_BATCH)],
+    wait: WaitQuery = 0.0,
 ) -> UpsertResult:
     """Insert or update up to 1000 profiles; the same 统一社会信用代码 (else name + province, else id) is the
     same enterprise. Rows are the tenant's own; the shared corpus is never changed."""
@@ -88,7 +102,7 @@ def upsert_enterprises(
         )
     ents = [_to_enterprise(i, item, svc) for i, item in enumerate(items)]
     summary = svc.store.upsert_enterprises(ents, tenant=tenant)
-    index = svc.refresh(summary.changed_ids, tenant, wait=REFRESH_WAIT_S)
+    index = svc.refresh(summary.changed_ids, tenant, wait=wait)
     return UpsertResult(
         inserted=summary.inserted,
         updated=summary.updated,
@@ -109,6 +123,7 @@ async def import_enterprises(
     svc: ServiceDep,
     file: Annotated[UploadFile, File(description="a .csv / .tsv / .xlsx / .jsonl enterprise list")],
     atomic: Annotated[bool, Form(description="reject the whole file when any row is rejected")] = True,
+    wait: WaitQuery = 0.0,
 ) -> ImportResult:
     """Rows that fail validation are reported with row number, field and reason (the CLI's reject report)."""
     filename = FilePath(file.filename or "upload.csv").name
@@ -144,7 +159,7 @@ async def import_enterprises(
         )
     index = "unchanged"
     if report.changed_ids:
-        index = await run_in_threadpool(svc.refresh, report.changed_ids, tenant, REFRESH_WAIT_S)
+        index = await run_in_threadpool(svc.refresh, report.changed_ids, tenant, wait)
 
     def issues(rows: list) -> list[ImportIssue]:
         return [
@@ -178,5 +193,5 @@ def delete_enterprise(enterprise_id: str, tenant: TenantDep, svc: ServiceDep) ->
     """403 for a shared-corpus enterprise, 404 for an unknown (or another tenant's) one."""
     ent = enterprise_or_404(svc.store, enterprise_id, tenant)
     svc.store.delete_enterprise(ent.id, tenant)
-    svc.refresh([ent.id], tenant, wait=REFRESH_WAIT_S)
+    svc.refresh([ent.id], tenant, wait=DELETE_WAIT_S)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

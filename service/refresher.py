@@ -1,0 +1,190 @@
+"""The server's index refresher: API writes reach the in-memory index and the saved index off the request path.
+
+An upsert or import commits to the store and answers at once (``index: "pending"``); its ids are queued here.
+One worker thread then brings them into the fitted recommender: the costly part (re-map, re-embed, lexical
+index, per-firm arrays) runs beside searches and only the swap holds the write lock. Refreshes start at most
+once per ``refresh_interval_s``: the first change after a quiet spell is picked up at once, changes arriving
+while one runs are merged into the next, so a burst of upserts costs a few refreshes, not one each.
+
+Every ``index_persist_interval_s`` (and on shutdown) the changed ids are also written into the saved index
+under ``settings.index_path`` (:func:`matcher.indexing.update_index`), so ``chainmatch doctor`` finds the saved
+index in step with the store without a repair. After start-up the refresher catches the saved index up with
+changes a crash left out (the store is the truth; nothing is lost, only re-embedded).
+
+Example:
+    >>> ref = IndexRefresher(engine, lock, refresh_interval=1.0, persist_interval=30.0)   # doctest: +SKIP
+    >>> ref.submit([("acme:1", "acme")]).result(timeout=30)                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matcher.engine import Engine
+    from matcher.indexing import IndexStatus
+
+__all__ = ["IndexRefresher"]
+
+logger = logging.getLogger(__name__)
+
+Change = tuple[str, "str | None"]
+"""An enterprise id and the tenant that owns it (None: the shared corpus)."""
+
+
+class IndexRefresher:
+    """Queues changed enterprise ids and refreshes the in-memory and saved indexes on one worker thread.
+
+    Args:
+        engine: The engine whose fitted recommender is refreshed.
+        write_lock: Called for a context manager that keeps searches out during the swap.
+        refresh_interval: Least seconds between the starts of two refreshes (0 = back to back).
+        persist_interval: Seconds between writes of changes into the saved index (0 = never).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        write_lock: Callable[[], AbstractContextManager[None]],
+        refresh_interval: float = 1.0,
+        persist_interval: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self._write_lock = write_lock
+        self.refresh_interval = refresh_interval
+        self.persist_interval = persist_interval
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-refresh")
+        self._lock = threading.Lock()
+        self._queued: list[tuple[list[Change], Future[None]]] = []
+        self._pending = 0
+        self._last_start = float("-inf")
+        self._unsaved: set[str] = set()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        self.refreshes = 0
+        self.persists = 0
+
+    @property
+    def pending(self) -> int:
+        """Changed enterprises submitted and not yet served by the in-memory index."""
+        return self._pending
+
+    @property
+    def unsaved(self) -> int:
+        """Enterprises the in-memory index serves but the saved index does not hold yet."""
+        return len(self._unsaved)
+
+    def submit(self, changes: Sequence[Change]) -> Future[None]:
+        """Queue ``(id, tenant)`` changes; the future completes when the in-memory index serves them."""
+        changes = list(dict.fromkeys(changes))
+        future: Future[None] = Future()
+        if not changes:
+            future.set_result(None)
+            return future
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the index refresher is closed")
+            self._pending += len(changes)
+            self._queued.append((changes, future))
+        self._pool.submit(self._run)
+        return future
+
+    def _run(self) -> None:
+        """Run every queued change as one refresh (on the worker thread), no sooner than the interval allows."""
+        with self._lock:
+            if not self._queued:
+                return  # an earlier run took these
+        delay = self._last_start + self.refresh_interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # changes arriving meanwhile join this refresh
+        with self._lock:
+            batch, self._queued = self._queued, []
+        if not batch:
+            return
+        self._last_start = time.monotonic()
+        changes = list(dict.fromkeys(c for pairs, _ in batch for c in pairs))
+        try:
+            apply = self.engine.prepare_refresh(changes)
+            if apply is not None:
+                with self._write_lock():
+                    apply()
+            self.refreshes += 1
+        except Exception as exc:
+            logger.exception("index refresh of %d enterprises failed", len(changes))
+            for _, future in batch:
+                future.set_exception(exc)
+        else:
+            for _, future in batch:
+                future.set_result(None)
+            self._note_unsaved(eid for eid, _ in changes)
+        finally:
+            with self._lock:
+                self._pending -= sum(len(pairs) for pairs, _ in batch)
+
+    # ------------------------------------------------------------------------------------ saved index
+    def _note_unsaved(self, ids: Iterator[str]) -> None:
+        if self.persist_interval <= 0:
+            return
+        with self._lock:
+            self._unsaved.update(ids)
+            if self._timer is None and not self._closed:
+                self._timer = threading.Timer(self.persist_interval, self._persist_soon)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _persist_soon(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._closed:
+                return
+        self._pool.submit(self.persist)
+
+    def persist(self) -> int:
+        """Write the changed ids into the saved index now; returns how many. Call on the worker (or at close)."""
+        with self._lock:
+            ids, self._unsaved = sorted(self._unsaved), set()
+        if not ids:
+            return 0
+        self._update_saved(ids)
+        return len(ids)
+
+    def catch_up(self) -> Future[IndexStatus | None]:
+        """Queue a catch-up of the saved index with the store (what a crash left unsaved) on the worker."""
+        return self._pool.submit(self._update_saved, None)
+
+    def _update_saved(self, ids: list[str] | None) -> IndexStatus | None:
+        """Upsert ``ids`` (None: whatever the store has changed or dropped) into the saved index, if one exists."""
+        from index.errors import IndexNotFoundError
+        from matcher.indexing import update_index
+
+        eng = self.engine
+        try:
+            status = update_index(
+                eng.ws.store, ids, embedder=eng.embedder, settings=eng.settings, catalogue=eng.catalogue
+            )
+        except IndexNotFoundError:
+            logger.debug("no saved index at %s: nothing to keep in step", eng.settings.index_path)
+            return None
+        except Exception:  # doctor reports the drift; the in-memory index is unaffected
+            logger.exception("saving index changes failed (run `chainmatch doctor --repair`)")
+            return None
+        self.persists += 1
+        return status
+
+    def close(self) -> None:
+        """Finish queued refreshes, write what the saved index lacks, stop the worker."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self._pool.submit(self.persist)
+        self._pool.shutdown(wait=True, cancel_futures=False)
