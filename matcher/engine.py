@@ -121,6 +121,18 @@ class Engine:
                 logger.warning("reranker at %s not usable (%s); using the default scorer", path, exc)
         return None
 
+    def warm_queries(self) -> int:
+        """Embed the query of every catalogue need (each link and each chain) into the recommender's query
+        cache, so no request pays for a model call on a catalogue gap; returns how many needs."""
+        rec = self.recommender()
+        needs: list[tuple[str | None, str | None]] = []
+        for chain_id, chain in self.catalogue.chains.items():
+            needs.append((chain_id, None))
+            needs.extend((chain_id, link_id) for link_id in chain.link_ids)
+        for start in range(0, len(needs), 256):
+            rec.prefetch_needs(needs[start : start + 256])
+        return len(needs)
+
     def gap_index(self) -> GapIndex:
         with self._lock:
             if self._gap_index is None:

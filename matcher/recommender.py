@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -285,6 +286,17 @@ class Recommender:
                 by_industry[key] = frozenset(tokenize(key))
             industry.append(by_industry[key])
         out.update(province_=province, group_=group, norm_name_=norm_name, industry_tokens_=industry)
+        by_norm_name: dict[str, list[int]] = {}
+        for i, name in enumerate(norm_name):
+            by_norm_name.setdefault(name, []).append(i)
+        out["by_norm_name_"] = by_norm_name
+        # tenants as small integer codes (0 = shared corpus) so a request's visibility mask is one numpy op
+        codes: dict[str, int] = {}
+        for t in out["tenant_"]:
+            if t is not None and t not in codes:
+                codes[t] = len(codes) + 1
+        out["tenant_codes_"] = codes
+        out["tenant_code_"] = np.array([codes[t] if t is not None else 0 for t in out["tenant_"]], dtype=np.int32)
         postings: dict[str, list[tuple[int, float, float]]] = {}
         for i, e in enumerate(ents):
             for m in e.links:
@@ -417,8 +429,9 @@ class Recommender:
     def _mask(self, f: Filters, tenant: str | None, residents, aiding: set[str]) -> tuple[np.ndarray, int]:
         n = self.n_
         mask = np.ones(n, dtype=bool)
-        if any(t is not None for t in self.tenant_):
-            mask &= np.array([t is None or t == tenant for t in self.tenant_], dtype=bool)
+        if self.tenant_codes_:  # private rows exist: the shared corpus (code 0) plus the caller's own
+            code = self.tenant_codes_.get(tenant, -1) if tenant is not None else -1
+            mask &= (self.tenant_code_ == 0) | (self.tenant_code_ == code)
         if f.provinces:
             allowed = {province_short(p) or p for p in f.provinces}
             mask &= np.array([p in allowed for p in self.province_], dtype=bool)
@@ -439,13 +452,13 @@ class Recommender:
                 mask[i] = False
         excluded = 0
         if residents:
-            ids = {r.enterprise_id for r in residents if r.enterprise_id}
-            names = {normalize_company_name(r.name, strip_region=True) for r in residents}
-            for i, e in enumerate(self.enterprises_):
-                if e.id in ids or self.norm_name_[i] in names:
-                    if mask[i]:
-                        excluded += 1
-                    mask[i] = False
+            rows = {self.id_to_idx_[r.enterprise_id] for r in residents if r.enterprise_id in self.id_to_idx_}
+            for r in residents:
+                rows.update(self.by_norm_name_.get(normalize_company_name(r.name, strip_region=True), ()))
+            for i in rows:
+                if mask[i]:
+                    excluded += 1
+                mask[i] = False
         return mask, excluded
 
     def _pool(
@@ -676,6 +689,7 @@ class Recommender:
         )
 
 
+@lru_cache(maxsize=4096)
 def _proximity(prov: str | None, region_prov: str | None) -> float:
     d = distance_km(prov, region_prov)
     return 0.0 if d is None else max(0.0, 1.0 - d / 4000.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from functools import cached_property
@@ -166,6 +167,9 @@ class ServiceState:
             logger.info("index ready: %d enterprises", self.index_size())
             self.engine.gap_index()  # the reverse-direction index (enterprise → regions) follows; built lazily otherwise
             logger.info("gap index ready")
+            t0 = time.perf_counter()
+            n = self.engine.warm_queries()
+            logger.info("query cache warmed: %d catalogue needs in %.1f s", n, time.perf_counter() - t0)
         except Exception as exc:  # readiness reports it; requests will retry the fit
             self.warm_error = f"{type(exc).__name__}: {exc}"
             logger.exception("warm-up failed")
