@@ -108,11 +108,21 @@ class Catalogue:
 
     def suppliers(self, link_id: str, chain_id: str | None = None) -> list[Edge]:
         """Edges into ``link_id`` (its upstream inputs), optionally within one chain."""
-        return self._filter(self._up.get(link_id, []), chain_id)
+        return self._edges("up", link_id, chain_id)
 
     def customers(self, link_id: str, chain_id: str | None = None) -> list[Edge]:
         """Edges out of ``link_id`` (its downstream outlets), optionally within one chain."""
-        return self._filter(self._down.get(link_id, []), chain_id)
+        return self._edges("down", link_id, chain_id)
+
+    def _edges(self, direction: str, link_id: str, chain_id: str | None) -> list[Edge]:
+        """Memoised per (direction, link, chain): the ranking asks the same few hundred times per request."""
+        memo = self.__dict__.setdefault("_edge_memo", {})
+        key = (direction, link_id, chain_id)
+        found = memo.get(key)
+        if found is None:
+            edges = (self._up if direction == "up" else self._down).get(link_id, [])
+            found = memo[key] = tuple(self._filter(edges, chain_id))
+        return list(found)
 
     def neighbours(self, link_id: str, chain_id: str | None = None) -> set[str]:
         """Links directly upstream or downstream of ``link_id``."""

@@ -65,7 +65,7 @@ class PreparedUpdate:
     enterprises: list[Enterprise]
     vectors: np.ndarray
     id_to_idx: dict[str, int]
-    lindex: Any  # index.lexical.LexicalIndex
+    upsert_tokens: list[list[str]]  # lexical tokens of the upserted profiles
     arrays: dict[str, Any]
     upsert_ids: list[str]
     upsert_vectors: np.ndarray
@@ -181,11 +181,9 @@ class Recommender:
     def prepare_update(
         self, upserts: Sequence[Enterprise], removals: Sequence[str] = (), cache=None
     ) -> PreparedUpdate:
-        """The costly part of :meth:`update` (mapping, embedding, lexical index, per-firm arrays), computed
-        into new objects without touching the fitted state: searches can run meanwhile. Prepare and apply one
-        update at a time (each prepared update builds on the state it saw)."""
-        from index.lexical import LexicalIndex
-
+        """The costly part of :meth:`update` (mapping, embedding, tokens, per-firm arrays), computed into new
+        objects without touching the fitted state: searches can run meanwhile. Prepare and apply one update at
+        a time (each prepared update builds on the state it saw)."""
         self._check_fitted()
         gone = {r for r in removals if r in self.id_to_idx_}
         ups = list(upserts)
@@ -213,27 +211,27 @@ class Recommender:
         if new_rows:
             vectors = np.vstack([vectors, np.asarray(new_rows, dtype=np.float32)])
         # only the changed profiles are tokenised again (jieba over the whole corpus took seconds per upsert)
-        # and only they are checked by the lexical index; unchanged documents are shared with the live one
         changed = {e.id for e in ups}
-        lindex = self.lindex_.updated([e.id for e in ups], [self._doc_tokens(e) for e in ups], sorted(gone))
         unchanged = {e.id: self.id_to_idx_[e.id] for e in ents if e.id not in changed and e.id in self.id_to_idx_}
         return PreparedUpdate(
             enterprises=ents, vectors=np.ascontiguousarray(vectors, dtype=np.float32), id_to_idx=pos,
-            lindex=lindex, arrays=self._arrays(ents, unchanged), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
-            removed=sorted(gone),
+            arrays=self._arrays(ents, unchanged), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
+            upsert_tokens=[self._doc_tokens(e) for e in ups], removed=sorted(gone),
         )  # fmt: skip
 
     def apply_update(self, prepared: PreparedUpdate) -> None:
-        """Swap a :meth:`prepare_update` result in: the vector index's upserts / removals and new references
-        (milliseconds; run it under the lock that keeps searches out)."""
+        """Swap a :meth:`prepare_update` result in: the vector and lexical indexes' upserts / removals and new
+        references (milliseconds; run it under the lock that keeps searches out)."""
         if prepared.removed:
             self.vindex_.remove(prepared.removed)
         if prepared.upsert_ids:
             self.vindex_.upsert(prepared.upsert_ids, prepared.upsert_vectors)
+        # the lexical index changes in place: only the changed documents' postings (sub-millisecond)
+        self.lindex_.remove(prepared.removed)
+        self.lindex_.upsert(prepared.upsert_ids, prepared.upsert_tokens)
         self.enterprises_ = prepared.enterprises
         self.vectors_ = prepared.vectors
         self.id_to_idx_ = prepared.id_to_idx
-        self.lindex_ = prepared.lindex
         for name, value in prepared.arrays.items():
             setattr(self, name, value)
         logger.info(

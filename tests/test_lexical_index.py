@@ -1,4 +1,4 @@
-"""LexicalIndex over bm25s: ranking, safe empty / unknown queries, filters, updates and persistence."""
+"""LexicalIndex (bm25s Lucene scores from in-place postings): ranking, safe empty / unknown queries, filters, updates and persistence."""
 
 from __future__ import annotations
 
@@ -82,21 +82,38 @@ def test_load_refuses_a_tampered_document_file(lex: LexicalIndex, tmp_path: Path
         LexicalIndex.load(tmp_path / "nothing-here")
 
 
-def test_updated_returns_a_new_index_and_leaves_the_live_one_alone():
-    live = LexicalIndex().build(["a", "b", "c"], [["多晶硅", "光伏"], ["电解铝"], ["铝棒", "电解铝"]])
-    new = live.updated(["b", "d"], [["铝棒"], ["多晶硅"]], removals=["c"])
-    assert sorted(i for i, _ in live.search(["电解铝"], k=5)) == ["b", "c"]  # untouched
-    assert new.search(["电解铝"], k=5) == []
-    assert sorted(i for i, _ in new.search(["铝棒"], k=5)) == ["b"]
-    assert sorted(i for i, _ in new.search(["多晶硅"], k=5)) == ["a", "d"]
-    assert len(new) == 3 and "c" not in new and len(live) == 3
-    fresh = LexicalIndex().build(["a", "b", "d"], [["多晶硅", "光伏"], ["铝棒"], ["多晶硅"]])
-    assert new.search(["多晶硅", "铝棒"], k=5) == fresh.search(["多晶硅", "铝棒"], k=5)
+def _bm25s_scores(docs: dict[str, list[str]], query: list[str]) -> dict[str, float]:
+    import bm25s
+
+    ids = list(docs)
+    bm = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    bm.index([docs[i] or [""] for i in ids], show_progress=False)
+    token_ids = [bm.vocab_dict[t] for t in query if t in bm.vocab_dict]
+    scores = bm.get_scores_from_ids(token_ids) if token_ids else [0.0] * len(ids)
+    return {i: float(s) for i, s in zip(ids, scores, strict=True) if s > 0}
 
 
-def test_updated_checks_only_its_input():
-    live = LexicalIndex().build(["a"], [["多晶硅"]])
-    with pytest.raises(TypeError, match="one str"):
-        live.updated(["b"], [["x"]], removals="a")
-    with pytest.raises(ValueError, match="2 ids for 1 token lists"):
-        live.updated(["b", "c"], [["x"]])
+QUERIES = [["多晶硅"], ["多晶硅", "高纯"], ["光伏", "光伏", "电解铝"], ["番茄", "铝锭", "单晶"]]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_scores_equal_bm25s_lucene(lex: LexicalIndex, query: list[str]) -> None:
+    ours = dict(lex.search(query, k=10))
+    assert ours.keys() == _bm25s_scores(DOCS, query).keys()
+    for i, s in _bm25s_scores(DOCS, query).items():
+        assert ours[i] == pytest.approx(s, rel=1e-5)
+
+
+def test_updates_in_place_score_like_a_fresh_build(lex: LexicalIndex) -> None:
+    lex.upsert(["tomato", "new", "later"], [["多晶硅", "番茄"], ["光伏", "铝水", "铝水"], ["单晶"]])
+    lex.remove(["aluminium", "silicon"])
+    lex.upsert(["again"], [["电解铝", "光伏"]])  # reuses a freed row
+    docs = {**{k: v for k, v in DOCS.items() if k not in ("aluminium", "silicon")},
+            "tomato": ["多晶硅", "番茄"], "new": ["光伏", "铝水", "铝水"], "later": ["单晶"], "again": ["电解铝", "光伏"]}  # fmt: skip
+    fresh = LexicalIndex().build(list(docs), list(docs.values()))
+    assert len(lex) == len(docs)
+    for query in [*QUERIES, ["铝水"], ["电解铝", "单晶", "光伏"]]:
+        ours, theirs = dict(lex.search(query, k=10)), dict(fresh.search(query, k=10))
+        assert ours.keys() == theirs.keys() == _bm25s_scores(docs, query).keys(), query
+        for i, s in theirs.items():
+            assert ours[i] == pytest.approx(s, rel=1e-5)
