@@ -190,7 +190,7 @@ class LexicalIndex:
             df = len(rows)
             idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
             norm = self.k1 * ((1.0 - self.b) + self.b * self._doclen[rows] / avgdl)
-            np.add.at(scores, rows, (idf * tfs / (tfs + norm)).astype(np.float32))
+            scores[rows] += idf * tfs / (tfs + norm)  # a token's postings hold each row once
         if allow is not None:
             allowed = [self._row[i] for i in allow if i in self._row]
             if not allowed:

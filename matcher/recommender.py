@@ -591,16 +591,34 @@ class Recommender:
         if not q.master_links:
             return 0.0, None
         # only links relevant to the need count: the gap link, its neighbours, or links named in the need
-        mine = {m.link_id for m in self.enterprises_[i].links if q.target_links.get(m.link_id, 0.0) >= 0.5}
+        relations = self._master_relations(q)
+        best: tuple[int, str] | None = None
+        for m in self.enterprises_[i].links:
+            hit = relations.get(m.link_id)
+            if hit is not None and q.target_links.get(m.link_id, 0.0) >= 0.5 and (best is None or hit < best):
+                best = hit
+        return (1.0, best[1]) if best is not None else (0.0, None)
+
+    def _master_relations(self, q: NeedQuery) -> dict[str, tuple[int, str]]:
+        """Link → (precedence, reason) of every link that can serve the region's 链主 for this need, once per
+        query: the first relation in (链主 link, downstream before upstream) order wins, as a scan would."""
+        memo = q.__dict__.get("_master_relations")
+        if memo is not None:
+            return memo
+        relations: dict[str, tuple[int, str]] = {}
+        order = 0
         for ml in q.master_links:
             names = "、".join(q.master_names.get(ml, []))
             for e in self.catalogue.customers(ml, q.chain_id):
-                if e.target in mine:
-                    return 1.0, f"可承接链主{names}的{e.flow or self.catalogue.links[ml].name}（下游配套）"
+                reason = f"可承接链主{names}的{e.flow or self.catalogue.links[ml].name}（下游配套）"
+                relations.setdefault(e.target, (order, reason))
+                order += 1
             for e in self.catalogue.suppliers(ml, q.chain_id):
-                if e.source in mine:
-                    return 1.0, f"可为链主{names}供应{e.flow or self.catalogue.links[e.source].name}（上游配套）"
-        return 0.0, None
+                reason = f"可为链主{names}供应{e.flow or self.catalogue.links[e.source].name}（上游配套）"
+                relations.setdefault(e.source, (order, reason))
+                order += 1
+        q.__dict__["_master_relations"] = relations
+        return relations
 
     def _diversify(self, idx: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
         """Group dedupe (one firm per group) then MMR over profile vectors; returns positions into idx."""

@@ -375,6 +375,8 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
         if warm:
             thread = threading.Thread(target=svc.warm, name="chainmatch-warm", daemon=True)
             thread.start()
+        else:
+            svc.warmed.set()  # nothing to wait for: the first request fits the index
         try:
             yield
         finally:

@@ -185,6 +185,17 @@ class LocalServer:
         self.stop()
         raise ServerStartError(f"server not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
+    def wait_warm(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Wait until the server's start-up warm-up (gap index, query cache) is done; returns ``/readyz``."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            body = httpx.get(f"{self.url}/readyz", timeout=5).json()
+            if body.get("checks", {}).get("warmup") != "running" or time.monotonic() > deadline:
+                return body
+            time.sleep(0.5)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self._log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -487,7 +498,7 @@ def register(app: typer.Typer) -> None:
             t0 = time.perf_counter()
             server.start(timeout=1800)  # the first start embeds the whole corpus
             try:
-                ready = httpx.get(f"{server.url}/readyz").json()
+                ready = server.wait_warm()
                 typer.echo(
                     f"server ready in {time.perf_counter() - t0:.0f} s at {server.url}: {ready}", err=True
                 )

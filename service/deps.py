@@ -127,7 +127,8 @@ class ServiceState:
             refresh_interval=settings.refresh_interval_s,
             persist_interval=settings.index_persist_interval_s,
         )
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # the recommender is fitted: requests are served
+        self.warmed = threading.Event()  # the start-up warm-up (gap index, query cache) is over
         self.warm_error: str | None = None
 
     @property
@@ -174,6 +175,8 @@ class ServiceState:
             self.warm_error = f"{type(exc).__name__}: {exc}"
             logger.exception("warm-up failed")
             return
+        finally:
+            self.warmed.set()
         if self.settings.index_persist_interval_s > 0:
             self.refresher.catch_up()
 

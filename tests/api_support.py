@@ -70,6 +70,7 @@ class Api:
         self.client.__enter__()
         if warm:
             assert self.app.state.service.ready.wait(120), self.app.state.service.warm_error
+            assert self.app.state.service.warmed.wait(120), "warm-up (gap index, query cache) never ended"
 
     @property
     def svc(self):

@@ -99,7 +99,7 @@ def test_health_readiness_and_metrics_need_no_key(api: Api):
     api.client.get("/v1/regions/manas", headers=t.headers)
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "index": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "index": "ok", "warmup": "done"}
     assert ready.json()["index_size"] > 400
     text = api.client.get("/metrics").text
     assert (

@@ -32,6 +32,8 @@ def readyz(svc: ServiceDep) -> JSONResponse:
         "ok" if svc.is_ready() else ("error: " + svc.warm_error if svc.warm_error else "loading")
     )
     ok = all(v == "ok" for v in checks.values())
+    # informational, never a reason for 503: the gap index and the query cache are built after readiness
+    checks["warmup"] = "done" if svc.warmed.is_set() else ("failed" if svc.warm_error else "running")
     body = {
         "status": "ready" if ok else "not_ready",
         "checks": checks,
