@@ -5,7 +5,9 @@ import-a-share``), creates an API key, starts the server on a free loopback port
 drives it from a bounded pool of async httpx clients: 70% recommendations, 20% enterprise name searches, 10%
 upserts of small batches. Each client count runs for a fixed duration and at most ``--max-requests``
 requests, then the server is stopped. The result is a markdown table per operation and overall: requests,
-throughput, p50 / p95 / p99 latency and errors. It is a measurement, not a CI gate. The server's model and
+throughput, p50 / p95 / p99 latency and errors. Upserts answer once stored (the index catches up on the
+server's refresher thread); a probe outside the mix upserts one firm every 2 s with ``?wait=30`` and reports
+the write → searchable lag. It is a measurement, not a CI gate. The server's model and
 embedding cache live in ``--cache-dir`` (default: the user's cache), so only the first run embeds the corpus.
 
 :class:`LocalServer` (a ``chainmatch serve`` child process that can be stopped or SIGKILLed and restarted) is
@@ -245,6 +247,8 @@ class LoadResult:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in MIX})
     errors: dict[str, int] = field(default_factory=lambda: {op: 0 for op in MIX})
     statuses: dict[str, int] = field(default_factory=dict)
+    index_lag: list[float] = field(default_factory=list)
+    """ms from sending an upsert until the index serves it (a probe with ``?wait=30``, outside the mix)."""
 
     @property
     def requests(self) -> int:
@@ -318,6 +322,25 @@ async def _client(
             result.statuses[type(exc).__name__] = result.statuses.get(type(exc).__name__, 0) + 1
 
 
+async def _index_lag_probe(http: Any, deadline: float, result: LoadResult, every: float = 2.0) -> None:
+    """Every ``every`` seconds upsert one firm with ``?wait=30``: its latency is the write → searchable lag."""
+    import httpx
+
+    n = 0
+    while time.monotonic() + every < deadline:
+        await asyncio.sleep(every)
+        n += 1
+        firm = {"id": f"lag-probe-{n}", "name": f"时延探针{n}号铝棒有限公司", "province": "江苏",
+                "products": [{"name": "铝棒", "share": 0.9}]}  # fmt: skip
+        t0 = time.perf_counter()
+        try:
+            resp = await http.post("/v1/enterprises", json=[firm], params={"wait": 30})
+        except httpx.HTTPError:
+            continue
+        if resp.status_code == 200 and resp.json().get("index") == "updated":
+            result.index_lag.append((time.perf_counter() - t0) * 1000)
+
+
 async def _drive(
     url: str,
     key: str,
@@ -331,7 +354,7 @@ async def _drive(
     import httpx
 
     result = LoadResult(clients=clients, seconds=0.0)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)  # + the probe
     budget = [max_requests]
     async with httpx.AsyncClient(
         base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=120
@@ -339,10 +362,11 @@ async def _drive(
         t0 = time.monotonic()
         deadline = t0 + duration
         await asyncio.gather(
+            _index_lag_probe(http, deadline, result),
             *(
                 _client(http, random.Random(seed * 1000 + i), gaps, deadline, budget, result, i, mix)
                 for i in range(clients)
-            )
+            ),
         )
         result.seconds = time.monotonic() - t0
     return result
@@ -401,6 +425,12 @@ def markdown_table(results: list[LoadResult]) -> str:
                 f"| {r.clients} | {op} | {n:,} | {n / r.seconds:,.1f} | {_pct(lat, 50):.0f} | "
                 f"{_pct(lat, 95):.0f} | "
                 f"{_pct(lat, 99):.0f} | {err} |"
+            )
+        if r.index_lag:
+            lag = r.index_lag
+            lines.append(
+                f"| {r.clients} | index lag (probe, not in all) | {len(lag)} | – | {_pct(lag, 50):.0f} | "
+                f"{_pct(lag, 95):.0f} | {_pct(lag, 99):.0f} | – |"
             )
     return "\n".join(lines)
 
