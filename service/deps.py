@@ -71,17 +71,21 @@ class ApiError(Exception):
 
 
 class _ReadWriteLock:
-    """Many readers (recommendations) or one writer (index refresh) at a time."""
+    """Many readers (recommendations) or one writer (index swap) at a time; a waiting writer goes first.
+
+    Without the writer preference a steady stream of overlapping reads kept the swap waiting for seconds.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            while self._writer:
+            while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -89,13 +93,18 @@ class _ReadWriteLock:
         finally:
             with self._cond:
                 self._readers -= 1
-                self._cond.notify_all()
+                if not self._readers:
+                    self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
         try:
             yield
