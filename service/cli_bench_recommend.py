@@ -145,3 +145,53 @@ def register(app: typer.Typer) -> None:
             rawtxt = f"{_pct(b, 50):.1f} / {_pct(b, 95):.1f}" if b else "-"
             ratio = f"{_pct(o, 50) / _pct(b, 50):.2f}×" if b else "-"
             typer.echo(f"| {name} | {n:,} | {q} | {_pct(o, 50):.1f} | {_pct(o, 95):.1f} | {rawtxt} | {ratio} |")
+
+    @bench_app.command("refresh")
+    @handle_errors
+    def bench_refresh(
+        sizes: str = typer.Option("10000,100000", "--n", help="Synthetic corpus sizes, comma-separated"),
+        changed: str = typer.Option("1,10", "--changed", help="Profiles changed per refresh, comma-separated"),
+        repeats: int = typer.Option(20, "--repeats", min=3),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Cost of keeping a fitted recommender current (the server's refresh per batch of upserts) vs
+        rebuilding the BM25 matrix with bm25s (the refresh before in-place postings) on the same tokens."""
+        import bm25s
+
+        from matcher.catalogue import default_catalogue
+        from matcher.recommender import Recommender
+        from models.embedders import HashEmbedder
+
+        catalogue = default_catalogue()
+        emb = HashEmbedder()
+        typer.echo("| corpus | changed | prepare p50 / p95 ms | swap p50 ms | bm25s rebuild p50 ms | rebuild / ours |")
+        typer.echo("|---:|---:|---|---:|---:|---:|")
+        for n in (int(x) for x in sizes.split(",") if x.strip()):
+            typer.echo(f"fitting a {n:,}-firm synthetic corpus …", err=True)
+            syn = _synthetic_corpus(catalogue, n, seed)
+            rec = Recommender(catalogue, emb).fit(syn)
+            tokens = [rec.lindex_.tokens(e.id) or [""] for e in rec.enterprises_]
+            rebuild = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                bm25s.BM25(method="lucene").index(tokens, show_progress=False)
+                rebuild.append((time.perf_counter() - t0) * 1000)
+            rng = random.Random(seed)
+            for m in (int(x) for x in changed.split(",") if x.strip()):
+                prep, swap = [], []
+                for r in range(repeats):
+                    picks = rng.sample(rec.enterprises_, m)
+                    ups = [e.model_copy(update={"name": f"{e.name}{r}", "employees": (e.employees or 0) + 1})
+                           for e in picks]  # fmt: skip
+                    t0 = time.perf_counter()
+                    prepared = rec.prepare_update(ups)
+                    t1 = time.perf_counter()
+                    rec.apply_update(prepared)
+                    t2 = time.perf_counter()
+                    prep.append((t1 - t0) * 1000)
+                    swap.append((t2 - t1) * 1000)
+                ours = _pct(prep, 50) + _pct(swap, 50)
+                typer.echo(
+                    f"| {n:,} | {m} | {_pct(prep, 50):.1f} / {_pct(prep, 95):.1f} | {_pct(swap, 50):.2f} | "
+                    f"{_pct(rebuild, 50):.0f} | {_pct(rebuild, 50) / ours:.1f}× |"
+                )

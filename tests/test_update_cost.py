@@ -4,10 +4,12 @@ under load, holding the index write lock that recommendations wait on)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from matcher.catalogue import default_catalogue
 from matcher.demo import load_demo_enterprises
+from matcher.recommendation import Filters
 from matcher.recommender import Recommender
 from matcher.records import Product
 from models.embedders import HashEmbedder
@@ -82,3 +84,49 @@ def test_updated_arrays_equal_a_fresh_fit():
     for name in ("province_", "group_", "norm_name_", "industry_tokens_", "tenant_"):
         assert [getattr(rec, name)[i] for i in order] == getattr(fresh, name), name
     assert rec.capacity_[order].tolist() == fresh.capacity_.tolist()
+
+
+def _assert_same_arrays(rec: Recommender, fresh: Recommender) -> None:
+    """Every per-firm structure of ``rec`` equals a fresh fit's, position for position."""
+    assert [e.id for e in rec.enterprises_] == [e.id for e in fresh.enterprises_]
+    for name in ("province_", "group_", "norm_name_", "industry_tokens_", "tenant_", "posted_links_"):
+        assert getattr(rec, name) == getattr(fresh, name), name
+    for name in ("capacity_", "listed_"):
+        assert getattr(rec, name).tolist() == getattr(fresh, name).tolist(), name
+    np.testing.assert_array_equal(rec.employees_, fresh.employees_)
+    assert rec.postings_ == fresh.postings_ and rec.by_norm_name_ == fresh.by_norm_name_ and rec.n_ == fresh.n_
+    np.testing.assert_allclose(rec.vectors_, fresh.vectors_, rtol=0, atol=1e-6)
+    for tenant in (None, "acme", "beta", "nobody"):  # the same firms are visible to each tenant
+        mine = rec._mask(Filters(), tenant, [], set())[0]
+        theirs = fresh._mask(Filters(), tenant, [], set())[0]
+        assert mine.tolist() == theirs.tolist(), tenant
+
+
+def test_upserts_patch_the_arrays_like_a_fresh_fit():
+    """Upserts without removals take the O(changed) path: replaced and appended firms, twice, equal a fit."""
+    ents = load_demo_enterprises()[:150]
+    rec = Recommender(default_catalogue(), HashEmbedder()).fit(ents[:100])
+    expected = list(ents[:100])
+    for round_ in range(2):
+        replaced = [
+            ents[3 + round_].model_copy(update={"name": f"新疆改名{round_}铝业有限公司", "employees": 7 + round_}),
+            ents[40].model_copy(update={"products": [Product(name="钙钛矿叠层电池组件", share=0.9)], "tenant": "acme"}),
+        ]
+        added = [e.model_copy(update={"tenant": "beta"}) for e in ents[100 + 25 * round_ : 125 + 25 * round_]]
+        rec.update([*replaced, *added, replaced[0]])  # a firm twice in one batch: one upsert
+        for e in replaced:
+            expected[next(i for i, x in enumerate(expected) if x.id == e.id)] = e
+        expected += added
+        fresh = Recommender(default_catalogue(), HashEmbedder()).fit([e.model_copy() for e in expected])
+        _assert_same_arrays(rec, fresh)
+    assert len(rec.vindex_) == len(expected)
+
+
+def test_an_update_with_removals_takes_the_full_path_and_equals_a_fresh_fit():
+    ents = load_demo_enterprises()[:80]
+    rec = Recommender(default_catalogue(), HashEmbedder()).fit(ents[:60])
+    rec.update([ents[61], ents[5].model_copy(update={"employees": 3})], removals=[ents[0].id, ents[30].id])
+    expected = [e for e in ents[:60] if e.id not in (ents[0].id, ents[30].id)]
+    expected[[e.id for e in expected].index(ents[5].id)] = ents[5].model_copy(update={"employees": 3})
+    expected.append(ents[61])
+    _assert_same_arrays(rec, Recommender(default_catalogue(), HashEmbedder()).fit(expected))

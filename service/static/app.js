@@ -145,10 +145,12 @@ async function selectChain(chainId, gmAll) {
     api(`/v1/regions/${rid}/gapmap.svg?chain=${encodeURIComponent(chainId)}`),
     gmAll ? Promise.resolve(gmAll) : api(`/v1/regions/${rid}/gaps?chain=${encodeURIComponent(chainId)}`),
   ]);
+  if (state.chain !== chainId) return;  // another chain was picked while this one loaded: keep the newer
   // the SVG is rendered by our server with every text escaped and no script
   const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
   const box = $("#gapmap");
   box.replaceChildren(document.importNode(doc.documentElement, true));
+  box.dataset.renders = String(Number(box.dataset.renders || 0) + 1);
   for (const node of box.querySelectorAll("g.node.gap")) {
     const open = () => selectGap(chainId, node.dataset.link, node.dataset.gapType);
     node.addEventListener("click", open);
