@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -350,6 +350,26 @@ class SecurityHeadersMiddleware(_HttpMiddleware):
         await self.app(scope, receive, send_wrapper)
 
 
+def _install_docs(app: FastAPI) -> None:
+    """Interactive API docs at ``/docs`` with Swagger UI 5's JS and CSS from the ``fastapi-offline`` package
+    (FastAPI's default page loads them from a CDN, which an offline deployment cannot reach)."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+
 def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bool = True) -> FastAPI:
     """Build the service.
 
@@ -393,6 +413,8 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
             '`{"error": {"code", "message", "field", "value"}}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # served below from the packaged Swagger UI: the page works without internet
+        redoc_url=None,
     )
     app.state.service = svc
     _install_error_handlers(app)
@@ -408,6 +430,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_docs(app)
 
     if settings.cors_origins:
         app.add_middleware(

@@ -120,7 +120,12 @@ def test_request_id_is_echoed_or_created(api: Api):
 def test_openapi_documents_the_api_key_scheme_and_docs_page(api: Api):
     schema = api.client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
-    assert api.client.get("/docs").status_code == 200
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn." not in docs.text and "http://" not in docs.text and "https://" not in docs.text
+    asset = api.client.get("/docs-assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000
+    assert api.client.get("/redoc").status_code == 404
 
 
 def test_staff_page_is_served_with_a_strict_content_security_policy(api: Api):

@@ -189,3 +189,18 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
     assert ws.cell(row=1, column=1).value == "排名"
     assert (ws.cell(row=2, column=2).value, ws.cell(row=2, column=12).value) == (name, "已接触")
     assert ws.cell(row=2, column=13).value == "已电话联系"
+
+
+def test_api_docs_render_offline_in_the_browser(browser, served: Served):
+    """/docs draws every route from the packaged Swagger UI; the browser may not reach any other host."""
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.execute_cdp_cmd("Network.enable", {})
+    d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*://*.jsdelivr.net/*", "*://unpkg.com/*", "*cdn*"]})
+    d.get(f"{served.url}/docs")
+    _wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, ".opblock")) > 20)
+    paths = {e.text for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/v1/recommendations" in paths and "/v1/enterprises" in paths
+    hosts = d.execute_script("return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
+    assert set(hosts) <= {f"127.0.0.1:{served.port}"}, hosts
