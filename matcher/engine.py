@@ -37,6 +37,7 @@ class Engine:
         self._lock = threading.RLock()
         self._recommender: Recommender | None = None
         self._gap_index: GapIndex | None = None
+        self._tenant_gap_index: dict[str, GapIndex] = {}  # each tenant's own regions, built on first use
 
     @classmethod
     def open(cls, settings: Settings | None = None, embedder=None) -> Engine:
@@ -182,7 +183,22 @@ class Engine:
             from matcher.mapping import LinkMapper
 
             ent.links = LinkMapper(self.catalogue).map(ent)
-        return ent, self.gap_index().fit(ent, k=k)
+        shared = self.gap_index()
+        if tenant is None:
+            return ent, shared.fit(ent, k=k)
+        own, tindex = self._tenant_gaps(tenant)
+        return ent, shared.fit(ent, k=k, exclude=own, also=[tindex] if own else [])
+
+    def _tenant_gaps(self, tenant: str) -> tuple[set[str], GapIndex]:
+        """Ids of the tenant's own regions (which override shared ones of the same id) and their gap index."""
+        book = self.regions(tenant)
+        own = {r.id for r in book if r.tenant == tenant}
+        with self._lock:
+            tindex = self._tenant_gap_index.get(tenant)
+            if tindex is None:
+                tindex = GapIndex(self.catalogue, self.embedder).build(book, only=own)
+                self._tenant_gap_index[tenant] = tindex
+        return own, tindex
 
     def refresh(self, ids: Sequence[str], tenant: str | None = None) -> None:
         """Bring changed / deleted enterprises into the fitted recommender without a full rebuild."""
@@ -208,8 +224,13 @@ class Engine:
         prepared = rec.prepare_update(present, gone, cache=self.embedding_cache)
         return lambda: rec.apply_update(prepared)
 
-    def region_changed(self, region_id: str) -> None:
+    def region_changed(self, region_id: str, tenant: str | None = None) -> None:
+        """Keep the gap indexes current after a region of ``tenant`` (None: shared) was saved or deleted."""
         with self._lock:
+            if tenant is not None:
+                self._tenant_gap_index.pop(tenant, None)  # a tenant has a few regions: rebuilt on next use
+                return
             if self._gap_index is not None:
                 self._gap_index.update_region(region_id, self.regions())
+            self._tenant_gap_index.clear()  # tenants' regions may be diagnosed against shared ones
 

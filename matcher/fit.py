@@ -13,6 +13,7 @@ whenever that region changes (:meth:`GapIndex.update_region`). A fit's score com
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,11 +73,13 @@ class GapIndex:
         self._aiding: dict[str, set[str]] = {}
         self._vecs: dict[str, np.ndarray] = {}
 
-    def build(self, book: RegionBook) -> GapIndex:
-        """Diagnose every region and embed all their gaps in one batch."""
+    def build(self, book: RegionBook, only: set[str] | None = None) -> GapIndex:
+        """Diagnose every region of ``book`` (or the ids in ``only``) and embed all their gaps in one batch."""
         texts: list[str] = []
         spans: list[tuple[str, int, int]] = []
         for region in book:
+            if only is not None and region.id not in only:
+                continue
             self._set_region(region.id, book)
             gaps = self._gaps[region.id]
             spans.append((region.id, len(texts), len(texts) + len(gaps)))
@@ -111,14 +114,42 @@ class GapIndex:
     def __len__(self) -> int:
         return sum(len(g) for g in self._gaps.values())
 
-    def fit(self, enterprise: Enterprise, k: int = 10, per_region: int = 2) -> list[RegionFit]:
-        """Regions and gaps an enterprise fits best (at most ``per_region`` gaps per region)."""
+    def fit(
+        self,
+        enterprise: Enterprise,
+        k: int = 10,
+        per_region: int = 2,
+        exclude: set[str] | frozenset[str] = frozenset(),
+        also: Sequence[GapIndex] = (),
+    ) -> list[RegionFit]:
+        """Regions and gaps an enterprise fits best (at most ``per_region`` gaps per region).
+
+        ``exclude`` drops regions of this index (e.g. shared regions a tenant overrides with its own version);
+        ``also`` adds other indexes' regions (a tenant's private regions), ranked together with one embedding.
+        """
         ev = self.embedder.encode_queries([profile_text(enterprise, self.catalogue)])[0]
+        fits = self._fits(enterprise, ev, exclude)
+        for other in also:
+            fits += other._fits(enterprise, ev, frozenset())
+        fits.sort(key=lambda f: -f.score)
+        out: list[RegionFit] = []
+        count: dict[str, int] = {}
+        for f in fits:
+            if count.get(f.region_id, 0) >= per_region:
+                continue
+            count[f.region_id] = count.get(f.region_id, 0) + 1
+            out.append(f)
+            if len(out) >= k:
+                break
+        return out
+
+    def _fits(self, enterprise: Enterprise, ev: np.ndarray, exclude: set[str] | frozenset[str]) -> list[RegionFit]:
+        """Every gap of this index scored for the enterprise (embedding ``ev``), unsorted."""
         mine = {m.link_id: m for m in enterprise.links}
         prov = province_short(enterprise.province)
         fits: list[RegionFit] = []
         for rid, gaps in self._gaps.items():
-            if not gaps:
+            if not gaps or rid in exclude:
                 continue
             sims = self._vecs[rid] @ ev
             for g, sim in zip(gaps, sims):
@@ -146,14 +177,4 @@ class GapIndex:
                 if parts["aiding"]:
                     reasons.append(f"{prov}为{self._names[rid]}的产业援疆结对省份")
                 fits.append(RegionFit(rid, self._names[rid], g, score, parts, reasons))
-        fits.sort(key=lambda f: -f.score)
-        out: list[RegionFit] = []
-        count: dict[str, int] = {}
-        for f in fits:
-            if count.get(f.region_id, 0) >= per_region:
-                continue
-            count[f.region_id] = count.get(f.region_id, 0) + 1
-            out.append(f)
-            if len(out) >= k:
-                break
-        return out
+        return fits

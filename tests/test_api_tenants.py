@@ -36,7 +36,8 @@ def world(api: Api) -> dict:
         "products": [{"name": "铝棒", "share": 0.9}],
         "employees": 500,
     }
-    up = c.post("/v1/enterprises", json=[firm], headers=a.headers).json()
+    up = c.post("/v1/enterprises", json=[firm], params={"wait": 30}, headers=a.headers).json()
+    assert up["index"] == "updated"
     stored_id = up["ids"][0]
     lead = c.post(
         "/v1/leads", json={"region": "secret_park", **GAP, "enterprise_id": stored_id}, headers=a.headers
@@ -63,6 +64,28 @@ def test_a_sees_its_own_data(api: Api, world):
     assert api.client.get(f"/v1/leads/{world['lead']}", headers=h).status_code == 200
     rec = api.client.post("/v1/recommendations", json={"region": "manas", **GAP, "k": 20}, headers=h).json()
     assert world["firm_id"] in [x["enterprise_id"] for x in rec["candidates"]]
+
+
+def test_reverse_fit_ranks_a_tenants_own_regions_for_it_only(api: Api, world):
+    """A's private park (链主 电解铝, target chain aluminium) is among the regions A's 铝棒 firm fits; B, asking
+    about a firm of its own with the same products, never sees A's park."""
+    fits = api.client.get(f"/v1/enterprises/{world['firm_id']}/fit", params={"k": 30}, headers=world["a"].headers)
+    assert fits.status_code == 200, fits.text
+    mine = [f for f in fits.json()["fits"] if f["region_id"] == world["region"]]
+    assert mine and mine[0]["region_name"] == "甲方保密园区"
+    b = _b(world)
+    twin = {"id": "b-rod", "name": "乙方铝棒制造有限公司", "province": "江苏", "products": [{"name": "铝棒", "share": 0.9}]}
+    up = api.client.post("/v1/enterprises", json=[twin], params={"wait": 30}, headers=b.headers).json()
+    theirs = api.client.get(f"/v1/enterprises/{up['ids'][0]}/fit", params={"k": 30}, headers=b.headers).json()
+    assert theirs["fits"] and world["region"] not in {f["region_id"] for f in theirs["fits"]}
+    # A edits its park: the next fit sees the new name (the tenant's gap index is rebuilt)
+    region = api.client.get(f"/v1/regions/{world['region']}", headers=world["a"].headers).json()
+    body = {k: region[k] for k in ("name", "level", "target_chains", "residents")} | {"name": "甲方保密园区二期"}
+    assert api.client.put(f"/v1/regions/{world['region']}", json=body, headers=world["a"].headers).status_code == 200
+    again = api.client.get(f"/v1/enterprises/{world['firm_id']}/fit", params={"k": 30}, headers=world["a"].headers)
+    assert {f["region_name"] for f in again.json()["fits"] if f["region_id"] == world["region"]} == {"甲方保密园区二期"}
+    body["name"] = "甲方保密园区"
+    assert api.client.put(f"/v1/regions/{world['region']}", json=body, headers=world["a"].headers).status_code == 200
 
 
 @pytest.mark.parametrize(

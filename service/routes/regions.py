@@ -68,7 +68,7 @@ def _validated(
 def _save(svc: ServiceDep, region: Region) -> None:
     svc.store.upsert_region(region)
     with svc.index_lock.write():
-        svc.engine.region_changed(region.id)
+        svc.engine.region_changed(region.id, region.tenant)
 
 
 @router.get("", response_model=list[RegionSummary], summary="地区列表 List the regions the tenant can see")
@@ -140,7 +140,7 @@ def delete_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Respons
         raise SharedCorpusReadOnlyError("region", region.id, tenant)
     svc.store.delete_region(region.id, tenant)
     with svc.index_lock.write():
-        svc.engine.region_changed(region.id)
+        svc.engine.region_changed(region.id, tenant)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
