@@ -387,7 +387,10 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
 
         engine = Engine.open(settings)
     svc = ServiceState(settings, engine)
-    svc.metrics = Metrics(index_size=svc.index_size, pending=lambda: svc.pending)
+    svc.metrics = Metrics(
+        index_size=svc.index_size, pending=lambda: svc.pending, unsaved=lambda: svc.refresher.unsaved
+    )
+    svc.refresher.on_refresh = svc.metrics.refresh.observe
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

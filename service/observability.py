@@ -94,9 +94,12 @@ class Metrics:
     Args:
         index_size: returns the number of enterprises in the fitted index (0 before fitting).
         pending: returns the number of changed enterprises not yet re-embedded into the index.
+        unsaved: returns the number of enterprises the saved index does not hold yet.
     """
 
-    def __init__(self, index_size: Callable[[], int], pending: Callable[[], int]) -> None:
+    def __init__(
+        self, index_size: Callable[[], int], pending: Callable[[], int], unsaved: Callable[[], int] = lambda: 0
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram(
             "chainmatch_request_duration_seconds",
@@ -119,11 +122,21 @@ class Metrics:
             "Changed enterprises waiting to be re-embedded.",
             registry=self.registry,
         )
+        self.unsaved = Gauge(
+            "chainmatch_index_unsaved",
+            "Enterprises served by the in-memory index but not yet written into the saved index.",
+            registry=self.registry,
+        )
+        self.refresh = Histogram(
+            "chainmatch_index_refresh_seconds",
+            "Duration of one index refresh (prepare + swap) on the refresher thread.",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self.rate_limited = Counter(
             "chainmatch_rate_limited", "Requests refused by the rate limiter.", registry=self.registry
         )
-        self._index_size_fn = index_size
-        self._pending_fn = pending
+        self._gauges = ((self.index_size, index_size), (self.pending, pending), (self.unsaved, unsaved))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.latency.labels(method, route).observe(seconds)
@@ -131,7 +144,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text (gauges refreshed first)."""
-        for gauge, fn in ((self.index_size, self._index_size_fn), (self.pending, self._pending_fn)):
+        for gauge, fn in self._gauges:
             try:
                 gauge.set(fn())
             except Exception as exc:  # a metric must never break the scrape

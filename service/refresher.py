@@ -69,6 +69,7 @@ class IndexRefresher:
         self._closed = False
         self.refreshes = 0
         self.persists = 0
+        self.on_refresh: Callable[[float], None] | None = None  # seconds of each refresh (metrics)
 
     @property
     def pending(self) -> int:
@@ -115,6 +116,8 @@ class IndexRefresher:
                 with self._write_lock():
                     apply()
             self.refreshes += 1
+            if self.on_refresh is not None:
+                self.on_refresh(time.monotonic() - self._last_start)
         except Exception as exc:
             logger.exception("index refresh of %d enterprises failed", len(changes))
             for _, future in batch:

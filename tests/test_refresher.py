@@ -168,6 +168,10 @@ def test_upsert_answers_before_the_index_takes_it_in(tmp_path: Path, tmp_path_fa
         assert waited.json()["index"] == "updated"
         assert f"{t.name}:async-1" in api.svc.engine.recommender().id_to_idx_
         assert api.client.get("/readyz").json()["pending_reembeds"] == 0
+        metrics = api.client.get("/metrics").text
+        assert "chainmatch_index_refresh_seconds_count" in metrics and "chainmatch_index_unsaved" in metrics
+        count = next(ln for ln in metrics.splitlines() if ln.startswith("chainmatch_index_refresh_seconds_count"))
+        assert float(count.split()[-1]) >= 1
         bad = api.client.post("/v1/enterprises", json=[firm], params={"wait": 31}, headers=t.headers)
         assert bad.status_code == 422 and bad.json()["error"]["field"].endswith("wait")
     finally:
