@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from index.checks import as_matrix, id_list
-from index.errors import IndexDimensionError
+from index.errors import IndexDimensionError, IndexManifestError
 from index.storage import load_manifest, save_version
 from index.vector import Metric
 
@@ -39,6 +39,8 @@ class MilvusVectorIndex:
         embedder_id: Embedder of the vectors (saved in the manifest).
         index_type: Milvus index type (``"FLAT"``, ``"HNSW"``, ``"AUTOINDEX"`` …).
         token: Server credentials, if any.
+        create: Create the collection when missing (False when loading a saved index: a missing collection is
+            an :class:`~index.errors.IndexManifestError`).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class MilvusVectorIndex:
         embedder_id: str | None = None,
         index_type: str = "FLAT",
         token: str | None = None,
+        create: bool = True,
     ) -> None:
         try:
             from pymilvus import MilvusClient
@@ -69,12 +72,15 @@ class MilvusVectorIndex:
         if self.uri.endswith(".db"):
             Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
         self._client = MilvusClient(self.uri, token=token or "")
-        self._ensure_collection()
+        self._ensure_collection(create)
 
-    def _ensure_collection(self) -> None:
+    def _ensure_collection(self, create: bool) -> None:
         from pymilvus import DataType, MilvusClient
 
         c = self._client
+        if not create and not c.has_collection(self.collection):
+            c.close()
+            raise IndexManifestError(f"Milvus collection {self.collection!r} not found at {self.uri}")
         if c.has_collection(self.collection):
             desc = c.describe_collection(self.collection)
             for f in desc.get("fields", []):
@@ -156,6 +162,27 @@ class MilvusVectorIndex:
         rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
+    @property
+    def ids(self) -> list[str]:
+        """Every id in the collection (read in pages; for consistency checks, not for request paths)."""
+        it = self._client.query_iterator(self.collection, batch_size=_BATCH, filter="", output_fields=["id"])
+        out: list[str] = []
+        try:
+            while page := it.next():
+                out += [str(r["id"]) for r in page]
+        finally:
+            it.close()
+        return out
+
+    @property
+    def resolved_factory(self) -> str:
+        """The Milvus index in use, e.g. ``"milvus:FLAT"`` (the FAISS index reports its factory string)."""
+        return f"milvus:{self.index_type}"
+
+    def drop(self) -> None:
+        """Drop the collection (a rebuild's predecessor once the new manifest is current)."""
+        self._client.drop_collection(self.collection)
+
     def __contains__(self, item: object) -> bool:
         return bool(self._existing([str(item)]))
 
@@ -200,7 +227,7 @@ class MilvusVectorIndex:
 
     @classmethod
     def load(
-        cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True
+        cls, path: Path | str, expected_embedder_id: str | None = None, verify: bool = True, token: str | None = None
     ) -> MilvusVectorIndex:
         """Reconnect to the collection a manifest under ``path`` names (embedder id checked)."""
         _, manifest = load_manifest(
@@ -208,7 +235,7 @@ class MilvusVectorIndex:
         )
         found = manifest.get("embedder_id")
         return cls(manifest["dim"], manifest["uri"], manifest["collection"], manifest["metric"],
-                   embedder_id=found, index_type=manifest["index_type"])  # fmt: skip
+                   embedder_id=found, index_type=manifest["index_type"], token=token, create=False)  # fmt: skip
 
     def close(self) -> None:
         """Close the client connection."""

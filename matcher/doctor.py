@@ -199,8 +199,9 @@ def expected_embedder_id(settings: Settings) -> str:
     return EMBEDDER_IDS[EmbedderName.parse(settings.embedder).value]
 
 
-def _read_ids(name: str, folder: Path) -> tuple[IndexCheck, set[str]]:
-    """The saved index's manifest facts and ids (checksums verified; the FAISS file is not loaded)."""
+def _read_ids(name: str, folder: Path, settings: Settings | None = None) -> tuple[IndexCheck, set[str]]:
+    """The saved index's manifest facts and ids (checksums verified; the FAISS file is not loaded, a Milvus
+    collection is read for its ids)."""
     from index.errors import IndexManifestError, IndexNotFoundError, VectorIndexError
     from index.lexical import DOCS_FILE
     from index.storage import load_current
@@ -209,7 +210,9 @@ def _read_ids(name: str, folder: Path) -> tuple[IndexCheck, set[str]]:
     ix = IndexCheck(name=name, path=str(folder))
     try:
         vdir, manifest = load_current(folder, verify=True)
-        if name == "vector":
+        if name == "vector" and manifest.get("kind") == "milvus":
+            ids = _milvus_ids(folder, settings)
+        elif name == "vector":
             ids = json.loads((vdir / IDS_FILE).read_text(encoding="utf-8"))["ids"]
         else:
             with open(vdir / DOCS_FILE, encoding="utf-8") as fh:
@@ -235,6 +238,20 @@ def _read_ids(name: str, folder: Path) -> tuple[IndexCheck, set[str]]:
     return ix, set(ids)
 
 
+def _milvus_ids(folder: Path, settings: Settings | None) -> list[str]:
+    from index.errors import IndexManifestError
+    from index.milvus import MilvusVectorIndex
+
+    try:
+        index = MilvusVectorIndex.load(folder, token=settings.milvus_token if settings else None)
+    except Exception as exc:  # unreachable server, dropped collection: the saved index cannot be used
+        raise IndexManifestError(f"{folder}: Milvus collection not readable ({type(exc).__name__}: {exc})") from exc
+    try:
+        return index.ids
+    finally:
+        index.close()
+
+
 def check(store, settings: Settings, embedder_id: str | None = None) -> DoctorReport:
     """Compare the store with the persisted vector and lexical indexes.
 
@@ -250,7 +267,7 @@ def check(store, settings: Settings, embedder_id: str | None = None) -> DoctorRe
 
     embedder_id = embedder_id or expected_embedder_id(settings)
     vdir, ldir = index_dirs(settings)
-    vector, vids = _read_ids("vector", vdir)
+    vector, vids = _read_ids("vector", vdir, settings)
     lexical, lids = _read_ids("lexical", ldir)
     store_ids = set(store.enterprise_ids(ALL_TENANTS))
     report = DoctorReport(store=repr(store), store_count=len(store_ids), embedder_id=embedder_id,

@@ -128,7 +128,6 @@ def build_index(
         The :class:`IndexStatus` of the saved build.
     """
     from index.lexical import LexicalIndex
-    from index.vector import VectorIndex
     from matcher.store import ALL_TENANTS
 
     if engine not in ENGINES:
@@ -162,13 +161,15 @@ def build_index(
         vectors = np.vstack(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
     finally:
         cache.close()
-    vindex = VectorIndex(embedder.dim, factory=settings.index_factory, hnsw_threshold=settings.hnsw_threshold,
-                         embedder_id=embedder.id)  # fmt: skip
+    previous = _saved_milvus_collection(vdir)
+    vindex = _new_vector_index(settings, embedder, status.build_id)
     vindex.add(ids, vectors)
     lindex = LexicalIndex().build(ids, tokens)
     extra = {"build_id": status.build_id, "store_count": total, "engine": engine}
     vindex.save(vdir, {**extra, "embedder_id": embedder.id})
     lindex.save(ldir, {**extra, "embedder_id": embedder.id})
+    if previous is not None and previous != (getattr(vindex, "uri", None), getattr(vindex, "collection", None)):
+        _drop_milvus_collection(*previous, token=settings.milvus_token)  # the new manifest is current
     store.mark_embedded(ids, embedder.id)
     status.count, status.lexical_count = len(vindex), len(lindex)
     status.factory = vindex.resolved_factory
@@ -220,12 +221,67 @@ def _embed_with_ray(
     return out
 
 
-def _load_indexes(settings: Settings, embedder_id: str | None):
-    from index.lexical import LexicalIndex
+def _new_vector_index(settings: Settings, embedder, build_id: str):
+    """An empty vector index of the configured backend: FAISS files, or a fresh Milvus collection per build
+    (the running index keeps serving from the previous collection until the new manifest is current)."""
+    if settings.vector_backend == "milvus":
+        from index.milvus import MilvusVectorIndex
+
+        return MilvusVectorIndex(
+            embedder.dim, str(settings.milvus_uri), f"{settings.milvus_collection}_{build_id}",
+            embedder_id=embedder.id, index_type=settings.milvus_index_type, token=settings.milvus_token,
+        )  # fmt: skip
     from index.vector import VectorIndex
 
-    vdir, ldir = index_dirs(settings)
-    return VectorIndex.load(vdir, expected_embedder_id=embedder_id), LexicalIndex.load(ldir)
+    return VectorIndex(embedder.dim, factory=settings.index_factory, hnsw_threshold=settings.hnsw_threshold,
+                       embedder_id=embedder.id)  # fmt: skip
+
+
+def _saved_kind(vdir: Path) -> tuple[str | None, dict[str, Any]]:
+    """The saved vector index's backend kind (``faiss`` / ``milvus``) and manifest; (None, {}) if none."""
+    from index.errors import VectorIndexError
+    from index.storage import load_current
+
+    try:
+        _, manifest = load_current(vdir, verify=False)
+    except VectorIndexError:
+        return None, {}
+    return manifest.get("kind"), manifest
+
+
+def _saved_milvus_collection(vdir: Path) -> tuple[str, str] | None:
+    kind, manifest = _saved_kind(vdir)
+    return (manifest["uri"], manifest["collection"]) if kind == "milvus" else None
+
+
+def _drop_milvus_collection(uri: str, collection: str, token: str | None = None) -> None:
+    try:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri, token=token or "")
+        client.drop_collection(collection)
+        client.close()
+        logger.info("dropped the previous Milvus collection %s", collection)
+    except Exception as exc:  # an orphan collection wastes space but harms nothing
+        logger.warning("could not drop the previous Milvus collection %s: %s", collection, exc)
+
+
+def load_vector_index(settings: Settings, embedder_id: str | None):
+    """The saved vector index, FAISS or Milvus as its manifest says (embedder id checked)."""
+    vdir = index_dirs(settings)[0]
+    if _saved_kind(vdir)[0] == "milvus":
+        from index.milvus import MilvusVectorIndex
+
+        return MilvusVectorIndex.load(vdir, expected_embedder_id=embedder_id, token=settings.milvus_token)
+    from index.vector import VectorIndex
+
+    return VectorIndex.load(vdir, expected_embedder_id=embedder_id)
+
+
+def _load_indexes(settings: Settings, embedder_id: str | None):
+    from index.lexical import LexicalIndex
+
+    return load_vector_index(settings, embedder_id), LexicalIndex.load(index_dirs(settings)[1])
 
 
 def update_index(
@@ -326,6 +382,9 @@ def index_status(settings: Settings) -> dict[str, Any]:
             "store_count": extra.get("store_count"),
         }
         if name == "vector":
+            out[name]["backend"] = "milvus" if manifest.get("kind") == "milvus" else "faiss"
+            if manifest.get("kind") == "milvus":
+                out[name].update(uri=manifest.get("uri"), collection=manifest.get("collection"))
             out[name].update(factory=manifest.get("resolved_factory"), dim=manifest.get("dim"),
                              metric=manifest.get("metric"), sha256=manifest.get("sha256"),
                              ef_search=manifest.get("params", {}).get("ef_search"))  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, model_validator
@@ -25,6 +26,14 @@ class Settings(BaseSettings):
     embedder: str = "e5-int8"
     index_factory: str = "auto"  # "auto" = Flat below hnsw_threshold, HNSW above; or any FAISS factory string
     hnsw_threshold: int = 50_000
+    # where `chainmatch index build` keeps the vectors: "faiss" (files under index_path) or "milvus" (a collection
+    # on milvus_uri: a milvus-lite file by default, a cluster URI such as http://milvus:19530 in production);
+    # a saved index says which backend it uses, so loading needs no setting
+    vector_backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None  # default: {data_dir}/milvus.db (milvus-lite)
+    milvus_collection: str = "chainmatch_vectors"  # prefix; each build writes {prefix}_{build_id}
+    milvus_index_type: str = "FLAT"  # FLAT, HNSW, AUTOINDEX … (what the Milvus deployment supports)
+    milvus_token: str | None = None
 
     # service
     host: str = "127.0.0.1"
@@ -44,6 +53,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'chainmatch.db'}"
         if self.index_path is None:
             self.index_path = self.data_dir / "index"
+        if self.milvus_uri is None:
+            self.milvus_uri = str(self.data_dir / "milvus.db")
         return self
 
     def ensure_dirs(self) -> None:

@@ -65,6 +65,8 @@ def main(
     if not verbose:
         for noisy in ("alembic", "bm25s", "jieba", "sentence_transformers", "httpx", "urllib3", "faiss"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # milvus-lite's embedded server logs "Method not implemented" for calls pymilvus falls back from
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 
 def _register() -> None:
