@@ -4,6 +4,7 @@ VectorIndexError
 ├── IndexDimensionError   a vector's dimension differs from the index's (expected vs received)
 ├── IndexManifestError    a saved index is inconsistent: checksum, embedder id, dimension, count
 ├── IndexNotFoundError    no saved index at a path (also a FileNotFoundError)
+├── IndexBackendError     the configured backend cannot be used (e.g. pymilvus not installed)
 └── IndexTrainingError    a trained factory (IVF, PQ) got too few vectors to train on
 """
 
@@ -49,3 +50,9 @@ class IndexTrainingError(VectorIndexError, ValueError):
     """A factory that needs training got too few vectors."""
 
     code = "index_training"
+
+
+class IndexBackendError(VectorIndexError, RuntimeError):
+    """The vector backend cannot be used here (its package is missing or its server unreachable)."""
+
+    code = "index_backend"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from index.checks import as_matrix, id_list
-from index.errors import IndexDimensionError, IndexManifestError
+from index.errors import IndexBackendError, IndexDimensionError, IndexManifestError
 from index.storage import load_manifest, save_version
 from index.vector import Metric
 
@@ -58,8 +58,8 @@ class MilvusVectorIndex:
         try:
             from pymilvus import MilvusClient
         except ImportError as exc:
-            raise RuntimeError(
-                f"MilvusVectorIndex needs pymilvus (pip install 'chainmatch[milvus]'): {exc}"
+            raise IndexBackendError(
+                f"the Milvus backend needs pymilvus (pip install 'chainmatch[milvus]'): {exc}"
             ) from exc
         if dim <= 0:
             raise ValueError(f"dim must be > 0, received {dim}")

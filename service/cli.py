@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from index.errors import VectorIndexError
 from matcher.errors import ChainMatchError
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handle_errors(func: F) -> F:
-    """Turn ChainMatchError (and bad files) into a one-line message on stderr and exit code 2."""
+    """Turn ChainMatchError, index errors and bad files into a one-line message on stderr and exit code 2."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,7 +38,7 @@ def handle_errors(func: F) -> F:
         except ChainMatchError as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(code=2) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        except (VectorIndexError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(code=2) from None
 
