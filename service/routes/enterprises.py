@@ -95,7 +95,10 @@ def upsert_enterprises(
     wait: WaitQuery = 0.0,
 ) -> UpsertResult:
     """Insert or update up to 1000 profiles; the same 统一社会信用代码 (else name + province, else id) is the
-    same enterprise. Rows are the tenant's own; the shared corpus is never changed."""
+    same enterprise. Rows are the tenant's own; the shared corpus is never changed.
+
+    The answer comes once the rows are stored (`index: "pending"`); recommendations include them about a
+    second later. With `?wait=N` the answer waits up to N seconds for `index: "updated"`."""
     if not items:
         raise ApiError(
             422, "empty_batch", "企业列表为空 (expected at least one enterprise)", field="body", value=[]
