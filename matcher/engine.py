@@ -208,7 +208,7 @@ class Engine:
 
     def prepare_refresh(self, changes: Sequence[tuple[str, str | None]]) -> Callable[[], None] | None:
         """The costly part of :meth:`refresh` for ``(enterprise id, tenant)`` pairs (read, re-map, re-embed,
-        rebuild the lexical index and arrays), done while searches go on; returns the quick swap to run where
+        patch the per-firm arrays), done while searches go on; returns the quick swap to run where
         searches are kept out (None before the recommender is fitted). Prepare and apply one at a time."""
         with self._lock:
             rec = self._recommender

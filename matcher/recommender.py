@@ -173,11 +173,12 @@ class Recommender:
     def update(
         self, upserts: Sequence[Enterprise], removals: Sequence[str] = (), cache=None
     ) -> None:
-        """Replace / add / remove enterprises without a full rebuild of the vector index.
+        """Replace / add / remove enterprises without a rebuild.
 
-        Changed profiles are re-mapped and re-embedded (the cache makes unchanged text free); the vector index is
-        updated in place (upsert / remove); the lexical index and per-firm arrays are rebuilt (linear, no model).
-        Same as ``apply_update(prepare_update(...))``.
+        Changed profiles are re-mapped and re-embedded (the cache makes unchanged text free); the vector and
+        lexical indexes are updated in place; the per-firm arrays are patched at the changed positions (an
+        update with removals recomputes them, linear in the corpus, no model). Same as
+        ``apply_update(prepare_update(...))``.
         """
         self.apply_update(self.prepare_update(upserts, removals, cache))
 
