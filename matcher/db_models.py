@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, String, Text, text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "EnterpriseRow", "RegionRow", "JSON_TYPE"]
+__all__ = ["Base", "EnterpriseChangeRow", "EnterpriseRow", "RegionRow", "JSON_TYPE"]
 
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
 
@@ -79,3 +79,23 @@ class RegionRow(Base):
         Index("ix_regions_id", "id"),
         Index("ix_regions_tenant", "tenant"),
     )
+
+
+class EnterpriseChangeRow(Base):
+    """One committed change of an enterprise row, in commit order: the feed other processes follow.
+
+    A server keeps its in-memory index current with its own API writes directly; writes from other processes
+    (a CLI import, another server process) reach it through this log (``Store.changes_since``). ``origin``
+    names the writing process (None for the CLI) so a server can skip its own entries.
+    """
+
+    __tablename__ = "enterprise_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    op: Mapped[str] = mapped_column(String(8))  # "upsert" | "delete"
+    origin: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_enterprise_changes_at", "at"),)

@@ -69,7 +69,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from matcher.credit_code import validate_credit_code
-from matcher.db_models import EnterpriseRow, RegionRow
+from matcher.db_models import EnterpriseChangeRow, EnterpriseRow, RegionRow
 from matcher.errors import ChainMatchError, InvalidRequestError, UnknownEnterpriseError, UnknownRegionError
 from matcher.records import Enterprise, LinkMatch, Region
 from matcher.settings import Settings, get_settings
@@ -121,6 +121,17 @@ class StoreConflictError(ChainMatchError):
     """A write would violate a uniqueness rule (e.g. one credit code on two rows of the same tenant)."""
 
     code = "store_conflict"
+
+
+@dataclass(frozen=True)
+class EnterpriseChange:
+    """One entry of the enterprise change log (see :meth:`Store.changes_since`)."""
+
+    seq: int
+    enterprise_id: str
+    tenant: str | None
+    op: str  # "upsert" | "delete"
+    origin: str | None
 
 
 @dataclass
@@ -367,6 +378,7 @@ class Store:
         upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._local = threading.local()
+        self.origin: str | None = None  # written into the change log with every enterprise change
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Store:
@@ -626,6 +638,7 @@ class Store:
                         session.execute(stmt, [{f"_{k}": v for k, v in r.items()} for r in chunk])
                 for chunk in _chunks(inserts, 5000):
                     session.execute(table.insert(), list(chunk))
+                self._log_changes(session, summary.changed_ids, tenant, "upsert", now)
                 summary.inserted, summary.updated = len(inserts), len(updates)
         except IntegrityError as exc:
             raise StoreConflictError(f"enterprise upsert violates a uniqueness rule: {exc.orig}") from exc
@@ -657,6 +670,7 @@ class Store:
             if tenant is not None and row.tenant is None:
                 raise SharedCorpusReadOnlyError("enterprise", enterprise_id, tenant)
             session.execute(delete(EnterpriseRow).where(EnterpriseRow.id == enterprise_id))
+            self._log_changes(session, [enterprise_id], row.tenant, "delete", _now())
 
     def set_links(self, enterprise_id: str, links: list[LinkMatch]) -> None:
         """Replace an enterprise's mapped links (marks it for re-embedding when they changed).
@@ -679,6 +693,38 @@ class Store:
             row.content_hash = digest
             row.embedded_hash = None
             row.updated_at = now
+            self._log_changes(session, [enterprise_id], row.tenant, "upsert", now)
+
+    # --- change log --------------------------------------------------------------------------------------------
+    def _log_changes(self, session: Session, ids: Sequence[str], tenant: str | None, op: str, at: datetime) -> None:
+        rows = [{"enterprise_id": i, "tenant": tenant, "op": op, "origin": self.origin, "at": at} for i in ids]
+        for chunk in _chunks(rows, 5000):
+            session.execute(EnterpriseChangeRow.__table__.insert(), list(chunk))
+
+    def last_change_seq(self) -> int:
+        """The newest change's sequence number (0 when nothing changed yet): where a follower starts."""
+        with self._reader() as session:
+            return int(session.execute(select(func.max(EnterpriseChangeRow.seq))).scalar() or 0)
+
+    def changes_since(
+        self, after: int, also: Iterable[int] = (), limit: int = 10_000
+    ) -> list[EnterpriseChange]:
+        """Committed enterprise changes with ``seq > after`` (plus the seqs in ``also``: gaps a follower still
+        waits for, since a sequence number can commit after a higher one), oldest first, at most ``limit``."""
+        c = EnterpriseChangeRow
+        also = list(also)
+        cond = c.seq > after if not also else or_(c.seq > after, c.seq.in_(also))
+        with self._reader() as session:
+            rows = session.execute(
+                select(c.seq, c.enterprise_id, c.tenant, c.op, c.origin).where(cond).order_by(c.seq).limit(limit)
+            )
+            return [EnterpriseChange(r.seq, r.enterprise_id, r.tenant, r.op, r.origin) for r in rows]
+
+    def prune_changes(self, older_than: datetime) -> int:
+        """Drop change-log entries older than ``older_than`` (followers read within seconds); returns how many."""
+        with self.transaction() as session:
+            res = session.execute(delete(EnterpriseChangeRow).where(EnterpriseChangeRow.at < older_than))
+            return int(res.rowcount or 0)
 
     def pending_embedding(self, model_id: str) -> list[str]:
         """Ids (all tenants) whose content changed since they were last embedded with ``model_id``."""

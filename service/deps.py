@@ -136,6 +136,7 @@ class ServiceState:
             refresh_interval=settings.refresh_interval_s,
             persist_interval=settings.index_persist_interval_s,
         )
+        self.store.origin = self.refresher.origin  # our own writes are marked so the change feed skips them
         self.ready = threading.Event()  # the recommender is fitted: requests are served
         self.warmed = threading.Event()  # the start-up warm-up (gap index, query cache) is over
         self.warm_error: str | None = None
@@ -168,9 +169,11 @@ class ServiceState:
         return len(getattr(rec, "enterprises_", []) or []) if rec is not None else 0
 
     def warm(self) -> None:
-        """Load the demo corpus into an empty store, fit the recommender and the gap index, then catch the
-        saved index (if any) up with the store."""
+        """Load the demo corpus into an empty store, fit the recommender and the gap index, warm the query
+        cache, then follow the store's change log (other processes' writes) and catch the saved index (if any)
+        up with the store."""
         try:
+            cursor = self.store.last_change_seq()  # before the fit reads the store: nothing slips between
             with self.index_lock.write():
                 self.engine.recommender()  # loads the demo corpus into an empty store first (under the engine lock)
             self.ready.set()
@@ -186,6 +189,7 @@ class ServiceState:
             return
         finally:
             self.warmed.set()
+        self.refresher.follow(self.store, cursor)
         if self.settings.index_persist_interval_s > 0:
             self.refresher.catch_up()
 

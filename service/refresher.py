@@ -6,6 +6,10 @@ index, per-firm arrays) runs beside searches and only the swap holds the write l
 once per ``refresh_interval_s``: the first change after a quiet spell is picked up at once, changes arriving
 while one runs are merged into the next, so a burst of upserts costs a few refreshes, not one each.
 
+Writes from other processes — a ``chainmatch import`` beside the server, another server process on the same
+store — reach the index through the store's change log: :meth:`IndexRefresher.follow` polls it once per
+refresh interval and queues what other origins committed (the server's own writes are already queued).
+
 Every ``index_persist_interval_s`` (and on shutdown) the changed ids are also written into the saved index
 under ``settings.index_path`` (:func:`matcher.indexing.update_index`), so ``chainmatch doctor`` finds the saved
 index in step with the store without a repair. After start-up the refresher catches the saved index up with
@@ -21,10 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matcher.engine import Engine
@@ -33,6 +39,12 @@ if TYPE_CHECKING:
 __all__ = ["IndexRefresher"]
 
 logger = logging.getLogger(__name__)
+
+GAP_WAIT_S = 60.0
+"""How long a skipped sequence number is asked for again before it is taken for a rolled-back write."""
+MAX_GAPS = 1000
+PRUNE_EVERY_S = 3600.0
+KEEP_CHANGES_DAYS = 7
 
 Change = tuple[str, "str | None"]
 """An enterprise id and the tenant that owns it (None: the shared corpus)."""
@@ -70,6 +82,13 @@ class IndexRefresher:
         self.refreshes = 0
         self.persists = 0
         self.on_refresh: Callable[[float], None] | None = None  # seconds of each refresh (metrics)
+        self.origin = f"serve-{uuid.uuid4().hex[:12]}"  # this process's mark in the store's change log
+        self.followed = 0
+        self._cursor = 0
+        self._gaps: dict[int, float] = {}
+        self._follow_store: Any = None
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
 
     @property
     def pending(self) -> int:
@@ -130,6 +149,49 @@ class IndexRefresher:
             with self._lock:
                 self._pending -= sum(len(pairs) for pairs, _ in batch)
 
+    # ------------------------------------------------------------------------------------ other processes
+    def follow(self, store: Any, after: int) -> None:
+        """Follow ``store``'s change log from sequence ``after`` (read before the index was fitted) on a
+        background thread: changes other origins commit are queued like API writes."""
+        self._follow_store, self._cursor = store, after
+        self._follower = threading.Thread(target=self._follow_loop, name="chainmatch-follow", daemon=True)
+        self._follower.start()
+
+    def _follow_loop(self) -> None:
+        interval = max(self.refresh_interval, 0.2)
+        last_prune = time.monotonic()
+        while not self._stop.wait(interval):
+            try:
+                self.poll_changes()
+                if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    self._follow_store.prune_changes(datetime.now(UTC) - timedelta(days=KEEP_CHANGES_DAYS))
+            except Exception:  # a store hiccup: the next poll retries from the same cursor
+                logger.exception("reading the store's change log failed")
+
+    def poll_changes(self) -> int:
+        """Read the change log once and queue other origins' changes; returns how many were queued.
+
+        A sequence number can commit after a higher one (concurrent writers on PostgreSQL), so numbers skipped
+        over are asked for again for ``GAP_WAIT_S`` seconds before they are taken for rolled back.
+        """
+        rows = self._follow_store.changes_since(self._cursor, also=sorted(self._gaps))
+        now = time.monotonic()
+        changes: list[Change] = []
+        for r in rows:
+            self._gaps.pop(r.seq, None)
+            if r.seq > self._cursor:
+                for missing in range(max(self._cursor + 1, r.seq - MAX_GAPS), r.seq):
+                    self._gaps.setdefault(missing, now)
+                self._cursor = r.seq
+            if r.origin != self.origin:
+                changes.append((r.enterprise_id, r.tenant))
+        self._gaps = {seq: t for seq, t in self._gaps.items() if now - t < GAP_WAIT_S}
+        if changes:
+            self.followed += len(changes)
+            self.submit(changes)
+        return len(changes)
+
     # ------------------------------------------------------------------------------------ saved index
     def _note_unsaved(self, ids: Iterator[str]) -> None:
         if self.persist_interval <= 0:
@@ -182,6 +244,9 @@ class IndexRefresher:
 
     def close(self) -> None:
         """Finish queued refreshes, write what the saved index lacks, stop the worker."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(10)
         with self._lock:
             if self._closed:
                 return
