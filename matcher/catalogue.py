@@ -200,7 +200,6 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
     for key in ("id", "name", "links"):
         if key not in raw:
             raise CatalogueError(path.name, "-", f"missing required key '{key}'")
-    cid = str(raw["id"])
     for i, entry in enumerate(raw.get("links") or []):
         label = entry.get("id", f"links[{i}]") if isinstance(entry, dict) else f"links[{i}]"
         if not isinstance(entry, dict):

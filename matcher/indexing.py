@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -161,16 +162,17 @@ def build_index(
         vectors = np.vstack(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
     finally:
         cache.close()
-    previous = _saved_milvus_collection(vdir)
-    vindex = _new_vector_index(settings, embedder, status.build_id)
-    vindex.add(ids, vectors)
-    lindex = LexicalIndex().build(ids, tokens)
-    extra = {"build_id": status.build_id, "store_count": total, "engine": engine}
-    vindex.save(vdir, {**extra, "embedder_id": embedder.id})
-    lindex.save(ldir, {**extra, "embedder_id": embedder.id})
-    if previous is not None and previous != (getattr(vindex, "uri", None), getattr(vindex, "collection", None)):
-        _drop_milvus_collection(*previous, token=settings.milvus_token)  # the new manifest is current
-    store.mark_embedded(ids, embedder.id)
+    with _saved_index_lock(settings):  # the embedding above ran without it
+        previous = _saved_milvus_collection(vdir)
+        vindex = _new_vector_index(settings, embedder, status.build_id)
+        vindex.add(ids, vectors)
+        lindex = LexicalIndex().build(ids, tokens)
+        extra = {"build_id": status.build_id, "store_count": total, "engine": engine}
+        vindex.save(vdir, {**extra, "embedder_id": embedder.id})
+        lindex.save(ldir, {**extra, "embedder_id": embedder.id})
+        if previous is not None and previous != (getattr(vindex, "uri", None), getattr(vindex, "collection", None)):
+            _drop_milvus_collection(*previous, token=settings.milvus_token)  # the new manifest is current
+        store.mark_embedded(ids, embedder.id)
     status.count, status.lexical_count = len(vindex), len(lindex)
     status.factory = vindex.resolved_factory
     status.seconds = time.perf_counter() - t0
@@ -219,6 +221,23 @@ def _embed_with_ray(
                 progress(done, len(missing))
         status.embedded += len(missing)
     return out
+
+
+@contextmanager
+def _saved_index_lock(settings: Settings) -> Iterator[None]:
+    """One writer of the saved indexes at a time across processes (server workers persisting, a CLI build):
+    each loads the current version, changes it and saves the next, so without the lock one would overwrite
+    the other's changes."""
+    import fcntl
+
+    folder = Path(settings.index_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".write.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _new_vector_index(settings: Settings, embedder, build_id: str):
@@ -306,7 +325,6 @@ def update_index(
         index.errors.IndexManifestError: the saved index was built with another embedder.
     """
     from matcher.settings import get_settings
-    from matcher.store import ALL_TENANTS
 
     settings = settings or get_settings()
     if embedder is None:
@@ -315,6 +333,14 @@ def update_index(
         embedder = get_embedder(settings.embedder, cache_dir=settings.cache_dir)
     t0 = time.perf_counter()
     catalogue = catalogue or default_catalogue()
+    with _saved_index_lock(settings):
+        return _update_locked(store, ids, embedder, settings, catalogue, t0)
+
+
+def _update_locked(store, ids, embedder, settings: Settings, catalogue: Catalogue, t0: float) -> IndexStatus:
+    """:func:`update_index` under the saved-index lock: load the current version, change it, save the next."""
+    from matcher.store import ALL_TENANTS
+
     vindex, lindex = _load_indexes(settings, embedder.id)
     if ids is None:
         present = set(store.enterprise_ids(ALL_TENANTS))

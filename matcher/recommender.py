@@ -32,14 +32,14 @@ from typing import Any
 import numpy as np
 
 from matcher.catalogue import Catalogue
-from matcher.errors import InvalidRequestError, NotFittedError, UnknownLinkError
+from matcher.errors import InvalidRequestError, NotFittedError
 from matcher.gaps import diagnose, residents_in_scope
 from matcher.geo import distance_km, province_short
 from matcher.mapping import LinkMapper
 from matcher.profile_text import profile_text
 from matcher.query import NeedQuery, build_query, master_links_of
 from matcher.recommendation import Candidate, Filters, Recommendation, RecommendRequest
-from matcher.records import Enterprise, Gap, GapType, Region, RegionLevel
+from matcher.records import Enterprise, Gap, Region, RegionLevel
 from matcher.regions import RegionBook
 from matcher.scoring import FEATURES, ScoringWeights, evidence_strength, minmax, rrf, weighted_scores
 from matcher.text import normalize_company_name, normalize_text, tokenize

@@ -450,3 +450,14 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
     templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))
     app.add_middleware(RequestContextMiddleware, metrics=svc.metrics, templates=templates)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one ``chainmatch serve --workers N`` process (settings from the environment)."""
+    import os
+
+    if os.environ.get("CHAINMATCH_JSON_LOGS", "1") == "1":
+        from service.observability import configure_json_logging
+
+        configure_json_logging(logging.INFO)
+    return create_app()

@@ -491,7 +491,6 @@ def register(app: typer.Typer) -> None:
         mix: str = typer.Option("70,20,10", "--mix", help="Shares of recommend,search,upsert."),
     ) -> None:
         """Start a loopback server with the A-share corpus and measure recommend / search / upsert latency."""
-        import httpx
 
         from matcher.catalogue import default_catalogue
         from matcher.regions import default_regions

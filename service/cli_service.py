@@ -9,6 +9,7 @@ it from the address bar; the fragment never reaches the server or its logs).
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -105,6 +106,11 @@ def register(app: typer.Typer) -> None:
             help="Create and print a key for tenant 'demo' when no key exists.",
         ),
         json_logs: bool = typer.Option(True, "--json-logs/--plain-logs", help="Structured JSON log lines."),
+        workers: int = typer.Option(
+            1, "--workers", min=1, max=64,
+            help="Server processes on one port; each holds its own index and follows the others' writes "
+            "through the store's change log (memory grows with each).",
+        ),
     ) -> None:
         """Run the JSON API and the staff web page (uvicorn)."""
         import uvicorn
@@ -120,8 +126,13 @@ def register(app: typer.Typer) -> None:
             settings = settings.model_copy(update={"host": host})
         if port:
             settings = settings.model_copy(update={"port": port})
-        app_ = create_app(settings)
-        store = app_.state.service.store
+        if workers > 1:
+            from matcher.store import Store
+
+            store = Store.from_settings(settings)
+        else:
+            app_ = create_app(settings)
+            store = app_.state.service.store
         url = (
             f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}/"
         )
@@ -130,6 +141,12 @@ def register(app: typer.Typer) -> None:
         if key:
             typer.echo(f"demo API key for tenant '{DEMO_TENANT}' (shown once): {key}")
             typer.echo(f"open the page with the key: {url}#key={key}")
+        if workers > 1:
+            store.close()
+            os.environ["CHAINMATCH_JSON_LOGS"] = "1" if json_logs else "0"  # read by each worker's factory
+            uvicorn.run("service.app:create_worker_app", factory=True, workers=workers, host=settings.host,
+                        port=settings.port, log_config=None, proxy_headers=False)  # fmt: skip
+            return
         uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
 
     app.add_typer(apikey_app, name="apikey")

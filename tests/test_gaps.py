@@ -9,7 +9,7 @@ import pytest
 from matcher.catalogue import load_catalogue
 from matcher.errors import UnknownChainError
 from matcher.gaps import PRIORITY_WEIGHTS, diagnose
-from matcher.records import GapType, Region, Resident, Need
+from matcher.records import GapType, Need, Region, Resident
 from matcher.regions import RegionBook
 
 # a → b → c → d, plus s → b (a second input of b)

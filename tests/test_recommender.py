@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from matcher.catalogue import load_catalogue
-from matcher.errors import InvalidRequestError, NotFittedError, UnknownChainError, UnknownLinkError, UnknownRegionError
+from matcher.errors import (
+    InvalidRequestError,
+    NotFittedError,
+    UnknownChainError,
+    UnknownLinkError,
+    UnknownRegionError,
+)
 from matcher.recommendation import Filters, RecommendRequest
 from matcher.recommender import Recommender
 from matcher.records import Enterprise, Product, Region, Resident
