@@ -144,8 +144,11 @@ def register(app: typer.Typer) -> None:
         if workers > 1:
             store.close()
             os.environ["CHAINMATCH_JSON_LOGS"] = "1" if json_logs else "0"  # read by each worker's factory
+            # a worker busy ranking on a loaded box can miss uvicorn's 5 s health ping and be restarted
+            # (dropping its connections and its fitted index): give it a minute
             uvicorn.run("service.app:create_worker_app", factory=True, workers=workers, host=settings.host,
-                        port=settings.port, log_config=None, proxy_headers=False)  # fmt: skip
+                        port=settings.port, log_config=None, proxy_headers=False,
+                        timeout_worker_healthcheck=60)  # fmt: skip
             return
         uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
 

@@ -131,3 +131,30 @@ def test_a_cli_import_reaches_the_running_server(tmp_path: Path, tmp_path_factor
         assert "江苏跟随导入铝棒有限公司" in names
     finally:
         served.stop()
+
+
+def test_serve_with_two_workers_shows_every_write_on_both(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`chainmatch serve --workers 2`: a write lands on one worker; within seconds every answer, from either
+    worker, includes it (the other worker follows the change log)."""
+    from service.cli_bench_load import LocalServer
+    from service.security import create_api_key
+
+    root = seed_demo_store(tmp_path / "srv", tmp_path_factory)
+    with Store(f"sqlite:///{root / 'data' / 'chainmatch.db'}") as store:
+        _, key = create_api_key(store, "acme", "workers test")
+    server = LocalServer(root / "data", root / "cache", workers=2)
+    with server:
+        server.wait_warm(timeout=300)
+        gap = {"region": "manas", "chain": "aluminium", "link": "aluminium_rod", "k": 50}
+        firm = {"id": "w-1", "name": "双进程写入铝棒有限公司", "province": "江苏", "products": [{"name": "铝棒", "share": 0.9}]}
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
+            assert http.post("/v1/enterprises", json=[firm]).status_code == 200
+        deadline, seen = time.monotonic() + 30, 0
+        while time.monotonic() < deadline and seen < 20:
+            # a new connection per request, so the answers come from both workers
+            resp = httpx.post(f"{server.url}/v1/recommendations", json=gap, headers={"X-API-Key": key}, timeout=30)
+            seen = seen + 1 if "acme:w-1" in {c["enterprise_id"] for c in resp.json()["candidates"]} else 0
+            time.sleep(0.05)
+        assert seen >= 20, "some answers still miss the write"
+        pids = {int(p) for p in open(f"/proc/{server.pid}/task/{server.pid}/children").read().split()}
+        assert len(pids) >= 2, pids
