@@ -227,17 +227,11 @@ def _embed_with_ray(
 def _saved_index_lock(settings: Settings) -> Iterator[None]:
     """One writer of the saved indexes at a time across processes (server workers persisting, a CLI build):
     each loads the current version, changes it and saves the next, so without the lock one would overwrite
-    the other's changes."""
-    import fcntl
+    the other's changes. (Each index folder's own save lock is a different file, taken inside.)"""
+    from index.storage import writer_lock
 
-    folder = Path(settings.index_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".write.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with writer_lock(Path(settings.index_path)):
+        yield
 
 
 def _new_vector_index(settings: Settings, embedder, build_id: str):
