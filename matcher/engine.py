@@ -34,7 +34,8 @@ class Engine:
         self.ws = workspace
         self._embedder = embedder
         self.weights = weights
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the recommender's fit and refreshes
+        self._gap_lock = threading.RLock()  # the gap indexes (their build must not hold up index refreshes)
         self._recommender: Recommender | None = None
         self._gap_index: GapIndex | None = None
         self._tenant_gap_index: dict[str, GapIndex] = {}  # each tenant's own regions, built on first use
@@ -135,7 +136,7 @@ class Engine:
         return len(needs)
 
     def gap_index(self) -> GapIndex:
-        with self._lock:
+        with self._gap_lock:
             if self._gap_index is None:
                 self._gap_index = GapIndex(self.catalogue, self.embedder).build(self.regions())
             return self._gap_index
@@ -193,7 +194,7 @@ class Engine:
         """Ids of the tenant's own regions (which override shared ones of the same id) and their gap index."""
         book = self.regions(tenant)
         own = {r.id for r in book if r.tenant == tenant}
-        with self._lock:
+        with self._gap_lock:
             tindex = self._tenant_gap_index.get(tenant)
             if tindex is None:
                 tindex = GapIndex(self.catalogue, self.embedder).build(book, only=own)
@@ -226,7 +227,7 @@ class Engine:
 
     def region_changed(self, region_id: str, tenant: str | None = None) -> None:
         """Keep the gap indexes current after a region of ``tenant`` (None: shared) was saved or deleted."""
-        with self._lock:
+        with self._gap_lock:
             if tenant is not None:
                 self._tenant_gap_index.pop(tenant, None)  # a tenant has a few regions: rebuilt on next use
                 return
