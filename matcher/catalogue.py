@@ -65,6 +65,7 @@ class Catalogue:
         self._up: dict[str, list[Edge]] = defaultdict(list)  # link -> edges into it
         self._down: dict[str, list[Edge]] = defaultdict(list)  # link -> edges out of it
         self._chains_of: dict[str, list[str]] = defaultdict(list)
+        self._edge_memo: dict[tuple[str, str, str | None], tuple[Edge, ...]] = {}
         seen: set[tuple[str, str]] = set()
         for chain in chains.values():
             for lid in chain.link_ids:
@@ -116,12 +117,11 @@ class Catalogue:
 
     def _edges(self, direction: str, link_id: str, chain_id: str | None) -> list[Edge]:
         """Memoised per (direction, link, chain): the ranking asks the same few hundred times per request."""
-        memo = self.__dict__.setdefault("_edge_memo", {})
         key = (direction, link_id, chain_id)
-        found = memo.get(key)
+        found = self._edge_memo.get(key)
         if found is None:
             edges = (self._up if direction == "up" else self._down).get(link_id, [])
-            found = memo[key] = tuple(self._filter(edges, chain_id))
+            found = self._edge_memo[key] = tuple(self._filter(edges, chain_id))
         return list(found)
 
     def neighbours(self, link_id: str, chain_id: str | None = None) -> set[str]:

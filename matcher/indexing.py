@@ -163,15 +163,15 @@ def build_index(
     finally:
         cache.close()
     with _saved_index_lock(settings):  # the embedding above ran without it
-        previous = _saved_milvus_collection(vdir)
+        previous = _saved_milvus_index(settings)
         vindex = _new_vector_index(settings, embedder, status.build_id)
         vindex.add(ids, vectors)
         lindex = LexicalIndex().build(ids, tokens)
         extra = {"build_id": status.build_id, "store_count": total, "engine": engine}
         vindex.save(vdir, {**extra, "embedder_id": embedder.id})
         lindex.save(ldir, {**extra, "embedder_id": embedder.id})
-        if previous is not None and previous != (getattr(vindex, "uri", None), getattr(vindex, "collection", None)):
-            _drop_milvus_collection(*previous, token=settings.milvus_token)  # the new manifest is current
+        if previous is not None:  # the new manifest is current: its predecessor's collection can go
+            _drop_quietly(previous)
         store.mark_embedded(ids, embedder.id)
     status.count, status.lexical_count = len(vindex), len(lindex)
     status.factory = vindex.resolved_factory
@@ -250,39 +250,47 @@ def _new_vector_index(settings: Settings, embedder, build_id: str):
                        embedder_id=embedder.id)  # fmt: skip
 
 
-def _saved_kind(vdir: Path) -> tuple[str | None, dict[str, Any]]:
-    """The saved vector index's backend kind (``faiss`` / ``milvus``) and manifest; (None, {}) if none."""
+def _saved_kind(vdir: Path) -> str | None:
+    """The saved vector index's backend kind (``faiss`` / ``milvus``), None when nothing is saved."""
     from index.errors import VectorIndexError
     from index.storage import load_current
 
     try:
         _, manifest = load_current(vdir, verify=False)
     except VectorIndexError:
-        return None, {}
-    return manifest.get("kind"), manifest
+        return None
+    return manifest.get("kind")
 
 
-def _saved_milvus_collection(vdir: Path) -> tuple[str, str] | None:
-    kind, manifest = _saved_kind(vdir)
-    return (manifest["uri"], manifest["collection"]) if kind == "milvus" else None
+def _saved_milvus_index(settings: Settings):
+    """The saved index's Milvus collection (None when the saved index is not on Milvus or is unreadable)."""
+    vdir = index_dirs(settings)[0]
+    if _saved_kind(vdir) != "milvus":
+        return None
+    from index.milvus import MilvusVectorIndex
 
-
-def _drop_milvus_collection(uri: str, collection: str, token: str | None = None) -> None:
     try:
-        from pymilvus import MilvusClient
+        return MilvusVectorIndex.load(vdir, verify=False, token=settings.milvus_token)
+    except Exception as exc:  # its collection is gone already: nothing to drop
+        logger.info("previous Milvus index not loadable (%s); nothing to drop", exc)
+        return None
 
-        client = MilvusClient(uri, token=token or "")
-        client.drop_collection(collection)
-        client.close()
-        logger.info("dropped the previous Milvus collection %s", collection)
-    except Exception as exc:  # an orphan collection wastes space but harms nothing
-        logger.warning("could not drop the previous Milvus collection %s: %s", collection, exc)
+
+def _drop_quietly(index) -> None:
+    """Drop a replaced Milvus collection; failing leaves an orphan that wastes space but harms nothing."""
+    try:
+        index.drop()
+        logger.info("dropped the previous Milvus collection %s", index.collection)
+    except Exception as exc:
+        logger.warning("could not drop the previous Milvus collection %s: %s", index.collection, exc)
+    finally:
+        index.close()
 
 
 def load_vector_index(settings: Settings, embedder_id: str | None):
     """The saved vector index, FAISS or Milvus as its manifest says (embedder id checked)."""
     vdir = index_dirs(settings)[0]
-    if _saved_kind(vdir)[0] == "milvus":
+    if _saved_kind(vdir) == "milvus":
         from index.milvus import MilvusVectorIndex
 
         return MilvusVectorIndex.load(vdir, expected_embedder_id=embedder_id, token=settings.milvus_token)
