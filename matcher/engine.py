@@ -88,10 +88,9 @@ class Engine:
 
     def all_enterprises(self) -> list[Enterprise]:
         """Every enterprise in the store: the shared corpus and all tenants' private rows (masked per request)."""
-        store = self.ws.store
-        if hasattr(store, "iter_all_enterprises"):
-            return list(store.iter_all_enterprises())
-        return list(store.iter_enterprises())
+        from matcher.store import ALL_TENANTS
+
+        return list(self.ws.store.iter_enterprises(ALL_TENANTS))
 
     def regions(self, tenant: str | None = None) -> RegionBook:
         return self.ws.regions(tenant)

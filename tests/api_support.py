@@ -102,7 +102,8 @@ def free_port() -> int:
 class Served:
     """``chainmatch serve`` in a subprocess on a free loopback port, with its printed demo key."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: str | None = None) -> None:
+        """Start the server; ``key``: an existing key, for a restart (the demo key is printed only once)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -125,7 +126,7 @@ class Served:
             text=True,
         )
         self.stdout_lines: list[str] = []
-        self.key = ""
+        self.key = key or ""
         deadline = time.time() + 120
         assert self.proc.stdout is not None
         while time.time() < deadline:
@@ -133,6 +134,8 @@ class Served:
             if not line:
                 break
             self.stdout_lines.append(line)
+            if key and "staff page" in line:
+                break
             m = re.search(r"#key=(cmk_\S+)", line)
             if m:
                 self.key = m.group(1)
