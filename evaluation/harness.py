@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.environment import environment_info
 from evaluation.cases import SLICE_DIMENSIONS, Case, CaseQuery, build_qrels, split_evaluable
 from evaluation.errors import SystemOutputError, UnknownSystemError
 from evaluation.metrics import (
@@ -77,11 +78,13 @@ class EvaluationResult:
     slices: dict[str, dict[str, Any]]
     misses: list[dict[str, Any]]
     doc_names: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=environment_info)
 
     def metrics_json(self) -> dict[str, Any]:
         """The ``metrics.json`` document (NaN written as null)."""
         return _json_safe(
             {
+                "environment": self.environment,
                 "n_cases": self.n_cases,
                 "n_in_corpus": self.n_in_corpus,
                 "systems": {n: dict(s.metrics) for n, s in self.systems.items()},

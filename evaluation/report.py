@@ -236,6 +236,16 @@ def _misses_section(result: EvaluationResult) -> str:
     return "".join(parts)
 
 
+def _environment_section(result: EvaluationResult) -> str:
+    env = result.environment
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sorted(env.get("packages", {}).items()))
+    return (
+        f"<p id='environment'>Embedder <b>{_e(env.get('embedder') or '-')}</b>, Python {_e(env.get('python'))}, "
+        f"{_e(env.get('platform'))}, measured {_e(env.get('measured_at'))}.</p>"
+        f"<table class='env'><tr><th>package</th><th>version</th></tr>{rows}</table>"
+    )
+
+
 def render_report(result: EvaluationResult) -> str:
     """The whole report as one HTML string (plotly.js inlined in the first figure, no CDN, no CSS link)."""
     figs = [("recall-curve", _curve_figure(result))]
@@ -265,6 +275,7 @@ MRR: mean of 1 / rank of the true firm (0 beyond depth {result.k_max}). nDCG@10 
 hit@1: the true
 firm ranked first. coverage@10: share of the corpus shown in any top 10. diversity@10: share of
 top-10 pairs from different industries (1 − Jaccard over industry), unless doc vectors were given.</p>
+<h2>Environment</h2>{_environment_section(result)}
 <h2>Metrics</h2>{_metrics_table(result)}
 <h2>Recall@K</h2>{fig_html["recall-curve"]}
 <h2>Significance vs {_e(result.baseline)}</h2>

@@ -52,8 +52,18 @@ def group(parent: typer.Typer, name: str, help_text: str) -> typer.Typer:
         if inst is not None and name in (info.name, getattr(inst.info, "name", None)):
             return inst
     sub = typer.Typer(help=help_text, no_args_is_help=True)
+    if name == "bench":
+        sub.callback()(_bench_environment)
     parent.add_typer(sub, name=name, help=help_text)
     return sub
+
+
+def _bench_environment() -> None:
+    """Every benchmark's output starts with the versions and embedder it ran with."""
+    from evaluation.environment import environment_info, environment_line
+    from matcher.settings import get_settings
+
+    typer.echo(f"environment: {environment_line(environment_info(get_settings().embedder))}")
 
 
 @app.callback()

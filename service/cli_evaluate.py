@@ -21,6 +21,7 @@ import typer
 from evaluation.baselines import BASELINES, doc_text, jieba_tokens, make_baselines
 from evaluation.cases import load_cases
 from evaluation.errors import EvaluationError, UnknownSystemError
+from evaluation.environment import environment_info, environment_line
 from evaluation.harness import EvaluationResult, run_evaluation, write_outputs
 from evaluation.synthetic import (
     check_against_expected,
@@ -287,7 +288,9 @@ def register(app: typer.Typer) -> None:
         chosen = _build_systems(requested, docs, tokens, extra, data, settings, seed, synthetic, case_list)
 
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
+        result.environment = environment_info(embedder_id=settings.embedder)
         paths = write_outputs(result, out)
+        typer.echo(f"environment: {environment_line(result.environment)}")
         typer.echo(
             f"{result.n_cases} cases, {result.n_in_corpus} evaluable, "
             f"{len(result.not_evaluable)} not evaluable (in_corpus false or no stock code)"

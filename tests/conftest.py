@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+pytest_plugins = ["ci_strict"]
 
 
 @pytest.fixture(autouse=True)

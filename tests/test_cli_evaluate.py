@@ -27,6 +27,20 @@ def test_evaluate_synthetic_passes_its_self_check_and_writes_outputs(tmp_path):
     assert (tmp_path / "report.html").stat().st_size > 1_000_000
 
 
+def test_every_report_records_the_package_versions_and_embedder(tmp_path):
+    from importlib import metadata
+
+    result = runner.invoke(app, ["evaluate", "--synthetic", "--systems", "tfidf", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    env = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["environment"]
+    assert env["embedder"] == "hash"
+    for pkg in ("torch", "sentence-transformers", "transformers", "faiss-cpu", "scikit-learn", "numpy"):
+        assert env["packages"][pkg] == metadata.version(pkg)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "id='environment'" in html and f"<td>{metadata.version('transformers')}</td>" in html
+    assert "environment: embedder hash" in result.output
+
+
 def test_evaluate_deals_dev_with_baselines_caches_the_corpus(shared_data: Path, tmp_path):
     out = tmp_path / "out"
     args = [
