@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -36,6 +37,7 @@ from matcher.settings import Settings, get_settings
 from service.deps import ApiError, ServiceState, authenticate
 from service.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
 from service.routes import api_router, ops_router
+from service.schemas import text_problem
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -123,7 +125,21 @@ def error_response(
         body["allowed"] = [str(a) for a in allowed][:100]
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse(json_safe({"error": body}), status_code=status, headers=headers)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every string made encodable (lone surrogates replaced) and NaN/Infinity as null, so echoing
+    a bad input back in an error can never fail to render."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "replace").decode("utf-8") if not obj.isascii() else obj
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {json_safe(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -322,6 +338,27 @@ class BodySizeLimitMiddleware(_HttpMiddleware):
         return error_response(413, "payload_too_large", f"请求体超过 {mb} MB 上限 (request body too large)")
 
 
+class QueryTextGuardMiddleware(_HttpMiddleware):
+    """Refuse a query string holding NUL or text that is not valid UTF-8 (422 naming the parameter) before any
+    route sees it, the same on SQLite and PostgreSQL (PostgreSQL rejects NUL in text; SQLite would store it)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw: bytes = scope.get("query_string", b"")
+        if b"%" in raw:  # NUL and non-UTF-8 bytes can only arrive percent-encoded
+            for part in raw.split(b"&"):
+                name, _, value = part.partition(b"=")
+                try:
+                    problem = text_problem(unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8"))
+                except UnicodeDecodeError:
+                    problem = "不是有效的 UTF-8 文本 (not valid UTF-8)"
+                if problem:
+                    field = unquote_to_bytes(name).decode("utf-8", "replace")
+                    response = error_response(422, "validation_error", f"请求参数无效：{field} {problem}", field)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 _CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -444,6 +481,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
             expose_headers=["X-Request-ID", "Retry-After", "Content-Disposition"],
         )
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(QueryTextGuardMiddleware)
     app.add_middleware(ApiKeyMiddleware, svc=svc)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matcher.lead_store import LeadStatus
 from matcher.recommendation import MAX_K, Candidate, Filters, Recommendation
@@ -45,7 +45,42 @@ __all__ = [
 
 REGION_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 """Pattern of region ids."""
-_Strict = ConfigDict(extra="forbid")
+_Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (NUL, a lone surrogate), or None when it is fine."""
+    if "\x00" in text:
+        return "含有 NUL 字符 (contains a NUL character)"
+    if not text.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return "含有无效的 Unicode 代理字符 (contains a lone surrogate, not valid Unicode)"
+    return None
+
+
+def _check_texts(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(f"{path or 'body'}: {problem}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_texts(k, path)
+            _check_texts(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_texts(v, f"{path}[{i}]")
+
+
+class InputModel(BaseModel):
+    """A request body: unknown fields, NaN/Infinity, NUL and lone surrogates are rejected (422 naming the field)."""
+
+    model_config = _Strict
+
+    @model_validator(mode="before")
+    @classmethod
+    def _texts_are_storable(cls, data: Any) -> Any:
+        _check_texts(data, "")
+        return data
 
 
 # --- errors ---------------------------------------------------------------------------------------------------------
@@ -98,7 +133,7 @@ class ChainDetail(BaseModel):
 # --- regions --------------------------------------------------------------------------------------------------------
 
 
-class ResidentIn(BaseModel):
+class ResidentIn(InputModel):
     """An enterprise already in the region and the links (ids or names) it occupies."""
 
     model_config = _Strict
@@ -112,7 +147,7 @@ class ResidentIn(BaseModel):
     note: str = Field("", max_length=1000)
 
 
-class NeedIn(BaseModel):
+class NeedIn(InputModel):
     """A need the region states (招商需求)."""
 
     model_config = _Strict
@@ -123,7 +158,7 @@ class NeedIn(BaseModel):
     gap_type: GapType | None = None
 
 
-class RegionUpdate(BaseModel):
+class RegionUpdate(InputModel):
     """A region profile without its id (the id is in the path)."""
 
     model_config = _Strict
@@ -165,7 +200,7 @@ class RegionSummary(BaseModel):
 # --- recommendations ------------------------------------------------------------------------------------------------
 
 
-class RecommendBody(BaseModel):
+class RecommendBody(InputModel):
     """One need: a known region (or ad hoc place names), a chain, optionally a link / gap type and free text."""
 
     model_config = _Strict
@@ -195,7 +230,7 @@ class RecommendationOut(Recommendation):
     candidates: list[CandidateOut] = Field(default_factory=list)  # type: ignore[assignment]
 
 
-class RegionRecommendBody(BaseModel):
+class RegionRecommendBody(InputModel):
     """A shortlist for each of a region's top gaps."""
 
     model_config = _Strict
@@ -236,7 +271,7 @@ class EnterpriseFit(BaseModel):
 # --- enterprises ----------------------------------------------------------------------------------------------------
 
 
-class EnterpriseIn(BaseModel):
+class EnterpriseIn(InputModel):
     """An enterprise profile from a CRM. ``id`` is the CRM's own id (default: credit code, else a name hash)."""
 
     model_config = _Strict
@@ -252,9 +287,9 @@ class EnterpriseIn(BaseModel):
     sw_industry: str | None = Field(None, max_length=100)
     products: list[Product] = Field(default_factory=list, max_length=100)
     scope: str = Field("", max_length=20000)
-    registered_capital: float | None = Field(None, ge=0, description="万元")
-    employees: int | None = Field(None, ge=0)
-    revenue: float | None = Field(None, ge=0, description="亿元")
+    registered_capital: float | None = Field(None, ge=0, le=1e10, strict=True, description="万元")
+    employees: int | None = Field(None, ge=0, le=10_000_000, strict=True)
+    revenue: float | None = Field(None, ge=0, le=1e6, strict=True, description="亿元")
     stock_code: str | None = Field(None, max_length=32)
     parent_group: str | None = Field(None, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=50)
@@ -321,7 +356,7 @@ class ImportResult(BaseModel):
 # --- leads ----------------------------------------------------------------------------------------------------------
 
 
-class LeadCreate(BaseModel):
+class LeadCreate(InputModel):
     """Put a candidate on the shortlist (线索), or dismiss it straight away (已放弃, with a reason)."""
 
     model_config = _Strict
@@ -335,7 +370,7 @@ class LeadCreate(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
-class LeadUpdate(BaseModel):
+class LeadUpdate(InputModel):
     """Move a lead on and/or change its note; 已放弃 needs a reason."""
 
     model_config = _Strict
@@ -345,7 +380,7 @@ class LeadUpdate(BaseModel):
     reason: str | None = Field(None, max_length=2000)
 
 
-class ShortlistBody(BaseModel):
+class ShortlistBody(InputModel):
     """Export exactly these enterprises (in this order) for a region."""
 
     model_config = _Strict
