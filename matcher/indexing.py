@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from matcher.profile_text import profile_text
 from matcher.records import Enterprise
 from matcher.settings import Settings
 from matcher.text import tokenize
+
+if TYPE_CHECKING:
+    from matcher.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -384,8 +387,12 @@ def _update_locked(store, ids, embedder, settings: Settings, catalogue: Catalogu
     return status
 
 
-def index_status(settings: Settings) -> dict[str, Any]:
-    """What is saved under ``settings.index_path`` (manifests only; nothing is loaded or verified)."""
+def index_status(settings: Settings, store: Store | None = None) -> dict[str, Any]:
+    """What is saved under ``settings.index_path`` (manifests only; nothing is loaded or verified).
+
+    With ``store``, ``consistent`` also requires both indexes to hold as many rows as the store holds across
+    every tenant (``store_count``); ``missing`` is how many fewer they hold.
+    """
     from index.errors import VectorIndexError
     from index.storage import load_current
 
@@ -419,6 +426,13 @@ def index_status(settings: Settings) -> dict[str, Any]:
     v, lx = out.get("vector", {}), out.get("lexical", {})
     out["exists"] = "count" in v and "count" in lx
     out["consistent"] = out["exists"] and v.get("build_id") == lx.get("build_id")
+    if store is not None:
+        from matcher.store import ALL_TENANTS
+
+        out["store_count"] = store.count_enterprises(ALL_TENANTS)
+        if out["exists"]:
+            out["missing"] = max(0, out["store_count"] - min(v["count"] or 0, lx["count"] or 0))
+            out["consistent"] = out["consistent"] and v["count"] == lx["count"] == out["store_count"]
     return out
 
 

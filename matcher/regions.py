@@ -129,6 +129,13 @@ def load_regions(directory: Path | None = None, catalogue: Catalogue | None = No
     for r in regions:
         if r.parent and r.parent not in book.regions:
             raise RegionFileError(seen[r.id], r.id, f"parent '{r.parent}' is not a known region")
+    for r in regions:
+        path, up = [r.id], r.parent
+        while up is not None and up not in path:
+            path.append(up)
+            up = book.regions[up].parent
+        if up is not None:
+            raise RegionFileError(seen[r.id], r.id, f"parent chain loops: {' → '.join([*path, up])}")
     logger.info("loaded %d regions from %s", len(regions), directory)
     return book
 

@@ -116,8 +116,14 @@ def register(app: typer.Typer) -> None:
         """What is saved: counts, embedder, structure, build id, whether both indexes belong together."""
         from matcher.indexing import index_status
         from matcher.settings import get_settings
+        from matcher.store import Store
 
-        status = index_status(get_settings())
+        settings = get_settings()
+        store = Store.from_settings(settings)
+        try:
+            status = index_status(settings, store)
+        finally:
+            store.close()
         _echo_status(status, as_json)
         if not status["exists"]:
             raise typer.Exit(code=1)

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/regions", tags=["regions 地区"])
 
 
 def _validated(
-    body: RegionUpdate, region_id: str, tenant: str, catalogue: Catalogue, known: set[str]
+    body: RegionUpdate, region_id: str, tenant: str, catalogue: Catalogue, known: dict[str, str | None]
 ) -> Region:
     """The body as a Region with chain / link names resolved to ids; 422 naming the first unknown one."""
     chains = [resolve_chain(catalogue, c, f"target_chains[{i}]") for i, c in enumerate(body.target_chains)]
@@ -49,6 +49,18 @@ def _validated(
                 field="parent",
                 value=body.parent,
             )
+        path, up = [region_id, body.parent], known.get(body.parent)
+        while up is not None and up not in path:
+            path.append(up)
+            up = known.get(up)
+        if up is not None:
+            raise ApiError(
+                422,
+                "invalid_parent",
+                f"上级地区形成循环：{' → '.join([*path, up])} (the parent chain would loop back)",
+                field="parent",
+                value=body.parent,
+            )
     return Region(
         id=region_id,
         name=body.name,
@@ -63,6 +75,10 @@ def _validated(
         tenant=tenant,
         description=body.description,
     )
+
+
+def _parents(book) -> dict[str, str | None]:
+    return {rid: r.parent for rid, r in book.regions.items()}
 
 
 def _save(svc: ServiceDep, region: Region) -> None:
@@ -109,7 +125,7 @@ def create_region(body: RegionCreate, tenant: TenantDep, svc: ServiceDep) -> Reg
             field="id",
             value=body.id,
         )
-    region = _validated(body, body.id, tenant, svc.engine.catalogue, set(book.regions))
+    region = _validated(body, body.id, tenant, svc.engine.catalogue, _parents(book))
     _save(svc, region)
     return region
 
@@ -125,7 +141,7 @@ def put_region(
 ) -> Region:
     """A shared region with this id is not changed: the tenant gets its own version that overrides it."""
     book = svc.engine.regions(tenant)
-    region = _validated(body, region_id, tenant, svc.engine.catalogue, set(book.regions))
+    region = _validated(body, region_id, tenant, svc.engine.catalogue, _parents(book))
     _save(svc, region)
     return region
 
