@@ -216,14 +216,29 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(status, exc.code, f"{zh}：{exc}", field, value, allowed)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         unparsable = _unparsable_body(exc)
         if unparsable is not None:
             return unparsable
         code, zh = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "请求失败"))
-        return error_response(
-            exc.status_code, code, f"{zh} ({exc.detail})", headers=getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return error_response(exc.status_code, code, f"{zh} ({exc.detail})", headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first matching route's)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 class _HttpMiddleware:

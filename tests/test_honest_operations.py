@@ -64,3 +64,17 @@ def test_api_refuses_a_parent_that_would_loop(tmp_path: Path):
         assert err["code"] == "invalid_parent" and err["field"] == "parent" and "p1 → p2 → p1" in err["message"]
     finally:
         api.close()
+
+
+def test_405_allow_header_lists_every_method_of_the_path(tmp_path: Path):
+    api = Api(make_settings(tmp_path), warm=False)
+    try:
+        h = api.tenant("allow").headers
+        resp = api.client.patch("/v1/regions/manas", headers=h)
+        assert resp.status_code == 405
+        allowed = {m.strip() for m in resp.headers["allow"].split(",")}
+        assert {"GET", "PUT", "DELETE"} <= allowed, allowed
+        resp = api.client.delete("/v1/enterprises", headers=h)
+        assert resp.status_code == 405 and {"GET", "POST"} <= set(resp.headers["allow"].replace(" ", "").split(","))
+    finally:
+        api.close()
