@@ -60,8 +60,10 @@ class ShortlistRow:
     note: str = ""
     enterprise_id: str = ""
 
-    def cells(self) -> list[str | int | float | None]:
-        """The row's values in :data:`HEADERS` order (text escaped)."""
+    def cells(self, escape: bool = True) -> list[str | int | float | None]:
+        """The row's values in :data:`HEADERS` order; ``escape``: text that could start a formula gets a leading
+        ``'`` (for CSV; an XLSX cell is typed as text instead, so no visible quote)."""
+        escape_cell = _escape if escape else _text
         return [
             self.rank,
             escape_cell(self.name),
@@ -80,10 +82,17 @@ class ShortlistRow:
         ]
 
 
+def _text(value: str | None) -> str:
+    return "" if value is None else str(value)
+
+
 def escape_cell(value: str | None) -> str:
     """Text a spreadsheet will show as text: a leading ``'`` when it could start a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+_escape = escape_cell
 
 
 def to_csv(rows: list[ShortlistRow]) -> bytes:
@@ -108,10 +117,10 @@ def to_xlsx(rows: list[ShortlistRow], title: str = "招商清单") -> bytes:
         cell.fill = header_fill
         cell.alignment = Alignment(horizontal="center", vertical="center")
     for row in rows:
-        ws.append(row.cells())
+        ws.append(row.cells(escape=False))
         for cell in ws[ws.max_row]:
             if isinstance(cell.value, str):
-                cell.data_type = "s"  # never a formula, whatever the text
+                cell.data_type = "s"  # a text cell: never a formula, whatever the text, and no visible quote
     wrap = Alignment(wrap_text=True, vertical="top")
     for col, width in enumerate(_WIDTHS, start=1):
         letter = ws.cell(row=1, column=col).column_letter

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import zipfile
 
 import pytest
 from api_support import (
@@ -699,8 +700,11 @@ def test_export_escapes_formula_like_enterprise_names(api: Api):
     assert lead.status_code == 201, lead.text
     xlsx = api.client.get("/v1/regions/manas/shortlist.xlsx", headers=t.headers)
     ws = load_workbook(io.BytesIO(xlsx.content)).active
-    assert ws.cell(row=2, column=2).value.startswith("'=HYPERLINK")
-    assert ws.cell(row=2, column=2).data_type == "s" and ws.cell(row=2, column=13).value == "'@SUM(A1)"
+    # an XLSX text cell: shown as typed (no visible leading quote) and never evaluated as a formula
+    assert ws.cell(row=2, column=2).value.startswith("=HYPERLINK")
+    assert ws.cell(row=2, column=2).data_type == "s" and ws.cell(row=2, column=13).value == "@SUM(A1)"
+    with zipfile.ZipFile(io.BytesIO(xlsx.content)) as zf:
+        assert "<f>" not in zf.read("xl/worksheets/sheet1.xml").decode("utf-8")
     text = api.client.get("/v1/regions/manas/shortlist.csv", headers=t.headers).content.decode("utf-8-sig")
     assert "'=HYPERLINK" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
 
