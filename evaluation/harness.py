@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.environment import environment_info
 from evaluation.cases import SLICE_DIMENSIONS, Case, CaseQuery, build_qrels, split_evaluable
+from evaluation.environment import environment_info
 from evaluation.errors import SystemOutputError, UnknownSystemError
 from evaluation.metrics import (
     catalogue_coverage,

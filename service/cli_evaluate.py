@@ -20,8 +20,8 @@ import typer
 
 from evaluation.baselines import BASELINES, doc_text, jieba_tokens, make_baselines
 from evaluation.cases import load_cases
-from evaluation.errors import EvaluationError, UnknownSystemError
 from evaluation.environment import environment_info, environment_line
+from evaluation.errors import EvaluationError, UnknownSystemError
 from evaluation.harness import EvaluationResult, run_evaluation, write_outputs
 from evaluation.synthetic import (
     check_against_expected,

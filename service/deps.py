@@ -273,6 +273,25 @@ def require_api_key(
 ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
 
 
+def charge_work(request: Request, svc: ServiceState, rankings: int, what: str) -> None:
+    """Charge a heavy request by its size: one rate-limit token per ranking beyond the one authentication took
+    (429 with ``Retry-After`` and the cost when the key's allowance cannot cover it)."""
+    key = getattr(request.state, "api_key", None)
+    if key is None or rankings <= 1:
+        return
+    wait = svc.limiter.check(key.id, rankings - 1)
+    if wait:
+        if svc.metrics is not None:
+            svc.metrics.rate_limited.inc()
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"该请求需要 {rankings} 次排序（{what}），超出频率限额，请 {wait} 秒后重试 "
+            f"(this request costs {rankings} rankings; rate limit of {svc.limiter.per_minute}/min)",
+            headers={"Retry-After": str(wait)},
+        )
+
+
 def get_tenant(key: ApiKeyDep) -> str:
     return key.tenant
 

@@ -66,9 +66,12 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.per_minute > 0
 
-    def check(self, key: str) -> int:
-        """Take a token for ``key``: 0 if allowed, else the whole seconds to wait (≥ 1) for ``Retry-After``."""
-        if not self.enabled:
+    def check(self, key: str, n: float = 1.0) -> int:
+        """Take ``n`` tokens for ``key``: 0 if allowed, else the whole seconds to wait (≥ 1) for ``Retry-After``.
+
+        A request whose work is several rankings (a region shortlist, an export) takes one token per ranking.
+        """
+        if not self.enabled or n <= 0:
             return 0
         with self._lock:
             bucket = self._buckets.get(key)
@@ -78,7 +81,7 @@ class RateLimiter:
                 bucket = self._buckets[key] = TokenBucket(
                     self.per_minute, self.per_minute / 60.0, self._clock
                 )
-            wait = bucket.take()
+            wait = bucket.take(min(n, self.per_minute))
         return 0 if wait == 0 else max(1, math.ceil(wait))
 
     def remaining(self, key: str) -> int:

@@ -78,3 +78,23 @@ def test_405_allow_header_lists_every_method_of_the_path(tmp_path: Path):
         assert resp.status_code == 405 and {"GET", "POST"} <= set(resp.headers["allow"].replace(" ", "").split(","))
     finally:
         api.close()
+
+
+def test_heavy_requests_cost_one_token_per_ranking(tmp_path: Path):
+    api = Api(make_settings(tmp_path, rate_limit_per_minute=30))
+    try:
+        h = api.tenant("heavy").headers
+        c = api.client
+        ok = c.post("/v1/regions/manas/recommendations", json={"k": 5, "max_gaps": 20}, headers=h)
+        assert ok.status_code == 200, ok.text
+        # ~21 of 30 tokens spent by one request: the next 20-gap export cannot be covered
+        resp = c.get("/v1/regions/manas/shortlist.xlsx", params={"k": 50, "max_gaps": 20}, headers=h)
+        assert resp.status_code == 429, resp.status_code
+        err = resp.json()["error"]
+        assert "20" in err["message"] and int(resp.headers["retry-after"]) >= 1
+        # a single recommendation still costs one token
+        one = c.post("/v1/recommendations", json={"region": "manas", "chain": "aluminium",
+                                                  "link": "aluminium_rod", "k": 5}, headers=h)
+        assert one.status_code == 200, one.text
+    finally:
+        api.close()

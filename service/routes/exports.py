@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from matcher.lead_store import Lead, LeadStatus, list_leads
 from matcher.recommendation import Candidate, Recommendation, RecommendRequest
 from matcher.records import Region
-from service.deps import ApiError, ServiceDep, TenantDep
+from service.deps import ApiError, ServiceDep, TenantDep, charge_work
 from service.export import ShortlistRow, to_csv, to_xlsx
 from service.routes._common import find_enterprise, region_or_404, resolve_chain, resolve_link
 from service.schemas import ShortlistBody
@@ -126,6 +126,7 @@ _FILE_RESPONSES = {
     summary="导出招商清单 Export the region's shortlist (xlsx / csv)",
 )
 def export_shortlist(
+    request: Request,
     region_id: str,
     fmt: Literal["xlsx", "csv"],
     tenant: TenantDep,
@@ -137,6 +138,7 @@ def export_shortlist(
     region = region_or_404(svc.engine.regions(tenant), region_id, tenant)
     rows = _lead_rows(svc, tenant, region, include_abandoned)
     if not rows and not list_leads(svc.store, tenant, region_id=region.id, limit=1):
+        charge_work(request, svc, max_gaps, f"{max_gaps} 个缺口")
         rows = _recommended_rows(svc, tenant, region, k, max_gaps)
     return _file(rows, region, fmt)
 

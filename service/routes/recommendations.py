@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from matcher.gaps import diagnose
 from matcher.recommendation import RecommendRequest
-from service.deps import ServiceDep, TenantDep
+from service.deps import ServiceDep, TenantDep, charge_work
 from service.routes._common import (
     enterprise_or_404,
     leads_by_candidate,
@@ -60,13 +60,14 @@ def recommend(body: RecommendBody, tenant: TenantDep, svc: ServiceDep) -> Recomm
     summary="地区整体推荐 A shortlist for each of a region's top gaps",
 )
 def recommend_region(
-    region_id: str, body: RegionRecommendBody, tenant: TenantDep, svc: ServiceDep
+    request: Request, region_id: str, body: RegionRecommendBody, tenant: TenantDep, svc: ServiceDep
 ) -> RegionRecommendations:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
     chain_id = resolve_chain(svc.engine.catalogue, body.chain) if body.chain else None
     gm = diagnose(region, svc.engine.catalogue, chain=chain_id, book=book)
     leads = leads_by_candidate(svc.store, tenant, region.id)
+    charge_work(request, svc, min(body.max_gaps, len(gm.gaps)), f"{min(body.max_gaps, len(gm.gaps))} 个缺口")
     out = []
     for g in gm.gaps[: body.max_gaps]:
         req = RecommendRequest(
