@@ -87,6 +87,10 @@ class ImportFileError(ChainMatchError):
     code = "import_file_invalid"
 
 
+class ImportLimitError(ImportFileError):
+    """A file over a size limit (columns, unknown columns, unpacked size): refused before its rows are read."""
+
+
 class InvalidRequestError(ChainMatchError, ValueError):
     code = "invalid_request"
 

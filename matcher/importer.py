@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from matcher.catalogue import default_catalogue, load_gbt_codes
 from matcher.credit_code import validate_credit_code
-from matcher.errors import ImportFileError
+from matcher.errors import ImportFileError, ImportLimitError
 from matcher.geo import province_short
 from matcher.records import Enterprise, LinkMatch, Product
 from matcher.store import same_firm
@@ -139,6 +139,13 @@ MAX_LENGTH: dict[str, int] = {
     "tags": 2_000,
     "*": 20_000,  # every other column, including unknown ones
 }
+
+MAX_COLUMNS = 300
+"""Columns a file may have; wider files are refused before any row is read."""
+MAX_EXTRA_COLUMNS = 50
+"""Unknown columns kept in ``extra`` (the JSON API's limit on ``extra`` keys)."""
+MAX_XLSX_UNPACKED_BYTES = 512 * 1024 * 1024
+"""Uncompressed size a workbook's parts may declare (a zip bomb is refused before anything is inflated)."""
 
 _EMPTY = {"", "-", "--", "---", "—", "——", "/", "无", "暂无", "未知", "null", "none", "nan", "n/a", "na"}
 _SPLIT = re.compile(r"[;；,，、|\n]+")
@@ -802,10 +809,23 @@ def _sniff_delimiter(text: str, suffix: str) -> str:
 
 
 def _find_header(rows: list[tuple[int, list[Any]]], where: str) -> tuple[int, list[_Column]]:
-    """Index in ``rows`` of the header row (the first with a name column among the first 10) and its columns."""
-    for i, (_, cells) in enumerate(rows[:10]):
+    """Index in ``rows`` of the header row (the first with a name column among the first 10) and its columns.
+
+    Raises ImportFileError naming the limit when the header has more than :data:`MAX_COLUMNS` columns or more
+    than :data:`MAX_EXTRA_COLUMNS` unknown ones."""
+    for i, (row_no, cells) in enumerate(rows[:10]):
+        if len(cells) > MAX_COLUMNS:
+            raise ImportLimitError(
+                f"{where}: row {row_no} has {len(cells):,} columns; the limit is {MAX_COLUMNS} (列数超出上限)"
+            )
         cols = map_headers(cells)
         if any(c.field == "name" for c in cols):
+            extra = sum(1 for c in cols if c.field is None)
+            if extra > MAX_EXTRA_COLUMNS:
+                raise ImportLimitError(
+                    f"{where}: header row {row_no} has {extra} unrecognised columns (kept in extra); "
+                    f"the limit is {MAX_EXTRA_COLUMNS} (未识别列数超出上限)"
+                )
             return i, cols
     raise _missing_name_error(rows[0][1] if rows else [], where)
 
@@ -896,11 +916,29 @@ def _read_csv(data: bytes, path: Path, report: ImportReport) -> _Source:
     return _Source(columns, gen(), total_lines, *checks)
 
 
+def _check_unpacked_size(path: Path, where: str) -> None:
+    """Refuse a workbook whose parts declare more than :data:`MAX_XLSX_UNPACKED_BYTES` uncompressed (a zip
+    bomb); Python's zipfile never inflates a part beyond its declared size, so the check bounds the real work."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImportFileError(f"{where}: not a readable .xlsx workbook ({exc})") from exc
+    if declared > MAX_XLSX_UNPACKED_BYTES:
+        raise ImportLimitError(
+            f"{where}: the workbook unpacks to {declared / 2**20:,.0f} MB; the limit is "
+            f"{MAX_XLSX_UNPACKED_BYTES // 2**20} MB (解压后体积超出上限)"
+        )
+
+
 def _read_xlsx(path: Path, report: ImportReport) -> _Source:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
     where = path.name
+    _check_unpacked_size(path, where)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except (InvalidFileException, KeyError, OSError, ValueError) as exc:
@@ -927,6 +965,9 @@ def _read_xlsx(path: Path, report: ImportReport) -> _Source:
         first_headers = first_headers or head[0][1]
         try:
             idx, columns = _find_header(head, where)
+        except ImportLimitError:
+            wb.close()
+            raise
         except ImportFileError:
             continue
         header_row = head[idx][0]
@@ -1011,9 +1052,19 @@ def _read_jsonl(data: bytes, path: Path, report: ImportReport) -> _Source:
                 )
                 continue
             keys = tuple(obj)
+            if len(keys) > MAX_COLUMNS:
+                issue = RowIssue(n, "-", f"{len(keys):,} keys; the limit is {MAX_COLUMNS} (字段数超出上限)")
+                yield _Record(n, None, issue)
+                continue
             cols = cache.get(keys)
             if cols is None:
                 cols = cache[keys] = map_headers(list(keys))
+                if sum(1 for c in cols if c.field is None) > MAX_EXTRA_COLUMNS:
+                    del cache[keys]
+                    reason = f"more than {MAX_EXTRA_COLUMNS} unrecognised keys (未识别字段超出上限)"
+                    issue = RowIssue(n, "extra", reason)
+                    yield _Record(n, None, issue)
+                    continue
             yield _Record(n, [(c, obj[k]) for c, k in zip(cols, keys, strict=True)])
 
     return _Source(map_headers(first_keys), gen(), len(lines), bool(_SURROGATE.search(text)))
