@@ -303,11 +303,10 @@ def test_shortlist_exports_escape_formula_cells(server: Server):
     xlsx = server.http.post("/v1/regions/manas/shortlist.xlsx", json=body)
     ws = load_workbook(io.BytesIO(xlsx.content)).active
     cells = [c for row in ws.iter_rows(min_row=2) for c in row if c.value is not None]
-    assert [ws.cell(row=r, column=2).value for r in range(2, 2 + len(FORMULAS))] == [
-        "'" + n for n in FORMULAS
-    ]
+    # XLSX: typed text cells, shown as written (no visible quote) and never formulas
+    assert [ws.cell(row=r, column=2).value for r in range(2, 2 + len(FORMULAS))] == list(FORMULAS)
     assert all(c.data_type != "f" for c in cells)
-    assert not any(isinstance(c.value, str) and c.value[:1] in ("=", "+", "-", "@") for c in cells)
+    assert all(c.data_type == "s" for c in cells if isinstance(c.value, str))
 
 
 # --- a large export with broken rows ------------------------------------------------------------------------
