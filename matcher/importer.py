@@ -1160,6 +1160,20 @@ def _link_matches(tuples: list[LinkTuple]) -> list[LinkMatch]:
     ]
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """In the mapping worker: ask the kernel to SIGKILL this process when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``), so a killed import leaves no worker holding memory and the database files."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still ends the worker
+        logger.debug("PR_SET_PDEATHSIG unavailable; the mapping worker relies on the pool's shutdown")
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(0)
+
+
 _WORKER_MAPPER: _CachedMapper | None = None  # set in the parent before forking the mapping worker
 
 
@@ -1202,7 +1216,12 @@ class _Mapping:
             self.parallel = False
             return False
         _WORKER_MAPPER = self.cached
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         return True
 
     def submit(self, batch: list[Enterprise]) -> Any:
