@@ -138,6 +138,7 @@ class ServiceState:
         )
         self.store.origin = self.refresher.origin  # our own writes are marked so the change feed skips them
         self.ready = threading.Event()  # the recommender is fitted: requests are served
+        self._missing_since: float | None = None  # first /readyz that saw store rows the index lacks
         self.warmed = threading.Event()  # the start-up warm-up (gap index, query cache) is over
         self.warm_error: str | None = None
 
@@ -163,6 +164,22 @@ class ServiceState:
             return True
         # the warm-up failed but a later request fitted the index
         return self.warm_error is not None and getattr(self.engine, "_recommender", None) is not None
+
+    def lag(self, stored: int | None) -> dict[str, float | int]:
+        """How far the served index is behind the store: rows (queued + not yet seen) and seconds since the
+        oldest of them. Rows the store holds and the index lacks with nothing queued (another process's writes
+        the change feed has not delivered yet) count from when they were first noticed."""
+        pending = self.pending
+        missing = 0
+        if stored is not None and self.ready.is_set():
+            missing = max(0, stored - self.index_size() - pending)
+        now = time.monotonic()
+        if missing and self._missing_since is None:
+            self._missing_since = now
+        elif not missing:
+            self._missing_since = None
+        seconds = max(self.refresher.lag_seconds, now - self._missing_since if self._missing_since else 0.0)
+        return {"rows": pending + missing, "seconds": round(seconds, 3)}
 
     def index_size(self) -> int:
         rec = getattr(self.engine, "_recommender", None)

@@ -72,8 +72,12 @@ class IndexRefresher:
         self.refresh_interval = refresh_interval
         self.persist_interval = persist_interval
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-refresh")
+        # writes into the saved index (persist, the start-up catch-up) run apart from in-memory refreshes, so a
+        # long catch-up never holds back new writes from being served
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-persist")
         self._lock = threading.Lock()
         self._queued: list[tuple[list[Change], Future[None]]] = []
+        self._since: list[float] = []  # monotonic submit time of each queued or running batch (lag)
         self._pending = 0
         self._last_start = float("-inf")
         self._unsaved: set[str] = set()
@@ -96,6 +100,12 @@ class IndexRefresher:
         return self._pending
 
     @property
+    def lag_seconds(self) -> float:
+        """Seconds since the oldest change the in-memory index does not serve yet was submitted (0 = none)."""
+        with self._lock:
+            return time.monotonic() - self._since[0] if self._since else 0.0
+
+    @property
     def unsaved(self) -> int:
         """Enterprises the in-memory index serves but the saved index does not hold yet."""
         return len(self._unsaved)
@@ -112,6 +122,7 @@ class IndexRefresher:
                 raise RuntimeError("the index refresher is closed")
             self._pending += len(changes)
             self._queued.append((changes, future))
+            self._since.append(time.monotonic())
         self._pool.submit(self._run)
         return future
 
@@ -148,6 +159,7 @@ class IndexRefresher:
         finally:
             with self._lock:
                 self._pending -= sum(len(pairs) for pairs, _ in batch)
+                del self._since[: len(batch)]
 
     # ------------------------------------------------------------------------------------ other processes
     def follow(self, store: Any, after: int) -> None:
@@ -208,7 +220,7 @@ class IndexRefresher:
             self._timer = None
             if self._closed:
                 return
-        self._pool.submit(self.persist)
+        self._saver.submit(self.persist)
 
     def persist(self) -> int:
         """Write the changed ids into the saved index now; returns how many. Call on the worker (or at close)."""
@@ -221,7 +233,7 @@ class IndexRefresher:
 
     def catch_up(self) -> Future[IndexStatus | None]:
         """Queue a catch-up of the saved index with the store (what a crash left unsaved) on the worker."""
-        return self._pool.submit(self._update_saved, None)
+        return self._saver.submit(self._update_saved, None)
 
     def _update_saved(self, ids: list[str] | None) -> IndexStatus | None:
         """Upsert ``ids`` (None: whatever the store has changed or dropped) into the saved index, if one exists."""
@@ -254,5 +266,6 @@ class IndexRefresher:
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-        self._pool.submit(self.persist)
         self._pool.shutdown(wait=True, cancel_futures=False)
+        self._saver.submit(self.persist)
+        self._saver.shutdown(wait=True, cancel_futures=False)

@@ -200,6 +200,11 @@ def _kill_during_bulk_upserts(root: Path, url: str, doctor) -> None:
             for ids in acked.values():
                 for eid in (ids[0], ids[-1]):
                     assert http.get(f"/v1/enterprises/{eid}").status_code == 200, eid
+            # served = stored: the restarted server's index holds every row of every tenant before it says ready
+            ready = http.get("/readyz").json()
+            with Store(url) as store:
+                assert ready["index_size"] == store.count_enterprises("*"), ready
+            assert ready["status"] == "ready" and ready["lag"]["rows"] == 0, ready
         # the restarted server catches the saved index up with the store by itself
         deadline = time.monotonic() + 120
         with Store(url) as store:

@@ -69,3 +69,29 @@ def test_kill_9_restart_serves_tenants_private_enterprises(tmp_path: Path, tmp_p
         assert firm_id in _ids(resp)
     finally:
         again.stop()
+
+
+def test_readyz_is_not_ready_while_the_index_is_behind_beyond_its_bound(tmp_path: Path, tmp_path_factory):
+    import time
+
+    root = seed_demo_store(tmp_path / "lag", tmp_path_factory)
+    api = Api(make_settings(root, refresh_interval_s=3.0, ready_max_lag_s=0.5))
+    try:
+        meta, key = create_api_key(api.svc.store, "tenant-lag", "tests")
+        h = {"X-API-Key": key}
+        first = api.client.post("/v1/enterprises", json=[FIRM], params={"wait": 10}, headers=h).json()
+        assert first["index"] == "updated"
+        second = {**FIRM, "id": "private-rod-2", "name": "乙方私有铝棒二厂有限公司"}
+        assert api.client.post("/v1/enterprises", json=[second], headers=h).json()["index"] == "pending"
+        time.sleep(1.0)  # the refresh waits for the 3 s interval: the index is behind by one row
+        behind = api.client.get("/readyz")
+        assert behind.status_code == 503, behind.text
+        body = behind.json()
+        assert body["lag"]["rows"] >= 1 and body["lag"]["seconds"] > 0.5 and "behind" in body["checks"]["index"]
+        deadline = time.time() + 15
+        while api.client.get("/readyz").status_code != 200 and time.time() < deadline:
+            time.sleep(0.2)
+        ready = api.client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["lag"]["rows"] == 0, ready
+    finally:
+        api.close()
