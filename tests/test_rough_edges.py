@@ -1,0 +1,90 @@
+"""Rough edges of issue #13 item 5: names accepted where ids are, unknown ids never answer 200 [], honest import
+exit codes, no stale commands in the API docs, no internal tags in user text, no repeated products, named unknown
+filters, partial bulk upserts, and a readable recall@K plot."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from api_support import (
+    Api,
+    api_fixture,  # noqa: F401  (provides the `api` fixture)
+)
+
+GAP = {"region": "manas", "chain": "aluminium", "link": "aluminium_rod"}
+
+
+def _error(resp) -> dict[str, Any]:
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    return body["error"]
+
+
+def _lead(api: Api, headers: dict[str, str]) -> dict[str, Any]:
+    rec = api.client.post("/v1/recommendations", json={**GAP, "k": 3}, headers=headers)
+    assert rec.status_code == 200, rec.text
+    cand = rec.json()["candidates"][0]
+    resp = api.client.post("/v1/leads", json={**GAP, "enterprise_id": cand["enterprise_id"]}, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+# --- 1. / 2. region names and unknown ids on the leads, regions and enterprises routes ------------------------------
+
+
+def test_leads_filter_accepts_region_names_like_every_other_route(api: Api):
+    h = api.tenant().headers
+    lead = _lead(api, h)
+    by_id = api.client.get("/v1/leads", params={"region": "manas"}, headers=h).json()
+    by_name = api.client.get("/v1/leads", params={"region": "玛纳斯县"}, headers=h)
+    assert by_name.status_code == 200, by_name.text
+    assert [x["id"] for x in by_name.json()] == [x["id"] for x in by_id] == [lead["id"]]
+
+
+def test_leads_filter_with_an_unknown_region_or_enterprise_names_it(api: Api):
+    h = api.tenant().headers
+    _lead(api, h)
+    resp = api.client.get("/v1/leads", params={"region": "不存在县"}, headers=h)
+    assert resp.status_code in (404, 422), resp.text
+    err = _error(resp)
+    assert err["code"] == "unknown_region" and err["field"] == "region" and "不存在县" in err["message"]
+    resp = api.client.get("/v1/leads", params={"enterprise_id": "no-such-firm"}, headers=h)
+    assert resp.status_code in (404, 422), resp.text
+    assert _error(resp)["code"] == "unknown_enterprise" and "no-such-firm" in _error(resp)["message"]
+
+
+def test_leads_filter_by_enterprise_accepts_the_tenant_s_unscoped_id(api: Api):
+    h = api.tenant().headers
+    lead = _lead(api, h)
+    got = api.client.get("/v1/leads", params={"enterprise_id": lead["enterprise_id"]}, headers=h)
+    assert got.status_code == 200 and [x["id"] for x in got.json()] == [lead["id"]]
+
+
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        ("GET", "/v1/leads/no-such-lead"),
+        ("GET", "/v1/leads/no-such-lead/events"),
+        ("PATCH", "/v1/leads/no-such-lead"),
+        ("GET", "/v1/regions/no-such-region"),
+        ("GET", "/v1/regions/no-such-region/gaps"),
+        ("GET", "/v1/regions/no-such-region/gapmap.svg"),
+        ("DELETE", "/v1/regions/no-such-region"),
+        ("POST", "/v1/regions/no-such-region/recommendations"),
+        ("GET", "/v1/regions/no-such-region/shortlist.csv"),
+        ("GET", "/v1/enterprises/no-such-firm"),
+        ("GET", "/v1/enterprises/no-such-firm/fit"),
+        ("DELETE", "/v1/enterprises/no-such-firm"),
+        ("GET", "/v1/regions/manas/gaps?chain=no-such-chain"),
+    ],
+)
+def test_unknown_ids_answer_404_or_422_never_200(api: Api, method: str, url: str):
+    h = api.tenant().headers
+    body = {"status": "已接触"} if method == "PATCH" else {} if method == "POST" else None
+    resp = api.client.request(method, url, headers=h, json=body)
+    assert resp.status_code in (404, 422), (method, url, resp.status_code, resp.text[:300])
+    err = _error(resp)
+    assert err["code"].startswith("unknown_"), err
+    assert err["value"] and str(err["value"]) in err["message"], err
