@@ -88,3 +88,52 @@ def test_unknown_ids_answer_404_or_422_never_200(api: Api, method: str, url: str
     err = _error(resp)
     assert err["code"].startswith("unknown_"), err
     assert err["value"] and str(err["value"]) in err["message"], err
+
+
+# --- 3. `chainmatch import --no-atomic` when rows are rejected -----------------------------------------------------
+
+
+def _write_csv(path, rows: list[list[str]]):
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["企业名称", "统一社会信用代码", "所属省份", "所属城市", "主营产品", "曾用名"])
+        w.writerows(rows)
+    return path
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_no_atomic_import_with_every_row_rejected_exits_2_and_says_nothing_was_written(tmp_path):
+    path = _write_csv(
+        tmp_path / "all-bad.csv", [["甲有限公司", "123", "新疆", "", "", ""], ["", "", "新疆", "", "铝棒", ""]]
+    )
+    result = _cli("import", str(path), "--no-atomic")
+    assert result.exit_code == 2, result.output
+    assert "NOTHING written" in result.output and "all 2 rows rejected" in result.output
+    assert re.search(r"; written[;,]", result.output) is None
+    assert "nothing written: all 2 rows of all-bad.csv were rejected" in result.output
+    as_json = _cli("import", str(path), "--no-atomic", "--json")
+    assert as_json.exit_code == 2
+
+
+def test_no_atomic_import_with_some_rows_rejected_says_how_many_were_written(tmp_path):
+    path = _write_csv(
+        tmp_path / "some-bad.csv",
+        [["甲有限公司", "", "新疆", "", "", ""], ["乙有限公司", "", "新疆", "", "", ""], ["丙有限公司", "1", "新疆", "", "", ""]],
+    )
+    result = _cli("import", str(path), "--no-atomic")
+    assert result.exit_code == 0, result.output
+    assert "written 2 rows, rejected 1" in result.output
+
+
+def test_import_help_documents_the_exit_codes():
+    out = _cli("import", "--help").output
+    assert "Exit codes" in out and "0 =" in out and "1 =" in out and "2 =" in out
