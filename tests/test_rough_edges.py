@@ -137,3 +137,44 @@ def test_no_atomic_import_with_some_rows_rejected_says_how_many_were_written(tmp
 def test_import_help_documents_the_exit_codes():
     out = _cli("import", "--help").output
     assert "Exit codes" in out and "0 =" in out and "1 =" in out and "2 =" in out
+
+
+# --- 4. every `chainmatch …` command the OpenAPI text quotes exists -----------------------------------------------
+
+
+def _cli_path_exists(tokens: list[str]) -> tuple[bool, str]:
+    import click
+    import typer.main
+
+    from service.cli import app
+
+    cmd: click.Command = typer.main.get_command(app)
+    walked: list[str] = []
+    for tok in tokens:
+        if not isinstance(cmd, click.Group):
+            break
+        if tok.startswith("-") or tok.isupper() or tok in ("|", "…", "..."):
+            return False, f"'chainmatch {' '.join(walked)}' needs a sub-command, got {tok!r}"
+        sub = cmd.commands.get(tok)
+        if sub is None:
+            return False, f"no command {tok!r} under 'chainmatch {' '.join(walked)}'".replace("  ", " ")
+        walked.append(tok)
+        cmd = sub
+    if isinstance(cmd, click.Group):
+        return False, f"'chainmatch {' '.join(walked)}' is a group, not a command"
+    return True, ""
+
+
+def test_every_chainmatch_command_quoted_in_the_openapi_text_exists(api: Api):
+    import json
+
+    text = json.dumps(api.client.get("/openapi.json").json(), ensure_ascii=False)
+    quoted = re.findall(r"`(chainmatch [^`]+)`", text)
+    assert quoted, "the OpenAPI text quotes no chainmatch command (the test would check nothing)"
+    problems = []
+    for cmd in quoted:
+        ok, why = _cli_path_exists(cmd.split()[1:])
+        if not ok:
+            problems.append(f"{cmd}: {why}")
+    assert not problems, problems
+    assert "chainmatch store import" not in text

@@ -119,7 +119,7 @@ def upsert_enterprises(
 @router.post(
     "/import",
     response_model=ImportResult,
-    summary="上传企业名单 Import an uploaded CSV / XLSX / JSONL (same rules as `chainmatch store import`)",
+    summary="上传企业名单 Import an uploaded CSV / XLSX / JSONL (same rules as `chainmatch import`)",
 )
 async def import_enterprises(
     tenant: TenantDep,
