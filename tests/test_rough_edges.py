@@ -178,3 +178,63 @@ def test_every_chainmatch_command_quoted_in_the_openapi_text_exists(api: Api):
             problems.append(f"{cmd}: {why}")
     assert not problems, problems
     assert "chainmatch store import" not in text
+
+
+# --- 5. no internal authoring tags ("(seed 002)") in user-facing text ---------------------------------------------
+
+_SEED = re.compile(r"(?<![A-Za-z_])seed(?![A-Za-z_])|public fact", re.IGNORECASE)
+
+
+def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(node, str):
+        return [(path, node)]
+    if isinstance(node, dict):
+        return [x for k, v in node.items() for x in _strings(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [x for i, v in enumerate(node) for x in _strings(v, f"{path}[{i}]")]
+    return []
+
+
+def test_strip_internal_tags_keeps_the_note_and_drops_the_tag():
+    from matcher.text import strip_internal_tags
+
+    assert strip_internal_tags("签约16个项目 (seed 000). 阜康") == "签约16个项目. 阜康"
+    assert strip_internal_tags("落户 (seed 000/003; 据链主所在地推断)") == "落户 (据链主所在地推断)"
+    assert strip_internal_tags("引进 (江西龙泰已决定落户, seed 003)") == "引进 (江西龙泰已决定落户)"
+    assert strip_internal_tags("示范区 (public fact); 页岩油") == "示范区; 页岩油"
+    assert strip_internal_tags("seed_industry、grape_seedlings") == "seed_industry、grape_seedlings"
+
+
+def test_no_user_facing_region_gap_or_recommendation_text_contains_internal_tags(api: Api):
+    h = api.tenant().headers
+    regions = api.client.get("/v1/regions", headers=h).json()
+    assert len(regions) > 5
+    leaks: list[tuple[str, str]] = []
+    for r in regions:
+        for url in (f"/v1/regions/{r['id']}", f"/v1/regions/{r['id']}/gaps"):
+            resp = api.client.get(url, headers=h)
+            assert resp.status_code == 200, (url, resp.text[:200])
+            leaks += [(url + p, s) for p, s in _strings(resp.json()) if _SEED.search(s)]
+        svg = api.client.get(f"/v1/regions/{r['id']}/gapmap.svg", headers=h)
+        if svg.status_code == 200:
+            leaks += [(f"{r['id']} gapmap.svg", m) for m in _SEED.findall(svg.text)]
+    rec = api.client.post("/v1/regions/manas/recommendations", json={"k": 5, "max_gaps": 5}, headers=h)
+    assert rec.status_code == 200, rec.text
+    leaks += [("manas recommendations" + p, s) for p, s in _strings(rec.json()) if _SEED.search(s)]
+    one = api.client.post("/v1/recommendations", json={**GAP, "k": 10}, headers=h)
+    leaks += [("recommendation" + p, s) for p, s in _strings(one.json()) if _SEED.search(s)]
+    assert not leaks, leaks[:10]
+
+
+def test_demo_regions_carry_no_internal_tags():
+    from matcher.gaps import diagnose
+    from matcher.regions import default_regions
+
+    book = default_regions()
+    from matcher.catalogue import default_catalogue
+
+    catalogue = default_catalogue()
+    for region in book:
+        gm = diagnose(region, catalogue, book=book)
+        texts = _strings(region.model_dump(mode="json")) + _strings(gm.model_dump(mode="json"))
+        assert not [s for _, s in texts if _SEED.search(s)], region.id
