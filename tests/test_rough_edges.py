@@ -238,3 +238,41 @@ def test_demo_regions_carry_no_internal_tags():
         gm = diagnose(region, catalogue, book=book)
         texts = _strings(region.model_dump(mode="json")) + _strings(gm.model_dump(mode="json"))
         assert not [s for _, s in texts if _SEED.search(s)], region.id
+
+
+# --- 6. a product is named once per reason and once in matched_products -------------------------------------------
+
+
+def _repeats(items: list[str]) -> list[str]:
+    return sorted({x for x in items if items.count(x) > 1})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "汽车铝合金压铸件", "k": 50},
+        {"region": "manas", "chain": "aluminium", "k": 100},
+        {"text": "铝合金压铸 汽车零部件 轻量化", "k": 50},
+    ],
+)
+def test_reasons_and_matched_products_name_each_product_once(api: Api, body: dict[str, Any]):
+    h = api.tenant().headers
+    resp = api.client.post("/v1/recommendations", json=body, headers=h)
+    assert resp.status_code == 200, resp.text
+    cands = resp.json()["candidates"]
+    assert cands
+    for c in cands:
+        names = [p[0] if isinstance(p, list) else p["name"] for p in c["matched_products"]]
+        assert not _repeats(names), (c["name"], c["matched_products"])
+        for reason in c["reasons"]:
+            m = re.search(r"主营(.+)$", reason)
+            if m:
+                parts = m.group(1).split("、")
+                assert not _repeats(parts), (c["name"], reason)
+
+
+def test_explain_deduplicates_products_of_several_matched_links():
+    from matcher.recommender import dedupe_products
+
+    got = dedupe_products([("汽车铝合金压铸件", 0.95), ("汽车铝合金压铸件", 0.95), ("铝棒", None), ("铝棒", 0.3)])
+    assert got == [("汽车铝合金压铸件", 0.95), ("铝棒", 0.3)]
