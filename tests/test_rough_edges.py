@@ -276,3 +276,29 @@ def test_explain_deduplicates_products_of_several_matched_links():
 
     got = dedupe_products([("汽车铝合金压铸件", 0.95), ("汽车铝合金压铸件", 0.95), ("铝棒", None), ("铝棒", 0.3)])
     assert got == [("汽车铝合金压铸件", 0.95), ("铝棒", 0.3)]
+
+
+# --- 7. unknown province filters are named -------------------------------------------------------------------------
+
+
+def test_unknown_province_filter_is_422_naming_the_values(api: Api):
+    h = api.tenant().headers
+    body = {**GAP, "filters": {"provinces": ["浙江", "火星省", "江苏省", "Atlantis"]}}
+    resp = api.client.post("/v1/recommendations", json=body, headers=h)
+    assert resp.status_code == 422, resp.text
+    err = _error(resp)
+    assert err["code"] == "unknown_province" and err["field"] == "filters.provinces[1]"
+    assert "未知省份：火星省、Atlantis" in err["message"] and "新疆" in err["allowed"]
+    region = api.client.post(
+        "/v1/regions/manas/recommendations", json={"filters": {"provinces": ["火星省"]}}, headers=h
+    )
+    assert region.status_code == 422 and "未知省份：火星省" in _error(region)["message"]
+
+
+def test_known_province_filters_in_short_or_full_form_still_work(api: Api):
+    h = api.tenant().headers
+    for provinces in (["浙江", "广东"], ["浙江省", "广东省"], ["新疆维吾尔自治区"]):
+        resp = api.client.post(
+            "/v1/recommendations", json={"text": "汽车铝合金压铸件", "filters": {"provinces": provinces}}, headers=h
+        )
+        assert resp.status_code == 200, (provinces, resp.text)
