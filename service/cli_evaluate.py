@@ -261,6 +261,9 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(
             False, "--no-cache", help="Rebuild the corpus docs instead of reading the cache."
         ),
+        plot_ablations: bool = typer.Option(
+            False, "--plot-ablations", help="Also draw the ablations (full-*) on the report's recall@K plot."
+        ),
     ) -> None:
         """Evaluate rankings on real deals (or the synthetic benchmark); write metrics and an HTML report."""
         settings = get_settings()
@@ -287,7 +290,7 @@ def register(app: typer.Typer) -> None:
         chosen = _build_systems(requested, docs, tokens, extra, data, settings, seed, synthetic, case_list)
 
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
-        paths = write_outputs(result, out)
+        paths = write_outputs(result, out, plot_ablations=plot_ablations)
         typer.echo(
             f"{result.n_cases} cases, {result.n_in_corpus} evaluable, "
             f"{len(result.not_evaluable)} not evaluable (in_corpus false or no stock code)"

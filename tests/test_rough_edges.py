@@ -302,3 +302,59 @@ def test_known_province_filters_in_short_or_full_form_still_work(api: Api):
             "/v1/recommendations", json={"text": "汽车铝合金压铸件", "filters": {"provinces": provinces}}, headers=h
         )
         assert resp.status_code == 200, (provinces, resp.text)
+
+
+# --- 9. the recall@K plot: full and the baselines stand out, ablations on request ----------------------------------
+
+_ABLATIONS = ("full-dense", "full-bm25", "full-link_fit", "full-capacity", "full-context", "full-industry", "full-mmr")
+_OTHERS = ("random", "popularity", "hybrid", "dense", "bm25-matcher", "graph", "reranker-cv")
+
+
+@pytest.fixture(scope="module")
+def many_systems_result():
+    from evaluation.baselines import make_baselines
+    from evaluation.harness import run_evaluation
+    from evaluation.synthetic import make_synthetic_benchmark
+
+    bench = make_synthetic_benchmark(n_cases=12, n_docs=120, n_not_in_corpus=0, seed=3)
+    base = make_baselines(bench.docs, ["random", "popularity", "tfidf", "bm25"])
+    systems = {"full": base["bm25"], **base}
+    for name in _OTHERS + _ABLATIONS:
+        systems.setdefault(name, base["tfidf"])
+    assert len(systems) == 17
+    return run_evaluation(bench.cases, systems, k_max=50, baseline="tfidf", docs=bench.docs, n_resamples=200)
+
+
+def test_recall_plot_draws_full_and_the_baselines_prominently_others_grey_no_ablations(many_systems_result):
+    from evaluation.report import GREY, _curve_figure
+
+    fig = _curve_figure(many_systems_result)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"full", "tfidf", "bm25", *_OTHERS}, sorted(traces)
+    for name in ("full", "tfidf", "bm25"):
+        assert traces[name].line.color != GREY and traces[name].line.width >= 3, name
+    for name in _OTHERS:
+        assert traces[name].line.color == GREY and traces[name].line.width <= 1, name
+    assert [t.name for t in fig.data][-3:] == ["full", "tfidf", "bm25"]  # drawn on top
+    colours = [traces[n].line.color for n in ("full", "tfidf", "bm25")]
+    assert len(set(colours)) == 3
+
+
+def test_recall_plot_draws_the_ablations_on_request(many_systems_result, tmp_path):
+    from evaluation.harness import write_outputs
+    from evaluation.report import GREY, _curve_figure
+
+    fig = _curve_figure(many_systems_result, plot_ablations=True)
+    traces = {t.name: t for t in fig.data}
+    assert len(traces) == 17 and set(_ABLATIONS) <= set(traces)
+    for name in _ABLATIONS:
+        assert traces[name].line.color != GREY and traces[name].line.dash == "dash", name
+    with_abl = write_outputs(many_systems_result, tmp_path / "a", plot_ablations=True)["report"].read_text("utf-8")
+    without = write_outputs(many_systems_result, tmp_path / "b")["report"].read_text("utf-8")
+    lines = '"mode":"lines"'  # the recall@K curves (the slice plots are bars)
+    assert with_abl.replace(": ", ":").count(lines) == 17 and without.replace(": ", ":").count(lines) == 10
+
+
+def test_evaluate_cli_has_the_plot_ablations_option():
+    out = _cli("evaluate", "--help").output
+    assert "--plot-ablations" in out
