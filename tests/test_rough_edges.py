@@ -358,3 +358,99 @@ def test_recall_plot_draws_the_ablations_on_request(many_systems_result, tmp_pat
 def test_evaluate_cli_has_the_plot_ablations_option():
     out = _cli("evaluate", "--help").output
     assert "--plot-ablations" in out
+
+
+# --- 8. bulk upsert: ?on_error=skip stores the good rows; an atomic batch that stores nothing is 422 -------------
+
+from store_backends import store_url  # noqa: E402,F401  (fixture: SQLite file and PostgreSQL schema)
+
+_GOOD = {"name": "浙江测试压铸有限公司", "province": "浙江", "products": [{"name": "铝合金压铸件", "share": 0.8}]}
+_GOOD2 = {"id": "crm-2", "name": "江苏测试铝业有限公司", "province": "江苏省", "products": [{"name": "铝棒"}]}
+_BAD_CODE = {"name": "坏信用代码有限公司", "credit_code": "123"}
+_NO_NAME = {"province": "浙江"}
+_BAD_TYPE = {"name": "员工数不对有限公司", "employees": "很多"}
+
+
+def _check_partial_upsert(api: Api) -> None:
+    h = api.tenant().headers
+    batch = [_GOOD, _BAD_CODE, _NO_NAME, _GOOD2, _BAD_TYPE]
+
+    atomic = api.client.post("/v1/enterprises", json=batch, headers=h)
+    assert atomic.status_code == 422, atomic.text
+    assert _error(atomic)["field"].startswith("[1]") or _error(atomic)["field"].startswith("[2]")
+    assert api.client.get("/v1/enterprises", params={"q": "浙江测试压铸"}, headers=h).json() == []
+
+    resp = api.client.post("/v1/enterprises", json=batch, params={"on_error": "skip", "wait": 30}, headers=h)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["inserted"], body["rejected"], len(body["ids"])) == (2, 3, 2)
+    items = body["items"]
+    assert [x["index"] for x in items] == [0, 1, 2, 3, 4]
+    assert items[0]["id"] and items[0]["error"] is None and items[3]["id"].endswith("crm-2")
+    assert items[1]["id"] is None and items[1]["error"]["field"] == "credit_code"
+    assert "credit code" in items[1]["error"]["reason"] and items[1]["error"]["value"] == "123"
+    assert items[2]["error"]["field"] == "name" and items[2]["error"]["reason"]
+    assert items[4]["error"]["field"] == "employees" and items[4]["error"]["value"] == "很多"
+    found = api.client.get("/v1/enterprises", params={"q": "浙江测试压铸"}, headers=h).json()
+    assert found and found[0]["shared"] is False
+
+    nothing = api.client.post(
+        "/v1/enterprises", json=[_BAD_CODE, _NO_NAME], params={"on_error": "skip"}, headers=h
+    )
+    assert nothing.status_code == 422, nothing.text
+    err = _error(nothing)
+    assert err["code"] == "all_items_rejected" and [d["index"] for d in err["details"]] == [0, 1]
+    assert err["details"][0]["field"] == "credit_code"
+
+
+def test_partial_bulk_upsert_on_sqlite_and_postgresql(tmp_path, store_url: str):  # noqa: F811
+    from api_support import make_settings
+
+    api = Api(make_settings(tmp_path, database_url=store_url))
+    try:
+        _check_partial_upsert(api)
+    finally:
+        api.close()
+
+
+def test_default_bulk_upsert_stays_atomic_with_the_same_error_format(api: Api):
+    h = api.tenant().headers
+    resp = api.client.post("/v1/enterprises", json=[_GOOD, _NO_NAME], headers=h)
+    assert resp.status_code == 422
+    err = _error(resp)
+    assert err["code"] == "validation_error" and err["field"] == "[1].name"
+    assert err["details"][0]["field"] == "[1].name"
+    bad_code = api.client.post("/v1/enterprises", json=[_GOOD, _BAD_CODE], headers=h)
+    assert bad_code.status_code == 422 and _error(bad_code)["field"] == "[1].credit_code"
+    bad_param = api.client.post("/v1/enterprises", json=[_GOOD], params={"on_error": "maybe"}, headers=h)
+    assert bad_param.status_code == 422 and _error(bad_param)["field"] == "on_error"
+
+
+def test_upload_that_writes_nothing_is_422_with_the_rejects(api: Api):
+    import csv
+    import io
+
+    h = api.tenant().headers
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["企业名称", "统一社会信用代码", "所属省份"])
+    w.writerows([["甲有限公司", "123", "浙江"], ["", "", "浙江"]])
+    data = buf.getvalue().encode("utf-8")
+    for atomic in ("true", "false"):
+        resp = api.client.post(
+            "/v1/enterprises/import", files={"file": ("bad.csv", data, "text/csv")}, data={"atomic": atomic}, headers=h
+        )
+        assert resp.status_code == 422, (atomic, resp.text)
+        err = _error(resp)
+        assert err["code"] == "import_rejected" and [d["row"] for d in err["details"]] == [2, 3]
+        assert "bad.csv" in err["message"] and "nothing written" in err["message"]
+
+
+def test_openapi_documents_on_error_and_the_per_item_results(api: Api):
+    spec = api.client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/enterprises"]["post"]
+    on_error = next(p for p in op["parameters"] if p["name"] == "on_error")
+    assert on_error["schema"]["enum"] == ["atomic", "skip"] and on_error["schema"]["default"] == "atomic"
+    props = spec["components"]["schemas"]["UpsertResult"]["properties"]
+    assert {"rejected", "items"} <= set(props)
+    assert {"index", "id", "error"} <= set(spec["components"]["schemas"]["UpsertItem"]["properties"])
