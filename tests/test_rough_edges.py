@@ -454,3 +454,4 @@ def test_openapi_documents_on_error_and_the_per_item_results(api: Api):
     props = spec["components"]["schemas"]["UpsertResult"]["properties"]
     assert {"rejected", "items"} <= set(props)
     assert {"index", "id", "error"} <= set(spec["components"]["schemas"]["UpsertItem"]["properties"])
+
