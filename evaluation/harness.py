@@ -377,7 +377,9 @@ def _misses(
     return rows
 
 
-def write_outputs(result: EvaluationResult, out_dir: str | Path, plot_ablations: bool = False) -> dict[str, Path]:
+def write_outputs(
+    result: EvaluationResult, out_dir: str | Path, plot_ablations: bool = False
+) -> dict[str, Path]:
     """Write ``metrics.json``, ``per_query.json`` and the self-contained ``report.html`` into ``out_dir``
     (``plot_ablations``: draw the ablations on the report's recall@K plot too).
 

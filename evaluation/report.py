@@ -98,8 +98,8 @@ def is_ablation(name: str) -> bool:
 
 
 def _curve_figure(result: EvaluationResult, plot_ablations: bool = False) -> go.Figure:
-    """Recall@K curves: ``full`` and the baselines (tfidf, bm25, the run's baseline) in colour, other systems thin
-    and grey, ablations (``full-*``) only with ``plot_ablations`` (dashed)."""
+    """Recall@K curves: ``full`` and the baselines (tfidf, bm25, the run's baseline) in colour, other
+    systems thin and grey, ablations (``full-*``) only with ``plot_ablations`` (dashed)."""
     fig = go.Figure()
     prominent = [n for n in result.systems if n in PROMINENT or n == result.baseline]
     ablations = [n for n in result.systems if is_ablation(n)] if plot_ablations else []

@@ -67,7 +67,7 @@ def parse_regions(path: Path, catalogue: Catalogue | None = None) -> list[Region
 
 
 def without_internal_tags(region: Region) -> Region:
-    """The region with the authoring tags ("(seed 002)", "(public fact)") taken out of its user-facing text."""
+    """The region without the authoring tags ("(seed 002)", "(public fact)") in its user-facing text."""
     region.description = strip_internal_tags(region.description)
     for r in region.residents:
         r.capacity, r.note = strip_internal_tags(r.capacity), strip_internal_tags(r.note)

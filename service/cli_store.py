@@ -279,7 +279,8 @@ def register(app: typer.Typer) -> None:
         stored = report.inserted + report.updated + report.unchanged
         if report.rejects and not stored:
             typer.echo(
-                f"错误 error: nothing written: all {report.rejected} rows of {file.name} were rejected", err=True
+                f"错误 error: nothing written: all {report.rejected} rows of {file.name} were rejected",
+                err=True,
             )
             raise typer.Exit(code=2)
 

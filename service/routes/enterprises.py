@@ -106,11 +106,16 @@ def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
 def upsert_enterprises(
     tenant: TenantDep,
     svc: ServiceDep,
-    items: Annotated[list[_Item], Body(max_length=MAX_BATCH, description="enterprise profiles (EnterpriseIn)")],
+    items: Annotated[
+        list[_Item], Body(max_length=MAX_BATCH, description="enterprise profiles (EnterpriseIn)")
+    ],
     wait: WaitQuery = 0.0,
     on_error: Annotated[
         Literal["atomic", "skip"],
-        Query(description="atomic: any bad item rejects the batch (422); skip: store the good items, report the bad"),
+        Query(
+            description="atomic: any bad item rejects the batch (422); "
+            "skip: store the good items, report the bad ones"
+        ),
     ] = "atomic",
 ) -> UpsertResult:
     """Insert or update up to 1000 profiles; the same 统一社会信用代码 (else name + province, else id) is the
@@ -163,8 +168,8 @@ def _item_error(field: str, reason: str, value: Any = None) -> ItemError:
 
 
 def _upsert_skipping(tenant: str, svc: ServiceDep, items: list[_Item], wait: float) -> UpsertResult:
-    """``on_error=skip``: bad items are reported (index, field, reason), the good ones stored; a batch the store
-    refuses is retried item by item so one refused row does not take the others with it."""
+    """``on_error=skip``: bad items are reported (index, field, reason), the good ones stored; a batch the
+    store refuses is retried item by item so one refused row does not take the others with it."""
     results: dict[int, UpsertItem] = {}
     good: list[tuple[int, Enterprise]] = []
     for i, raw in enumerate(items):
@@ -200,16 +205,17 @@ def _upsert_skipping(tenant: str, svc: ServiceDep, items: list[_Item], wait: flo
         results.update({i: UpsertItem(index=i, id=x) for (i, _), x in zip(batch, summary.ids, strict=True)})
     ordered = [results[i] for i in range(len(items))]
     rejected = [r for r in ordered if r.error is not None]
-    for r in rejected:
-        logger.info("upsert item %d rejected: %s: %s", r.index, r.error.field, r.error.reason)  # type: ignore[union-attr]
+    errors = [(r.index, r.error) for r in rejected if r.error is not None]
+    for i, err in errors:
+        logger.info("upsert item %d rejected: %s: %s", i, err.field, err.reason)
     if len(rejected) == len(items):
         raise ApiError(
             422,
             "all_items_rejected",
             f"全部 {len(items)} 条企业均被拒绝，未写入任何数据 (every item was rejected; nothing stored)",
-            field=f"[{rejected[0].index}].{rejected[0].error.field}",  # type: ignore[union-attr]
-            value=rejected[0].error.value,  # type: ignore[union-attr]
-            details=[{"index": r.index, **r.error.model_dump()} for r in rejected[:100]],  # type: ignore[union-attr]
+            field=f"[{errors[0][0]}].{errors[0][1].field}",
+            value=errors[0][1].value,
+            details=[{"index": i, **err.model_dump()} for i, err in errors[:100]],
         )
     index = svc.refresh(changed, tenant, wait=wait)
     return UpsertResult(

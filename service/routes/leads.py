@@ -128,7 +128,7 @@ def get_leads(
     status_: Annotated[LeadStatus | None, Query(alias="status")] = None,
     enterprise_id: str | None = Query(None, max_length=200),
 ) -> list[Lead]:
-    """An unknown region or enterprise answers 422 naming it (never an empty list that looks like "no leads")."""
+    """An unknown region or enterprise answers 422 naming it (not an empty list that looks like "no leads")."""
     region_id = region_or_422(svc.engine.regions(tenant), region, tenant).id if region is not None else None
     ent_id = enterprise_id
     if enterprise_id is not None:
