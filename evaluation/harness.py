@@ -380,8 +380,11 @@ def _misses(
     return rows
 
 
-def write_outputs(result: EvaluationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``metrics.json``, ``per_query.json`` and the self-contained ``report.html`` into ``out_dir``.
+def write_outputs(
+    result: EvaluationResult, out_dir: str | Path, plot_ablations: bool = False
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_query.json`` and the self-contained ``report.html`` into ``out_dir``
+    (``plot_ablations``: draw the ablations on the report's recall@K plot too).
 
     Returns:
         The written paths by kind (``metrics``, ``per_query``, ``report``).
@@ -401,6 +404,6 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path) -> dict[str, Pa
     paths["per_query"].write_text(
         json.dumps(result.per_query_json(), ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    paths["report"].write_text(render_report(result), encoding="utf-8")
+    paths["report"].write_text(render_report(result, plot_ablations=plot_ablations), encoding="utf-8")
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

@@ -87,16 +87,39 @@ def _fig_html(fig: go.Figure, div_id: str, first: bool) -> str:
     )
 
 
-def _curve_figure(result: EvaluationResult) -> go.Figure:
+PROMINENT = ("full", "tfidf", "bm25")
+"""Systems drawn in colour on the recall@K plot (with the run's baseline); the others are grey."""
+GREY = "#b0b0b0"
+
+
+def is_ablation(name: str) -> bool:
+    """``full-dense``, ``full-mmr`` …: the full system with one part taken out."""
+    return name.startswith("full-")
+
+
+def _curve_figure(result: EvaluationResult, plot_ablations: bool = False) -> go.Figure:
+    """Recall@K curves: ``full`` and the baselines (tfidf, bm25, the run's baseline) in colour, other
+    systems thin and grey, ablations (``full-*``) only with ``plot_ablations`` (dashed)."""
     fig = go.Figure()
-    for si, (name, s) in enumerate(result.systems.items()):
+    prominent = [n for n in result.systems if n in PROMINENT or n == result.baseline]
+    ablations = [n for n in result.systems if is_ablation(n)] if plot_ablations else []
+    others = [n for n in result.systems if n not in prominent and not is_ablation(n)]
+    styles: list[tuple[str, dict[str, Any]]] = [(n, {"color": GREY, "width": 1}) for n in others]
+    styles += [
+        (n, {"color": PALETTE[(i + len(prominent)) % len(PALETTE)], "width": 1.5, "dash": "dash"})
+        for i, n in enumerate(ablations)
+    ]
+    styles += [(n, {"color": PALETTE[i % len(PALETTE)], "width": 3}) for i, n in enumerate(prominent)]
+    for name, line in styles:  # prominent curves last: drawn on top
+        s = result.systems[name]
         fig.add_trace(
             go.Scatter(
                 x=list(range(1, len(s.curve) + 1)),
                 y=s.curve,
                 mode="lines",
                 name=name,
-                line={"color": PALETTE[si % len(PALETTE)]},
+                line=line,
+                opacity=0.7 if line["color"] == GREY else 1.0,
             )
         )
     fig.update_layout(
@@ -246,9 +269,10 @@ def _environment_section(result: EvaluationResult) -> str:
     )
 
 
-def render_report(result: EvaluationResult) -> str:
-    """The whole report as one HTML string (plotly.js inlined in the first figure, no CDN, no CSS link)."""
-    figs = [("recall-curve", _curve_figure(result))]
+def render_report(result: EvaluationResult, plot_ablations: bool = False) -> str:
+    """The whole report as one HTML string (plotly.js inlined in the first figure, no CDN, no CSS link);
+    ``plot_ablations`` adds the ablations (``full-*``) to the recall@K plot."""
+    figs = [("recall-curve", _curve_figure(result, plot_ablations))]
     figs += [
         (f"slice-{dim}", _slice_figure(result, dim)) for dim in SLICE_DIMENSIONS if result.slices.get(dim)
     ]

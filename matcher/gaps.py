@@ -24,6 +24,7 @@ from matcher.catalogue import Catalogue
 from matcher.errors import UnknownChainError
 from matcher.records import Edge, Gap, GapMap, GapType, Region, Resident
 from matcher.regions import RegionBook
+from matcher.text import strip_internal_tags
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def _diagnose_chain(
                 link_name=link.name,
                 stage=link.stage,
                 direction=direction,
-                evidence=evidence,
+                evidence=[strip_internal_tags(x) for x in evidence],
                 residents=sorted(set(residents)),
                 edges=edges,
                 priority=round(priority, 4),
@@ -272,7 +273,7 @@ def _weak_gap(
         link_id=lid,
         link_name=link.name,
         stage=link.stage,
-        evidence=reasons,
+        evidence=[strip_internal_tags(x) for x in reasons],
         residents=[r.name for r in residents],
         edges=consumers[:4],
         priority=round(priority, 4),

@@ -230,7 +230,15 @@ class ImportReport:
 
     def summary(self) -> str:
         """One line: what was read, written and rejected."""
-        state = "written" if self.committed else "NOTHING written (atomic import with rejected rows)"
+        stored = self.inserted + self.updated + self.unchanged
+        if not self.committed:
+            state = "NOTHING written (atomic import with rejected rows)"
+        elif self.rejected and not stored:
+            state = f"NOTHING written (all {self.rejected} rows rejected)"
+        elif self.rejected:
+            state = f"written {stored} rows, rejected {self.rejected}"
+        else:
+            state = "written"
         return (
             f"{self.path}: {self.rows} rows ({self.format}, {self.encoding or '-'}) → "
             f"inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}, "

@@ -773,7 +773,7 @@ class Recommender:
                 key=lambda m: -q.target_links[m.link_id] * m.score,
             )[:2]
         link_id = matches[0].link_id if matches else target
-        products = [(m.evidence, m.share) for m in matches if m.evidence][:3]
+        products = dedupe_products([(m.evidence, m.share) for m in matches if m.evidence])[:3]
         rel_score, relation = self._master_relation(i, q)
         strength, rule = evidence_strength(feats, matches[0].method if matches else None)
         prov = self.province_[i]
@@ -813,6 +813,17 @@ class Recommender:
             reasons=reasons,
             sources=sources,
         )
+
+
+def dedupe_products(products: list[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
+    """Each product once, in first-seen order (a firm matching two links by the same product names it twice);
+    a known revenue share wins over an unknown one."""
+    out: dict[str, tuple[str, float | None]] = {}
+    for name, share in products:
+        key = normalize_text(name)
+        if key not in out or (out[key][1] is None and share is not None):
+            out[key] = (out[key][0] if key in out else name, share)
+    return list(out.values())
 
 
 def _capacity(emp: np.ndarray, listed: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from matcher.catalogue import DATA_DIR, Catalogue
 from matcher.errors import RegionFileError, UnknownRegionError
 from matcher.records import Region
-from matcher.text import normalize_text
+from matcher.text import normalize_text, strip_internal_tags
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,18 @@ def parse_regions(path: Path, catalogue: Catalogue | None = None) -> list[Region
             raise RegionFileError(Path(path).name, str(label), f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
         if catalogue is not None:
             check_region(region, catalogue, Path(path).name)
-        out.append(region)
+        out.append(without_internal_tags(region))
     return out
+
+
+def without_internal_tags(region: Region) -> Region:
+    """The region without the authoring tags ("(seed 002)", "(public fact)") in its user-facing text."""
+    region.description = strip_internal_tags(region.description)
+    for r in region.residents:
+        r.capacity, r.note = strip_internal_tags(r.capacity), strip_internal_tags(r.note)
+    for n in region.needs:
+        n.text = strip_internal_tags(n.text)
+    return region
 
 
 def check_region(region: Region, catalogue: Catalogue, source: str = "region") -> None:

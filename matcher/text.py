@@ -79,6 +79,23 @@ def clean_text(text: str | None) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+_TAG = r"(?:seed\s*\d{3}(?:\s*/\s*\d{3})*|public facts?)"
+_TAG_ALONE = re.compile(rf"\s*[(（]\s*{_TAG}\s*[)）]")
+_TAG_LEAD = re.compile(rf"([(（])\s*{_TAG}\s*[:：;；,，]\s*")
+_TAG_TRAIL = re.compile(rf"\s*[,，;；]\s*{_TAG}\s*(?=[)）])")
+_TAG_BARE = re.compile(rf"\s*(?<![A-Za-z_]){_TAG}(?![A-Za-z_])")
+
+
+def strip_internal_tags(text: str) -> str:
+    """User text without the authoring tags of the demo data: '… (seed 002)' → '…',
+    '(seed 000/003; 推断)' → '(推断)', '(已落户, seed 003)' → '(已落户)', '(public fact)' → ''."""
+    if not text or ("seed" not in text and "public fact" not in text):
+        return text
+    for pattern, repl in ((_TAG_ALONE, ""), (_TAG_LEAD, r"\1"), (_TAG_TRAIL, ""), (_TAG_BARE, "")):
+        text = pattern.sub(repl, text)
+    return text.strip()
+
+
 @lru_cache(maxsize=200_000)
 def normalize_text(text: str) -> str:
     """Key form for matching names and terms: clean, lower-case, no spaces."""

@@ -177,8 +177,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(
-            exc.status, exc.code, exc.message, exc.field, exc.value, exc.allowed, headers=exc.headers
-        )
+            exc.status, exc.code, exc.message, exc.field, exc.value, exc.allowed,
+            details=getattr(exc, "details", None), headers=exc.headers,
+        )  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

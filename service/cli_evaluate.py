@@ -262,6 +262,9 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(
             False, "--no-cache", help="Rebuild the corpus docs instead of reading the cache."
         ),
+        plot_ablations: bool = typer.Option(
+            False, "--plot-ablations", help="Also draw the ablations (full-*) on the report's recall@K plot."
+        ),
     ) -> None:
         """Evaluate rankings on real deals (or the synthetic benchmark); write metrics and an HTML report."""
         settings = get_settings()
@@ -289,7 +292,7 @@ def register(app: typer.Typer) -> None:
 
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
         result.environment = environment_info(embedder_id=settings.embedder)
-        paths = write_outputs(result, out)
+        paths = write_outputs(result, out, plot_ablations=plot_ablations)
         typer.echo(f"environment: {environment_line(result.environment)}")
         typer.echo(
             f"{result.n_cases} cases, {result.n_in_corpus} evaluable, "

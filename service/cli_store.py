@@ -232,7 +232,12 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        """Import enterprises from a register export, validating every row."""
+        """Import enterprises from a register export, validating every row.
+
+        Exit codes: 0 = at least one row stored (rejected rows, if any, are counted and listed); 1 = --atomic
+        import with rejected rows, nothing written; 2 = nothing written because every row was rejected
+        (--no-atomic), or the file / tenant is unusable.
+        """
         from matcher.importer import import_file
 
         store = _store(tenant)
@@ -271,6 +276,13 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"rejects written to {rejects}")
         if report.rejects and atomic:
             raise typer.Exit(code=1)
+        stored = report.inserted + report.updated + report.unchanged
+        if report.rejects and not stored:
+            typer.echo(
+                f"错误 error: nothing written: all {report.rejected} rows of {file.name} were rejected",
+                err=True,
+            )
+            raise typer.Exit(code=2)
 
     @corpus_app.command("import-a-share")
     @handle_errors

@@ -64,9 +64,11 @@ class ApiError(Exception):
         value: Any = None,
         allowed: list[str] | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         self.status, self.code, self.message = status, code, message
         self.field, self.value, self.allowed, self.headers = field, value, allowed, headers
+        self.details = details
         super().__init__(f"{status} {code}: {message}")
 
 

@@ -320,13 +320,33 @@ class EnterpriseBrief(BaseModel):
         )
 
 
+class ItemError(BaseModel):
+    """Why one item of a bulk upsert was rejected."""
+
+    field: str = Field(description="the item's field, e.g. 'credit_code' ('item' for the whole item)")
+    reason: str
+    value: str | None = None
+
+
+class UpsertItem(BaseModel):
+    """The outcome of one input item: its stored id, or the error that rejected it (``on_error=skip``)."""
+
+    index: int = Field(description="position of the item in the request body")
+    id: str | None = Field(None, description="stored id (None when rejected)")
+    error: ItemError | None = None
+
+
 class UpsertResult(BaseModel):
     inserted: int
     updated: int
     unchanged: int
-    ids: list[str] = Field(description="stored id of every input item, in order")
+    ids: list[str] = Field(description="stored id of every stored input item, in order")
     changed_ids: list[str]
     index: Literal["updated", "pending"] = Field(description="whether the index already serves the changes")
+    rejected: int = Field(0, description="items rejected (only with on_error=skip; atomic batches answer 422)")
+    items: list[UpsertItem] = Field(
+        default_factory=list, description="one result per input item, in order: its id or its error"
+    )
 
 
 class ImportIssue(BaseModel):

@@ -504,10 +504,10 @@ def test_uploaded_csv_with_a_bad_row_is_rejected_atomically_with_the_report(api:
     resp = api.client.post(
         "/v1/enterprises/import", files={"file": ("名单.csv", data, "text/csv")}, headers=t.headers
     )
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert body["committed"] is False and body["rejected"] == 1 and body["inserted"] == 0
-    assert body["rejects"][0]["row"] == 3 and body["index"] == "unchanged"
+    assert resp.status_code == 422, resp.text
+    err = error(resp)
+    assert err["code"] == "import_rejected" and "nothing written" in err["message"]
+    assert err["details"][0]["row"] == 3 and err["details"][0]["field"]
     partial = api.client.post(
         "/v1/enterprises/import",
         files={"file": ("名单.csv", data, "text/csv")},

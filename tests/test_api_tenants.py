@@ -150,7 +150,8 @@ def test_other_tenants_data_never_appears_in_lists_searches_or_rankings(api: Api
     assert world["region"] not in [r["id"] for r in c.get("/v1/regions", headers=h).json()]
     assert c.get("/v1/enterprises", params={"q": "甲方保密"}, headers=h).json() == []
     assert c.get("/v1/leads", headers=h).json() == []
-    assert c.get("/v1/leads", params={"region": world["region"]}, headers=h).json() == []
+    other_region = c.get("/v1/leads", params={"region": world["region"]}, headers=h)  # unknown to this tenant
+    assert other_region.status_code == 422 and other_region.json()["error"]["code"] == "unknown_region"
     assert c.get("/v1/feedback/events", headers=h).json() == []
     rec = c.post("/v1/recommendations", json={"region": "manas", **GAP, "k": 200}, headers=h).json()
     assert world["firm_id"] not in [x["enterprise_id"] for x in rec["candidates"]]

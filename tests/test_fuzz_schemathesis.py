@@ -10,6 +10,8 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 
+import uuid  # noqa: E402
+
 from api_support import make_settings, seed_demo_store  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import (  # noqa: E402
@@ -18,6 +20,7 @@ from schemathesis.checks import (  # noqa: E402
     response_schema_conformance,
     status_code_conformance,
 )
+from store_backends import PG_URL, _pg_admin, _pg_unreachable  # noqa: E402
 
 from service.app import create_app  # noqa: E402
 from service.security import create_api_key  # noqa: E402
@@ -26,15 +29,31 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = 10
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory):
-    root: Path = seed_demo_store(tmp_path_factory.mktemp("fuzz"), tmp_path_factory)
-    app = create_app(make_settings(root, rate_limit_per_minute=0), warm=False)
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The app on a SQLite file and on PostgreSQL: no input may give a 5xx on either store."""
+    schema_name = None
+    if request.param == "sqlite":
+        root: Path = seed_demo_store(tmp_path_factory.mktemp("fuzz"), tmp_path_factory)
+        settings_ = make_settings(root, rate_limit_per_minute=0)
+    else:
+        reason = _pg_unreachable()
+        if reason:
+            pytest.skip(reason)
+        schema_name = f"cm_fuzz_{uuid.uuid4().hex[:12]}"
+        _pg_admin(f'CREATE SCHEMA "{schema_name}"')
+        root = tmp_path_factory.mktemp("fuzz-pg")
+        url = f"{PG_URL}?options=-csearch_path%3D{schema_name}"
+        settings_ = make_settings(root, rate_limit_per_minute=0, database_url=url)
+    app = create_app(settings_, warm=False)
     _, key = create_api_key(app.state.service.store, "fuzzer", "schemathesis")
     app.state.fuzz_key = key
     app.state.service.warm()  # demo corpus and index, so recommendation routes run for real
     yield app
     app.state.service.close()
+    if schema_name:
+        app.state.service.store.close()
+        _pg_admin(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE')
 
 
 

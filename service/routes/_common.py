@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from matcher.catalogue import Catalogue
 from matcher.errors import UnknownChainError, UnknownEnterpriseError, UnknownLinkError, UnknownRegionError
+from matcher.geo import CAPITALS, province_short
 from matcher.lead_store import Lead, list_leads
-from matcher.recommendation import Recommendation
+from matcher.recommendation import Filters, Recommendation
 from matcher.records import Enterprise, Region
 from matcher.regions import RegionBook
 from matcher.store import Store, scoped_id
@@ -72,6 +73,21 @@ def region_or_422(book: RegionBook, key: str, tenant: str, field: str = "region"
         raise ApiError(
             422, "unknown_region", f"未知地区 '{key}' (unknown region)", field=field, value=key
         ) from None
+
+
+def check_filters(filters: Filters, field: str = "filters") -> None:
+    """422 naming every unknown province of ``filters.provinces`` (instead of an empty list of candidates)."""
+    unknown = [(i, p) for i, p in enumerate(filters.provinces) if province_short(p) is None]
+    if unknown:
+        names = "、".join(p for _, p in unknown)
+        raise ApiError(
+            422,
+            "unknown_province",
+            f"未知省份：{names} (unknown province in {field}.provinces)",
+            field=f"{field}.provinces[{unknown[0][0]}]",
+            value=unknown[0][1],
+            allowed=sorted(CAPITALS),
+        )
 
 
 def find_enterprise(store: Store, key: str, tenant: str) -> Enterprise:

@@ -124,11 +124,27 @@ def add_lead(
 def get_leads(
     tenant: TenantDep,
     svc: ServiceDep,
-    region: str | None = Query(None, max_length=100, description="region id"),
+    region: str | None = Query(None, max_length=100, description="region id, name or alias (玛纳斯县 / manas)"),
     status_: Annotated[LeadStatus | None, Query(alias="status")] = None,
     enterprise_id: str | None = Query(None, max_length=200),
 ) -> list[Lead]:
-    return list_leads(svc.store, tenant, region_id=region, status=status_, enterprise_id=enterprise_id)
+    """An unknown region or enterprise answers 422 naming it (not an empty list that looks like "no leads")."""
+    region_id = region_or_422(svc.engine.regions(tenant), region, tenant).id if region is not None else None
+    ent_id = enterprise_id
+    if enterprise_id is not None:
+        try:
+            ent_id = find_enterprise(svc.store, enterprise_id, tenant).id
+        except KeyError:
+            # a deleted enterprise may still have leads: accept its id when the tenant has leads for it
+            if not list_leads(svc.store, tenant, enterprise_id=enterprise_id, limit=1):
+                raise ApiError(
+                    422,
+                    "unknown_enterprise",
+                    f"未知企业 '{enterprise_id}' (unknown enterprise)",
+                    field="enterprise_id",
+                    value=enterprise_id,
+                ) from None
+    return list_leads(svc.store, tenant, region_id=region_id, status=status_, enterprise_id=ent_id)
 
 
 @router.get("/leads/{lead_id}", response_model=Lead, summary="线索详情 One lead")

@@ -8,6 +8,7 @@ from matcher.gaps import diagnose
 from matcher.recommendation import RecommendRequest
 from service.deps import ServiceDep, TenantDep, charge_work
 from service.routes._common import (
+    check_filters,
     enterprise_or_404,
     leads_by_candidate,
     region_or_404,
@@ -36,6 +37,7 @@ router = APIRouter(tags=["recommendations 推荐"])
 def recommend(body: RecommendBody, tenant: TenantDep, svc: ServiceDep) -> RecommendationOut:
     """Every candidate carries its reasons (推荐理由), evidence strength and the tenant's lead status."""
     catalogue = svc.engine.catalogue
+    check_filters(body.filters)
     chain_id = resolve_chain(catalogue, body.chain) if body.chain else None
     link_id = resolve_link(catalogue, body.link, "link", chain_id) if body.link else None
     region_id = None
@@ -64,6 +66,7 @@ def recommend_region(
 ) -> RegionRecommendations:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
+    check_filters(body.filters)
     chain_id = resolve_chain(svc.engine.catalogue, body.chain) if body.chain else None
     gm = diagnose(region, svc.engine.catalogue, chain=chain_id, book=book)
     leads = leads_by_candidate(svc.store, tenant, region.id)
