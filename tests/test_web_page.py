@@ -197,7 +197,9 @@ def test_api_docs_render_offline_in_the_browser(browser, served: Served):
 
     d = browser
     d.execute_cdp_cmd("Network.enable", {})
-    d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*://*.jsdelivr.net/*", "*://unpkg.com/*", "*cdn*"]})
+    d.execute_cdp_cmd(
+        "Network.setBlockedURLs", {"urls": ["*://*.jsdelivr.net/*", "*://unpkg.com/*", "*cdn*"]}
+    )
     d.get(f"{served.url}/docs")
     _wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, ".opblock")) > 20)
     paths = {e.text for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
@@ -206,7 +208,7 @@ def test_api_docs_render_offline_in_the_browser(browser, served: Served):
     assert set(hosts) <= {f"127.0.0.1:{served.port}"}, hosts
 
 
-# --- issue #13: fonts, links, layout ---------------------------------------------------------------------------------
+# --- issue #13: fonts, links, layout ----------------------------------------------------------------------
 
 FONT_PATH = "/static/fonts/NotoSansSC-ChainMatch.woff2"
 WORKSPACE_SHOWN = "return !document.getElementById('workspace').hidden"
@@ -234,7 +236,9 @@ def _gap_loaded(link: str):
     def check(drv):
         rows = drv.find_elements(By.CSS_SELECTOR, f"#gap-table tr.gap-row.selected[data-link='{link}']")
         table = drv.find_element(By.ID, "candidate-table")
-        return bool(rows) and table.is_displayed() and drv.find_elements(By.CSS_SELECTOR, "#candidate-table tr")
+        return (
+            bool(rows) and table.is_displayed() and drv.find_elements(By.CSS_SELECTOR, "#candidate-table tr")
+        )
 
     return check
 
@@ -273,7 +277,8 @@ def test_page_renders_chinese_with_its_own_web_font(browser, served: Served):
           const zhong = draw('中'), wen = draw('文'), tofu = draw('\\u{10FFFD}');
           done({ family, faces: faces.map((f) => f.family), zhongInk: zhong.ink,
                  differ: zhong.sig !== wen.sig, notTofu: zhong.sig !== tofu.sig && wen.sig !== tofu.sig,
-                 fonts: performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/fonts/')) });
+                 fonts: performance.getEntriesByType('resource').map((e) => e.name)
+                                   .filter((n) => n.includes('/fonts/')) });
         })();
         """
     )
@@ -318,7 +323,9 @@ def test_deep_link_opens_region_and_gap_and_selection_updates_the_address(browse
     d = browser
     d.get(f"{served.url}/#key={served.key}&region=manas&gap=aluminium/aluminium_rod")
     _wait(d, _gap_loaded("aluminium_rod"))
-    assert Select(d.find_element(By.ID, "region-select")).first_selected_option.get_attribute("value") == "manas"
+    assert (
+        Select(d.find_element(By.ID, "region-select")).first_selected_option.get_attribute("value") == "manas"
+    )
     assert "玛纳斯县" in d.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label")
     assert d.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("data-chain") == "aluminium"
     assert "铝棒" in d.find_element(By.ID, "candidates-title").text
@@ -340,13 +347,19 @@ def test_deep_link_opens_region_and_gap_and_selection_updates_the_address(browse
     # picking a region updates it too (no gap chosen yet there)
     Select(d.find_element(By.ID, "region-select")).select_by_value("zhundong")
     _wait(d, lambda drv: _hash_params(drv).get("region") == "zhundong")
-    _wait(d, lambda drv: "准东" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label"))
+    _wait(
+        d, lambda drv: "准东" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label")
+    )
     assert "gap" not in _hash_params(d)
 
     # a deep link followed inside the open tab (hashchange, no reload) opens that region and gap
-    d.execute_script("window.__sameDocument = true; location.hash = 'region=manas&gap=aluminium/aluminium_rod'")
+    d.execute_script(
+        "window.__sameDocument = true; location.hash = 'region=manas&gap=aluminium/aluminium_rod'"
+    )
     _wait(d, _gap_loaded("aluminium_rod"))
-    assert Select(d.find_element(By.ID, "region-select")).first_selected_option.get_attribute("value") == "manas"
+    assert (
+        Select(d.find_element(By.ID, "region-select")).first_selected_option.get_attribute("value") == "manas"
+    )
     assert d.execute_script("return window.__sameDocument") is True
 
     # and a bad deep link falls back to the first region without breaking the page
@@ -380,12 +393,13 @@ def test_default_region_counts_residents_of_its_sub_regions(browser, served: Ser
     assert "驻地企业 0 家" not in meta
 
 
-def test_no_horizontal_scrolling_at_900_px(browser, served: Served):
+def test_no_horizontal_scrolling_at_900_px(browser, served: Served, tmp_path: Path):
     from selenium.webdriver.common.by import By
 
     d = browser
     d.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 900, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 900, "height": 800, "deviceScaleFactor": 1, "mobile": False},
     )
     d.get(f"{served.url}/")
     _wait(d, lambda drv: drv.find_element(By.ID, "key-panel").is_displayed())
@@ -399,3 +413,6 @@ def test_no_horizontal_scrolling_at_900_px(browser, served: Served):
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#lead-table tr.lead"))
     width, inner = d.execute_script(fits)
     assert width <= inner, (width, inner)
+    shot = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    (tmp_path / "chainmatch_page_900.png").write_bytes(base64.b64decode(shot["data"]))
+    shutil.copy(tmp_path / "chainmatch_page_900.png", "/tmp/chainmatch_page_900.png")
