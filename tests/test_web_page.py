@@ -197,10 +197,222 @@ def test_api_docs_render_offline_in_the_browser(browser, served: Served):
 
     d = browser
     d.execute_cdp_cmd("Network.enable", {})
-    d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*://*.jsdelivr.net/*", "*://unpkg.com/*", "*cdn*"]})
+    d.execute_cdp_cmd(
+        "Network.setBlockedURLs", {"urls": ["*://*.jsdelivr.net/*", "*://unpkg.com/*", "*cdn*"]}
+    )
     d.get(f"{served.url}/docs")
     _wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, ".opblock")) > 20)
     paths = {e.text for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert "/v1/recommendations" in paths and "/v1/enterprises" in paths
     hosts = d.execute_script("return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
     assert set(hosts) <= {f"127.0.0.1:{served.port}"}, hosts
+
+
+# --- issue #13: fonts, links, layout ----------------------------------------------------------------------
+
+FONT_PATH = "/static/fonts/NotoSansSC-ChainMatch.woff2"
+WORKSPACE_SHOWN = "return !document.getElementById('workspace').hidden"
+
+
+def _api_get(served: Served, path: str):
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"{served.url}{path}", headers={"X-API-Key": served.key})
+    with urllib.request.urlopen(req, timeout=20) as res:
+        return json.loads(res.read().decode("utf-8"))
+
+
+def _hash_params(driver) -> dict[str, str]:
+    from urllib.parse import unquote
+
+    frag = driver.execute_script("return location.hash").lstrip("#")
+    return {k: unquote(v) for k, _, v in (p.partition("=") for p in frag.split("&") if p)}
+
+
+def _gap_loaded(link: str):
+    from selenium.webdriver.common.by import By
+
+    def check(drv):
+        rows = drv.find_elements(By.CSS_SELECTOR, f"#gap-table tr.gap-row.selected[data-link='{link}']")
+        table = drv.find_element(By.ID, "candidate-table")
+        return (
+            bool(rows) and table.is_displayed() and drv.find_elements(By.CSS_SELECTOR, "#candidate-table tr")
+        )
+
+    return check
+
+
+def test_page_renders_chinese_with_its_own_web_font(browser, served: Served):
+    """No system CJK font is needed: the page ships a CJK subset; 中 and 文 draw as two different glyphs, not
+    the same 'tofu' box, in the page's own font stack."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{served.url}{FONT_PATH}", timeout=20) as res:
+        assert res.status == 200
+        font = res.read()
+    assert font[:4] == b"wOF2" and 100_000 < len(font) < 2_000_000
+
+    d = browser
+    d.get(f"{served.url}/#key={served.key}")
+    _wait(d, lambda drv: drv.execute_script(WORKSPACE_SHOWN))
+    probe = d.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        (async () => {
+          const family = getComputedStyle(document.body).fontFamily;
+          const faces = await document.fonts.load('32px ' + family, '中文');
+          await document.fonts.ready;
+          const draw = (text) => {
+            const c = document.createElement('canvas');
+            c.width = 80; c.height = 48;
+            const g = c.getContext('2d');
+            g.font = '32px ' + family; g.textBaseline = 'top'; g.fillStyle = '#000';
+            g.fillText(text, 4, 4);
+            const a = g.getImageData(0, 0, 80, 48).data;
+            let ink = 0, sig = '';
+            for (let i = 3; i < a.length; i += 4) { if (a[i] > 127) ink++; sig += a[i] > 127 ? '1' : '0'; }
+            return { ink, sig, width: g.measureText(text).width };
+          };
+          const zhong = draw('中'), wen = draw('文'), tofu = draw('\\u{10FFFD}');
+          done({ family, faces: faces.map((f) => f.family), zhongInk: zhong.ink,
+                 differ: zhong.sig !== wen.sig, notTofu: zhong.sig !== tofu.sig && wen.sig !== tofu.sig,
+                 fonts: performance.getEntriesByType('resource').map((e) => e.name)
+                                   .filter((n) => n.includes('/fonts/')) });
+        })();
+        """
+    )
+    assert probe["zhongInk"] > 50, probe
+    assert probe["differ"] and probe["notTofu"], probe  # two real glyphs, neither the missing-glyph box
+    assert probe["family"].startswith('"ChainMatch CJK"'), probe["family"]
+    assert "ChainMatch CJK" in [f.strip('"') for f in probe["faces"]], probe
+    assert probe["fonts"] == [f"{served.url}{FONT_PATH}"], probe["fonts"]
+
+
+def test_key_panel_alone_without_a_key(browser, served: Served):
+    """Without a stored key only the key panel shows — not an empty workspace below it."""
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.get(f"{served.url}/")
+    _wait(d, lambda drv: drv.find_element(By.ID, "key-panel").is_displayed())
+    assert not d.find_element(By.ID, "workspace").is_displayed()
+    assert d.execute_script("return getComputedStyle(document.getElementById('workspace')).display") == "none"
+
+
+def test_key_link_in_an_already_open_tab(browser, served: Served):
+    """Opening the printed '#key=…' link in a tab that already shows the page (no reload) logs in."""
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.get(f"{served.url}/")
+    _wait(d, lambda drv: drv.find_element(By.ID, "key-panel").is_displayed())
+    d.execute_script("window.__sameDocument = true; location.hash = arguments[0]", f"key={served.key}")
+    _wait(d, lambda drv: drv.find_element(By.ID, "tenant-label").text.startswith("租户：demo"))
+    _wait(d, lambda drv: drv.execute_script(WORKSPACE_SHOWN))
+    assert d.execute_script("return window.__sameDocument") is True
+    assert not d.find_element(By.ID, "key-panel").is_displayed()
+    assert d.execute_script("return localStorage.getItem('chainmatch.apiKey')") == served.key
+    assert "key=" not in d.current_url
+
+
+def test_deep_link_opens_region_and_gap_and_selection_updates_the_address(browser, served: Served):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    d = browser
+    d.get(f"{served.url}/#key={served.key}&region=manas&gap=aluminium/aluminium_rod")
+    _wait(d, _gap_loaded("aluminium_rod"))
+    assert (
+        Select(d.find_element(By.ID, "region-select")).first_selected_option.get_attribute("value") == "manas"
+    )
+    assert "玛纳斯县" in d.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label")
+    assert d.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("data-chain") == "aluminium"
+    assert "铝棒" in d.find_element(By.ID, "candidates-title").text
+    assert "key=" not in d.current_url  # the key is stored, not kept in the address
+    assert d.execute_script("return localStorage.getItem('chainmatch.apiKey')") == served.key
+    assert _hash_params(d) == {"region": "manas", "gap": "aluminium/aluminium_rod"}
+
+    # picking another gap in the table updates the address
+    row = next(
+        r
+        for r in d.find_elements(By.CSS_SELECTOR, "#gap-table tr.gap-row")
+        if r.get_attribute("data-link") != "aluminium_rod"
+    )
+    link = row.get_attribute("data-link")
+    row.click()
+    _wait(d, _gap_loaded(link))
+    _wait(d, lambda drv: _hash_params(drv) == {"region": "manas", "gap": f"aluminium/{link}"})
+
+    # picking a region updates it too (no gap chosen yet there)
+    Select(d.find_element(By.ID, "region-select")).select_by_value("zhundong")
+    _wait(d, lambda drv: _hash_params(drv).get("region") == "zhundong")
+    _wait(
+        d, lambda drv: "准东" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label")
+    )
+    assert "gap" not in _hash_params(d)
+
+    # a deep link followed inside the open tab (hashchange, no reload) opens that region and gap
+    d.execute_script(
+        "window.__sameDocument = true; location.hash = 'region=manas&gap=aluminium/aluminium_rod'"
+    )
+    _wait(d, _gap_loaded("aluminium_rod"))
+    assert (
+        Select(d.find_element(By.ID, "region-select")).first_selected_option.get_attribute("value") == "manas"
+    )
+    assert d.execute_script("return window.__sameDocument") is True
+
+    # and a bad deep link falls back to the first region without breaking the page
+    d.get(f"{served.url}/#region=nowhere&gap=x/y")
+    _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#gapmap svg"))
+    assert d.execute_script(WORKSPACE_SHOWN)
+
+
+def test_default_region_counts_residents_of_its_sub_regions(browser, served: Served):
+    """新疆维吾尔自治区 holds no firm itself; its prefectures' and counties' residents count."""
+    from selenium.webdriver.common.by import By
+
+    regions = _api_get(served, "/v1/regions")
+    first = regions[0]
+    assert first["id"] == "xinjiang" and first["residents"] == 0
+    children: dict[str | None, list[dict]] = {}
+    for r in regions:
+        children.setdefault(r["parent"], []).append(r)
+
+    def total(rid: str) -> int:
+        return sum(c["residents"] + total(c["id"]) for c in children.get(rid, []))
+
+    expected = total("xinjiang")
+    assert expected > 0
+
+    d = browser
+    d.get(f"{served.url}/#key={served.key}")
+    _wait(d, lambda drv: "驻地企业" in drv.find_element(By.ID, "region-meta").text)
+    meta = d.find_element(By.ID, "region-meta").text
+    assert f"驻地企业 {expected} 家" in meta, meta
+    assert "驻地企业 0 家" not in meta
+
+
+def test_no_horizontal_scrolling_at_900_px(browser, served: Served, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 900, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+    )
+    d.get(f"{served.url}/")
+    _wait(d, lambda drv: drv.find_element(By.ID, "key-panel").is_displayed())
+    fits = "return [document.documentElement.scrollWidth, window.innerWidth]"
+    width, inner = d.execute_script(fits)
+    assert inner == 900 and width <= inner, (width, inner)
+
+    d.get(f"{served.url}/#key={served.key}&region=manas&gap=aluminium/aluminium_rod")
+    _wait(d, _gap_loaded("aluminium_rod"))
+    d.find_element(By.CSS_SELECTOR, "#candidate-table button.add-lead").click()
+    _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#lead-table tr.lead"))
+    width, inner = d.execute_script(fits)
+    assert width <= inner, (width, inner)
+    shot = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    (tmp_path / "chainmatch_page_900.png").write_bytes(base64.b64decode(shot["data"]))
+    shutil.copy(tmp_path / "chainmatch_page_900.png", "/tmp/chainmatch_page_900.png")

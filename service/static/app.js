@@ -1,10 +1,13 @@
 // ChainMatch staff page: region → gap map → gap → candidates → filters → shortlist (leads) → export.
 // Plain JS, no external assets. The API key lives in localStorage ("chainmatch.apiKey"); a key passed as
-// "#key=…" in the address (as printed by `chainmatch serve`) is stored and removed from the address bar.
+// "#key=…" in the address (as printed by `chainmatch serve`, also into an already open tab) is stored and removed
+// from the address bar. The address keeps the view: "#region=<id>&gap=<chain id>/<link id>" (or "&chain=<id>"
+// before a gap is picked) opens that region and gap, and picking a region, chain or gap updates it.
 "use strict";
 
 const KEY_STORE = "chainmatch.apiKey";
-const state = { regions: [], region: null, chain: null, gap: null, leads: [], recommendation: null };
+const state = { regions: [], region: null, chain: null, gap: null, leads: [], recommendation: null, routing: false };
+let navSeq = 0;  // the latest region navigation; an older one still loading stops
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, attrs = {}, ...children) {
@@ -59,12 +62,74 @@ async function api(path, { method = "GET", json, raw = false } = {}) {
 }
 
 // --- API key ----------------------------------------------------------------------------------------------------
+function hashParts() {
+  return location.hash.replace(/^#/, "").split("&").filter(Boolean);
+}
+
+function decode(text) {
+  try { return decodeURIComponent(text); } catch (_) { return text; }
+}
+
+/** Store a "key=…" from the address and drop it from there (other parts stay); true if there was one. */
 function takeKeyFromFragment() {
-  const m = location.hash.match(/[#&]key=([^&]+)/);
-  if (m) {
-    localStorage.setItem(KEY_STORE, decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search);
+  const parts = hashParts();
+  const keyPart = parts.find((p) => p.startsWith("key="));
+  if (!keyPart) return false;
+  localStorage.setItem(KEY_STORE, decode(keyPart.slice(4)));
+  const rest = parts.filter((p) => !p.startsWith("key="));
+  history.replaceState(null, "", location.pathname + location.search + (rest.length ? `#${rest.join("&")}` : ""));
+  return true;
+}
+
+// --- the view in the address -------------------------------------------------------------------------------------
+function routeFromHash() {
+  const params = {};
+  for (const part of hashParts()) {
+    const i = part.indexOf("=");
+    if (i > 0) params[part.slice(0, i)] = decode(part.slice(i + 1));
   }
+  const route = { region: params.region || null, chain: params.chain || null, link: null };
+  const slash = (params.gap || "").indexOf("/");
+  if (slash > 0) {
+    route.chain = params.gap.slice(0, slash);
+    route.link = params.gap.slice(slash + 1) || null;
+  }
+  return route;
+}
+
+function hashForState() {
+  if (!state.region) return "";
+  let h = `#region=${encodeURIComponent(state.region.id)}`;
+  if (state.gap) h += `&gap=${encodeURIComponent(state.gap.chain)}/${encodeURIComponent(state.gap.link)}`;
+  else if (state.chain) h += `&chain=${encodeURIComponent(state.chain)}`;
+  return h;
+}
+
+/** Show the current view in the address: a new history entry for a pick, a replacement while following a link. */
+function writeHash() {
+  const h = hashForState();
+  if (!h || h === location.hash) return;
+  history[state.routing ? "replaceState" : "pushState"](null, "", location.pathname + location.search + h);
+}
+
+/** Open the region / chain / gap named in the address; an unknown region falls back to the first one. */
+async function applyRoute(route) {
+  const wanted = route.region && state.regions.find((r) => r.id === route.region || r.name === route.region);
+  const regionId = wanted ? wanted.id : state.regions.length ? state.regions[0].id : null;
+  if (!regionId) return;
+  state.routing = true;
+  try {
+    await selectRegion(regionId, route);
+  } finally {
+    state.routing = false;
+  }
+}
+
+function onHashChange() {
+  if (takeKeyFromFragment()) { enter(); return; }  // the printed link opened in this tab: log in with its key
+  if ($("#workspace").hidden || !state.regions.length) return;
+  if (location.hash === hashForState()) return;  // our own update
+  applyRoute(routeFromHash()).catch((e) => toast(e.message, true));
 }
 
 function showKeyPanel(message) {
@@ -89,7 +154,7 @@ async function enter() {
   $("#key-panel").hidden = true;
   $("#workspace").hidden = false;
   renderRegionSelect();
-  if (state.regions.length) await selectRegion(state.regions[0].id);
+  await applyRoute(routeFromHash());
 }
 
 // --- regions and gap map ------------------------------------------------------------------------------------------
@@ -110,17 +175,46 @@ function renderRegionSelect() {
   }
 }
 
-async function selectRegion(regionId) {
+/** Residents of the region's sub-regions (all levels below it), from the region list — as the gap diagnosis
+ * counts them: a prefecture holds its counties' and parks' firms. */
+function subRegionResidents(regionId) {
+  const children = new Map();
+  for (const r of state.regions) {
+    if (!r.parent) continue;
+    if (!children.has(r.parent)) children.set(r.parent, []);
+    children.get(r.parent).push(r);
+  }
+  let total = 0;
+  const seen = new Set([regionId]);
+  const stack = [regionId];
+  while (stack.length) {
+    for (const child of children.get(stack.pop()) || []) {
+      if (seen.has(child.id)) continue;
+      seen.add(child.id);
+      stack.push(child.id);
+      total += child.residents;
+    }
+  }
+  return total;
+}
+
+async function selectRegion(regionId, route = {}) {
+  const seq = ++navSeq;
   $("#region-select").value = regionId;
   const region = await api(`/v1/regions/${encodeURIComponent(regionId)}`);
+  if (seq !== navSeq) return;
   state.region = region;
+  state.chain = null;
   state.gap = null;
   state.recommendation = null;
+  const below = subRegionResidents(region.id);
+  const residents = `驻地企业 ${region.residents.length + below} 家` + (below ? `（含下辖地区 ${below} 家）` : "");
   $("#region-meta").textContent =
-    `${region.province} · ${region.level} · 驻地企业 ${region.residents.length} 家 · 招商需求 ${region.needs.length} 条` +
+    `${region.province} · ${region.level} · ${residents} · 招商需求 ${region.needs.length} 条` +
     (region.aiding.length ? ` · 援疆结对：${region.aiding.join("、")}` : "");
   const chains = region.target_chains.length ? region.target_chains : [];
   const gm = await api(`/v1/regions/${encodeURIComponent(regionId)}/gaps`);
+  if (seq !== navSeq) return;
   const tabs = $("#chain-tabs");
   tabs.replaceChildren();
   const chainIds = chains.length ? chains : gm.chains;
@@ -131,8 +225,19 @@ async function selectRegion(regionId) {
   }
   renderCandidates(null);
   await loadLeads();
-  if (chainIds.length) await selectChain(chainIds[0], gm);
-  else { $("#gapmap").replaceChildren(el("p", { class: "muted" }, "该地区尚未设定目标产业链。")); }
+  if (seq !== navSeq) return;
+  if (!chainIds.length) {
+    $("#gapmap").replaceChildren(el("p", { class: "muted" }, "该地区尚未设定目标产业链。"));
+    $("#gap-table tbody").replaceChildren();
+    writeHash();
+    return;
+  }
+  const chainId = chainIds.includes(route.chain) ? route.chain : chainIds[0];
+  await selectChain(chainId, gm);
+  if (seq !== navSeq || state.chain !== chainId) return;
+  const gap = route.link && gm.gaps.find((g) => g.chain_id === chainId && g.link_id === route.link);
+  if (gap) await selectGap(chainId, gap.link_id, gap.type);
+  writeHash();
 }
 
 async function selectChain(chainId, gmAll) {
@@ -166,6 +271,11 @@ async function selectChain(chainId, gmAll) {
       el("td", {}, g.priority.toFixed(2)),
       el("td", { class: "muted" }, (g.evidence || []).slice(0, 2).join("；"))));
   }
+  if (state.gap && state.gap.chain === chainId) {  // the picked gap stays marked when its map is drawn again
+    for (const n of box.querySelectorAll("g.node")) n.classList.toggle("selected", n.dataset.link === state.gap.link);
+    for (const r of tbody.querySelectorAll("tr.gap-row")) r.classList.toggle("selected", r.dataset.link === state.gap.link);
+  }
+  writeHash();
 }
 
 // --- candidates ----------------------------------------------------------------------------------------------------
@@ -179,6 +289,7 @@ async function selectGap(chainId, linkId, gapType) {
   state.gap = { chain: chainId, link: linkId, type: gapType };
   for (const n of document.querySelectorAll("#gapmap g.node")) n.classList.toggle("selected", n.dataset.link === linkId);
   for (const r of document.querySelectorAll("#gap-table tr.gap-row")) r.classList.toggle("selected", r.dataset.link === linkId);
+  writeHash();
   await loadCandidates();
 }
 
@@ -312,6 +423,7 @@ async function exportShortlist(fmt) {
 // --- wiring ----------------------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
   takeKeyFromFragment();
+  window.addEventListener("hashchange", onHashChange);
   $("#key-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     localStorage.setItem(KEY_STORE, $("#key-input").value.trim());
