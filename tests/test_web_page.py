@@ -362,6 +362,14 @@ def test_deep_link_opens_region_and_gap_and_selection_updates_the_address(browse
     )
     assert d.execute_script("return window.__sameDocument") is True
 
+    # picks are history entries: Back returns to the region picked before
+    d.back()
+    _wait(d, lambda drv: _hash_params(drv).get("region") == "zhundong")
+    _wait(
+        d, lambda drv: "准东" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label")
+    )
+    assert d.execute_script("return window.__sameDocument") is True
+
     # and a bad deep link falls back to the first region without breaking the page
     d.get(f"{served.url}/#region=nowhere&gap=x/y")
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#gapmap svg"))
