@@ -375,7 +375,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
 
     Args:
         settings: configuration (default: from the environment).
-        engine: a ready :class:`matcher.engine.Engine` (default: opened from ``settings``).
+        engine: a ready :class:`matcher.ranking.engine.Engine` (default: opened from ``settings``).
         warm: load the demo corpus and fit the index in the background at start-up.
 
     Returns:
@@ -383,7 +383,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
     """
     settings = settings or get_settings()
     if engine is None:
-        from matcher.engine import Engine
+        from matcher.ranking.engine import Engine
 
         engine = Engine.open(settings)
     svc = ServiceState(settings, engine)

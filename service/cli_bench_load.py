@@ -287,8 +287,8 @@ class LoadResult:
 
 def _gaps(catalogue: Any, regions: list[Any]) -> list[dict[str, str]]:
     """(region, chain, link) triples of the demo regions' diagnosed gaps: the requests staff actually make."""
-    from matcher.gaps import diagnose
-    from matcher.regions import RegionBook
+    from matcher.knowledge.gaps import diagnose
+    from matcher.knowledge.regions import RegionBook
 
     book = RegionBook(regions)
     out = []
@@ -472,7 +472,7 @@ def _prepare(root: Path, data_dir: Path, embedder: str, cache_dir: Path) -> str:
     only the first run embeds the whole corpus at start-up.
     """
     from matcher.settings import Settings
-    from matcher.store import Store
+    from matcher.store.store import Store
     from service.security import create_api_key
 
     env = {**os.environ, "CHAINMATCH_EMBEDDER": embedder, "PYTHONPATH": str(REPO)}
@@ -523,8 +523,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start a loopback server with the A-share corpus and measure recommend / search / upsert latency."""
 
-        from matcher.catalogue import default_catalogue
-        from matcher.regions import default_regions
+        from matcher.knowledge.catalogue import default_catalogue
+        from matcher.knowledge.regions import default_regions
         from matcher.settings import get_settings
 
         settings = get_settings()

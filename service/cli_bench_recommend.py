@@ -40,7 +40,7 @@ def _needs(catalogue, n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def _synthetic_corpus(catalogue, n: int, seed: int):
-    from matcher.geo import CAPITALS
+    from matcher.knowledge.geo import CAPITALS
     from matcher.records import Enterprise, LinkMatch, Product
 
     rng = random.Random(seed)
@@ -63,7 +63,7 @@ def _synthetic_corpus(catalogue, n: int, seed: int):
 
 
 def _run(rec, catalogue, needs, raw_index, qk: int, k: int) -> tuple[list[float], list[float]]:
-    from matcher.recommendation import RecommendRequest
+    from matcher.ranking.recommendation import RecommendRequest
 
     ours, raw = [], []
     for chain_id, link_id in needs:
@@ -96,12 +96,12 @@ def register(app: typer.Typer) -> None:
         """p50/p95 latency of one gap (query embedding included) and of a whole region, vs raw FAISS."""
         import faiss
 
-        from matcher.ashare import load_ashare_corpus
-        from matcher.catalogue import default_catalogue
-        from matcher.recommendation import RecommendRequest
-        from matcher.recommender import Recommender
-        from matcher.regions import default_regions
+        from matcher.knowledge.catalogue import default_catalogue
+        from matcher.knowledge.regions import default_regions
+        from matcher.ranking.recommendation import RecommendRequest
+        from matcher.ranking.recommender import Recommender
         from matcher.settings import get_settings
+        from matcher.store.ashare import load_ashare_corpus
         from models.embedders import get_embedder
         from service.eval_systems import fitted_recommender
 
@@ -158,8 +158,8 @@ def register(app: typer.Typer) -> None:
         rebuilding the BM25 matrix with bm25s (the refresh before in-place postings) on the same tokens."""
         import bm25s
 
-        from matcher.catalogue import default_catalogue
-        from matcher.recommender import Recommender
+        from matcher.knowledge.catalogue import default_catalogue
+        from matcher.ranking.recommender import Recommender
         from models.embedders import HashEmbedder
 
         catalogue = default_catalogue()

@@ -6,8 +6,8 @@ import json
 
 import typer
 
-from matcher.catalogue import default_catalogue
-from matcher.gaps import diagnose, format_gap_map
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.knowledge.gaps import diagnose, format_gap_map
 
 catalog_app = typer.Typer(help="The chain catalogue: chains, links, edges.", no_args_is_help=True)
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         tenant: str | None = typer.Option(None, "--tenant", help="Tenant whose private regions are visible."),
     ) -> None:
         """Diagnose a region's chain gaps (缺链 / 短链 / 弱链) with evidence and priority."""
-        from matcher.workspace import Workspace
+        from matcher.store.workspace import Workspace
 
         ws = Workspace.open()
         book = ws.regions(tenant)

@@ -29,10 +29,10 @@ def register(app: typer.Typer) -> None:
         """Check the store against the saved vector + lexical indexes: missing, orphaned and stale ids,
         embedder mismatch, checksum failures. Exits 1 when there is drift."""
         from index.errors import VectorIndexError
-        from matcher.doctor import check, expected_embedder_id
-        from matcher.doctor import repair as repair_index
+        from matcher.indexing.doctor import check, expected_embedder_id
+        from matcher.indexing.doctor import repair as repair_index
         from matcher.settings import get_settings
-        from matcher.store import Store
+        from matcher.store.store import Store
 
         settings = get_settings()
         try:

@@ -102,7 +102,7 @@ def doc_enterprise(doc_id: str, doc: Mapping[str, Any]) -> Enterprise:
 
 def _inputs_hash(data_dir: Path) -> str:
     import evaluation.baselines as baselines_module
-    import matcher.ashare as ashare_module
+    import matcher.store.ashare as ashare_module
 
     h = hashlib.sha256(CACHE_VERSION.encode())
     for rel in CORPUS_FILES:
@@ -122,7 +122,7 @@ def load_corpus_docs(
     Returns:
         ``(docs, tokens)`` keyed by enterprise id.
     """
-    from matcher.ashare import load_ashare_corpus
+    from matcher.store.ashare import load_ashare_corpus
 
     key = _inputs_hash(data_dir)
     path = settings.cache_dir / "evaluation" / f"corpus-{key}.json"
@@ -193,7 +193,7 @@ def summary_table(result: EvaluationResult) -> str:
 def _matcher_corpus(docs: Mapping[str, Mapping[str, Any]], data: Path, synthetic: bool) -> list[Enterprise]:
     if synthetic:
         return [doc_enterprise(d, doc) for d, doc in docs.items()]
-    from matcher.ashare import load_ashare_corpus
+    from matcher.store.ashare import load_ashare_corpus
 
     return load_ashare_corpus(data)
 

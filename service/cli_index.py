@@ -39,7 +39,7 @@ def _index_errors(func: F) -> F:
 
 def _context(embedder_name: str | None = None):
     from matcher.settings import get_settings
-    from matcher.store import Store
+    from matcher.store.store import Store
     from models.embedders import get_embedder
 
     settings = get_settings()
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         """Embed every enterprise in the store (cache-aware) and save the vector and lexical indexes."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from matcher.indexing import build_index
+        from matcher.indexing.build import build_index
 
         settings, store, emb = _context(embedder)
         count = TextColumn("{task.completed}/{task.total}")
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
     ) -> None:
         """Upsert / remove enterprises in the saved indexes without a rebuild."""
-        from matcher.indexing import update_index
+        from matcher.indexing.build import update_index
 
         settings, store, emb = _context()
         status = update_index(store, ids or None, embedder=emb, settings=settings)
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def index_status_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
         """What is saved: counts, embedder, structure, build id, whether both indexes belong together."""
-        from matcher.indexing import index_status
+        from matcher.indexing.build import index_status
         from matcher.settings import get_settings
 
         status = index_status(get_settings())
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plain hybrid search (dense + BM25, reciprocal-rank fusion) over the saved indexes."""
         from matcher.errors import UnknownEnterpriseError
-        from matcher.indexing import _tenant_of, search_index
+        from matcher.indexing.build import _tenant_of, search_index
 
         settings, store, emb = _context()
         hits = search_index(query, k, settings, emb)
@@ -195,9 +195,9 @@ def register(app: typer.Typer) -> None:
         """Profiles per second of each embedder on demo-corpus profile texts (~64 tokens each)."""
         import numpy as np
 
-        from matcher.demo import load_demo_enterprises
-        from matcher.profile_text import profile_text
+        from matcher.ranking.profile_text import profile_text
         from matcher.settings import get_settings
+        from matcher.store.demo import load_demo_enterprises
         from models.bench import bench_embedders, token_counts
 
         texts = [profile_text(e) for e in load_demo_enterprises()]

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from matcher.catalogue import default_catalogue
 from matcher.errors import ImportFileError, InvalidRequestError
-from matcher.mapping import LinkMapper, evaluate_mapping, load_labels
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.knowledge.mapping import LinkMapper, evaluate_mapping, load_labels
 
 DEFAULT_LABELS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "link_labels.tsv"
 

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from matcher.recommendation import Filters, Recommendation, RecommendRequest
+from matcher.ranking.recommendation import Filters, Recommendation, RecommendRequest
 
 
 def _progress_echo(done: int, total: int) -> None:
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Ranked candidates for a region's 补链/延链/强链 need, with reasons."""
-        from matcher.engine import Engine
+        from matcher.ranking.engine import Engine
 
         engine = Engine.open()
         engine.recommender(progress=_progress_echo)
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Diagnose a region and give a shortlist for each of its top gaps."""
-        from matcher.engine import Engine
+        from matcher.ranking.engine import Engine
 
         engine = Engine.open()
         engine.recommender(progress=_progress_echo)
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Regions and parks whose gaps an enterprise fits best (the reverse direction)."""
-        from matcher.engine import Engine
+        from matcher.ranking.engine import Engine
 
         engine = Engine.open()
         engine.ensure_corpus()

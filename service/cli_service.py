@@ -26,7 +26,7 @@ apikey_app = typer.Typer(
 
 def _store():
     from matcher.settings import get_settings
-    from matcher.store import Store
+    from matcher.store.store import Store
 
     return Store.from_settings(get_settings())
 
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         if port:
             settings = settings.model_copy(update={"port": port})
         if workers > 1:
-            from matcher.store import Store
+            from matcher.store.store import Store
 
             store = Store.from_settings(settings)
         else:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import typer
 
-from matcher.credit_code import CHARSET, check_character
 from matcher.errors import ImportFileError
 from matcher.records import Enterprise
+from matcher.store.credit_code import CHARSET, check_character
 
 corpus_app = typer.Typer(help="Load the built-in corpora (A-share companies, demo enterprises) into the store.",
                          no_args_is_help=True)  # fmt: skip
@@ -24,9 +24,9 @@ enterprise_app = typer.Typer(help="Look up enterprises in the store.", no_args_i
 bench_help = "Benchmarks (markdown tables, ours vs the raw library in the same run)."
 
 
-def _store(tenant: str | None = None):  # -> matcher.store.Store
+def _store(tenant: str | None = None):  # -> matcher.store.store.Store
     from matcher.settings import get_settings
-    from matcher.store import Store, check_tenant
+    from matcher.store.store import Store, check_tenant
 
     check_tenant(tenant)
     return Store.from_settings(get_settings())
@@ -54,7 +54,7 @@ def _progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | No
 
 
 def _links_text(e: Enterprise) -> list[str]:
-    from matcher.catalogue import default_catalogue
+    from matcher.knowledge.catalogue import default_catalogue
 
     try:
         catalogue = default_catalogue()
@@ -233,7 +233,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Import enterprises from a register export, validating every row."""
-        from matcher.importer import import_file
+        from matcher.store.importer import import_file
 
         store = _store(tenant)
         big = file.exists() and file.stat().st_size > 2_000_000
@@ -279,8 +279,8 @@ def register(app: typer.Typer) -> None:
                                              help="The shared/data directory (default: settings.shared_data_dir)."),
     ) -> None:  # fmt: skip
         """Load the ~4,600 A-share listed companies (shared corpus), mapped onto chain links."""
-        from matcher.ashare import load_ashare_corpus
         from matcher.settings import get_settings
+        from matcher.store.ashare import load_ashare_corpus
 
         data_dir = data_dir or get_settings().shared_data_dir
         t0 = time.perf_counter()
@@ -292,14 +292,14 @@ def register(app: typer.Typer) -> None:
     def import_demo() -> None:
         """Load the embedded demo enterprises (shared corpus), mapped onto chain links."""
         try:
-            from matcher.demo import load_demo_enterprises
+            from matcher.store.demo import load_demo_enterprises
         except ImportError as exc:
             raise ImportFileError(f"the demo corpus is not available in this build ({exc})") from exc
         t0 = time.perf_counter()
         _load_corpus(load_demo_enterprises(), "demo", t0)
 
     def _load_corpus(companies: list[Enterprise], label: str, t0: float) -> None:
-        from matcher.importer import default_mapper
+        from matcher.store.importer import default_mapper
 
         mapper = default_mapper()
         mapped = [e.model_copy(update={"links": mapper.map(e)}) for e in companies]
@@ -350,8 +350,8 @@ def register(app: typer.Typer) -> None:
         """Import a synthetic Chinese register export; compare with plain csv.reader over the same file."""
         import resource
 
-        from matcher.importer import default_mapper, import_file
-        from matcher.store import Store
+        from matcher.store.importer import default_mapper, import_file
+        from matcher.store.store import Store
 
         with tempfile.TemporaryDirectory(prefix="chainmatch-bench-") as tmp:
             path = write_synthetic_export(Path(tmp) / "export.csv", rows, seed)

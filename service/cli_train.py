@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         """Train the reranker; print grouped cross-validated recall@10 / MRR beside the default scorer's."""
         import numpy as np
 
-        from matcher.reranker import Reranker, TrainingSet
+        from matcher.ranking.reranker import Reranker, TrainingSet
         from matcher.settings import get_settings
         from service.train_job import case_pools, default_scorer_cv, feedback_training_set, pools_training_set
 
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         baseline = None
         if cases is not None:
             from evaluation.cases import load_cases
-            from matcher.ashare import load_ashare_corpus
+            from matcher.store.ashare import load_ashare_corpus
             from service.eval_systems import fitted_recommender
 
             corpus = load_ashare_corpus(Path(data_dir) if data_dir else settings.shared_data_dir)
@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
             ts = pools_training_set(pools)
             baseline = default_scorer_cv(pools, rec)
         if feedback:
-            from matcher.feedback import export_training_events
-            from matcher.workspace import Workspace
+            from matcher.store.feedback import export_training_events
+            from matcher.store.workspace import Workspace
 
             ts = feedback_training_set(export_training_events(Workspace.open(settings).store), ts)
         X, y, groups, needs = ts.arrays()
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         if baseline:
             typer.echo(f"| default weights (same pools) | {baseline['recall@10']:.3f} | {baseline['mrr']:.3f} | {int(baseline['n_needs'])} |")
         if kind == "logreg":
-            from matcher.scoring import FEATURES
+            from matcher.ranking.scoring import FEATURES
 
             coefs = ", ".join(f"{f}={c:+.2f}" for f, c in zip(FEATURES, model.model_.coef_[0]))
             typer.echo(f"coefficients: {coefs}")

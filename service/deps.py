@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from matcher.store import Store
+from matcher.store.store import Store
 from service.ratelimit import RateLimiter
 from service.security import ApiKey, verify_api_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from matcher.engine import Engine
-    from matcher.mapping import LinkMapper
+    from matcher.knowledge.mapping import LinkMapper
+    from matcher.ranking.engine import Engine
     from matcher.settings import Settings
     from service.observability import Metrics
 
@@ -148,7 +148,7 @@ class ServiceState:
     @cached_property
     def mapper(self) -> LinkMapper:
         """Product → chain link mapper for profiles arriving through the API."""
-        from matcher.mapping import LinkMapper
+        from matcher.knowledge.mapping import LinkMapper
 
         return LinkMapper(self.engine.catalogue)
 

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from evaluation.cases import CaseQuery
-from matcher.catalogue import Catalogue, default_catalogue
 from matcher.errors import ChainMatchError
-from matcher.recommendation import RecommendRequest
-from matcher.recommender import Recommender
+from matcher.knowledge.catalogue import Catalogue, default_catalogue
+from matcher.ranking.recommendation import RecommendRequest
+from matcher.ranking.recommender import Recommender
+from matcher.ranking.scoring import FEATURES, ScoringWeights
 from matcher.records import Enterprise
-from matcher.scoring import FEATURES, ScoringWeights
 from matcher.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def reranker_cv_system(base: Recommender, cases: list, kind: str = "logreg", n_s
     import numpy as np
     from sklearn.model_selection import GroupKFold
 
-    from matcher.reranker import Reranker
+    from matcher.ranking.reranker import Reranker
     from service.train_job import case_pools
 
     pools = case_pools(base, cases)

@@ -11,7 +11,7 @@ store — reach the index through the store's change log: :meth:`IndexRefresher.
 refresh interval and queues what other origins committed (the server's own writes are already queued).
 
 Every ``index_persist_interval_s`` (and on shutdown) the changed ids are also written into the saved index
-under ``settings.index_path`` (:func:`matcher.indexing.update_index`), so ``chainmatch doctor`` finds the saved
+under ``settings.index_path`` (:func:`matcher.indexing.build.update_index`), so ``chainmatch doctor`` finds the saved
 index in step with the store without a repair. After start-up the refresher catches the saved index up with
 changes a crash left out (the store is the truth; nothing is lost, only re-embedded).
 
@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from matcher.engine import Engine
-    from matcher.indexing import IndexStatus
+    from matcher.indexing.build import IndexStatus
+    from matcher.ranking.engine import Engine
 
 __all__ = ["IndexRefresher"]
 
@@ -226,7 +226,7 @@ class IndexRefresher:
     def _update_saved(self, ids: list[str] | None) -> IndexStatus | None:
         """Upsert ``ids`` (None: whatever the store has changed or dropped) into the saved index, if one exists."""
         from index.errors import IndexNotFoundError
-        from matcher.indexing import update_index
+        from matcher.indexing.build import update_index
 
         eng = self.engine
         try:

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from matcher.lead_store import LeadStatus
-from matcher.recommendation import MAX_K, Candidate, Filters, Recommendation
+from matcher.ranking.recommendation import MAX_K, Candidate, Filters, Recommendation
 from matcher.records import Enterprise, GapType, Product, RegionLevel
+from matcher.store.lead_store import LeadStatus
 
 __all__ = [
     "CandidateOut",

@@ -23,12 +23,12 @@ from sqlalchemy import DateTime, String, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from matcher.db_models import Base
 from matcher.errors import ChainMatchError, InvalidRequestError
-from matcher.store import check_tenant
+from matcher.store.db_models import Base
+from matcher.store.store import check_tenant
 
 if TYPE_CHECKING:
-    from matcher.store import Store
+    from matcher.store.store import Store
 
 __all__ = [
     "ApiKey",

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from evaluation.cases import Case, build_qrels, split_evaluable
-from matcher.catalogue import default_catalogue
-from matcher.recommender import Recommender
-from matcher.reranker import TrainingSet, connected_groups
-from matcher.scoring import FEATURES
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.ranking.recommender import Recommender
+from matcher.ranking.reranker import TrainingSet, connected_groups
+from matcher.ranking.scoring import FEATURES
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def feedback_training_set(events: Sequence[dict[str, Any]], ts: TrainingSet | No
 
 def default_scorer_cv(pools: Sequence[dict[str, Any]], rec: Recommender) -> dict[str, float]:
     """Recall@10 / MRR of the transparent default scorer over the same pools (the reranker's comparison)."""
-    from matcher.scoring import weighted_scores
+    from matcher.ranking.scoring import weighted_scores
 
     hits, rr = [], []
     for p in pools:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from matcher.engine import Engine
+from matcher.ranking.engine import Engine
 from matcher.settings import Settings
 from service.app import create_app
 from service.security import create_api_key

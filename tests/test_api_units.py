@@ -12,8 +12,8 @@ import pytest
 from openpyxl import load_workbook
 
 from matcher.errors import InvalidRequestError
-from matcher.feedback import export_training_events
-from matcher.lead_store import (
+from matcher.store.feedback import export_training_events
+from matcher.store.lead_store import (
     InvalidTransitionError,
     LeadStatus,
     UnknownLeadError,
@@ -22,7 +22,7 @@ from matcher.lead_store import (
     list_leads,
     update_lead,
 )
-from matcher.store import Store
+from matcher.store.store import Store
 from service.export import HEADERS, ShortlistRow, escape_cell, to_csv, to_xlsx
 from service.ratelimit import RateLimiter, TokenBucket
 from service.security import (

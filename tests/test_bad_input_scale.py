@@ -32,7 +32,7 @@ import pytest
 from openpyxl import load_workbook
 
 from matcher.records import Enterprise
-from matcher.store import Store
+from matcher.store.store import Store
 from service.cli_bench_load import REPO, LocalServer
 from service.cli_store import write_synthetic_export
 from service.security import create_api_key

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from api_support import Served, make_settings, seed_demo_store
 
-from matcher.engine import Engine
+from matcher.ranking.engine import Engine
 from matcher.records import Enterprise, LinkMatch, Product
-from matcher.store import Store
+from matcher.store.store import Store
 from service.refresher import IndexRefresher
 
 pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL

@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 
 import httpx
-import pytest
 from api_support import Api, Served, make_settings, seed_demo_store
 from store_backends import store_url  # noqa: F401  (fixture)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from matcher.catalogue import Catalogue
 from matcher.errors import UnknownChainError, UnknownEnterpriseError, UnknownLinkError, UnknownRegionError
-from matcher.lead_store import Lead, list_leads
-from matcher.recommendation import Recommendation
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.regions import RegionBook
+from matcher.ranking.recommendation import Recommendation
 from matcher.records import Enterprise, Region
-from matcher.regions import RegionBook
-from matcher.store import Store, scoped_id
+from matcher.store.lead_store import Lead, list_leads
+from matcher.store.store import Store, scoped_id
 from service.deps import ApiError, ServiceState
 from service.schemas import CandidateOut, RecommendationOut
 

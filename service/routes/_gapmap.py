@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from matcher.catalogue import Catalogue
-from matcher.gaps import residents_in_scope
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.gaps import residents_in_scope
+from matcher.knowledge.regions import RegionBook
 from matcher.records import GapMap, GapType, Region
-from matcher.regions import RegionBook
 
 __all__ = ["STATE_STYLE", "render_gap_map"]
 

@@ -16,11 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from matcher.credit_code import validate_credit_code
-from matcher.geo import province_short
-from matcher.importer import enterprise_id as derive_id
-from matcher.importer import import_file
+from matcher.knowledge.geo import province_short
 from matcher.records import Enterprise
+from matcher.store.credit_code import validate_credit_code
+from matcher.store.importer import enterprise_id as derive_id
+from matcher.store.importer import import_file
 from matcher.text import clean_text, normalize_company_name
 from service.deps import ApiError, ServiceDep, TenantDep
 from service.routes._common import enterprise_or_404

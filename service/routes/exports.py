@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
 
-from matcher.lead_store import Lead, LeadStatus, list_leads
-from matcher.recommendation import Candidate, Recommendation, RecommendRequest
+from matcher.ranking.recommendation import Candidate, Recommendation, RecommendRequest
 from matcher.records import Region
+from matcher.store.lead_store import Lead, LeadStatus, list_leads
 from service.deps import ApiError, ServiceDep, TenantDep
 from service.export import ShortlistRow, to_csv, to_xlsx
 from service.routes._common import find_enterprise, region_or_404, resolve_chain, resolve_link
@@ -88,7 +88,7 @@ def _lead_rows(svc: ServiceDep, tenant: str, region: Region, include_dropped: bo
 def _recommended_rows(
     svc: ServiceDep, tenant: str, region: Region, k: int, max_gaps: int
 ) -> list[ShortlistRow]:
-    from matcher.gaps import diagnose
+    from matcher.knowledge.gaps import diagnose
 
     book = svc.engine.regions(tenant)
     rows: list[ShortlistRow] = []

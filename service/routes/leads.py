@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from matcher.feedback import export_training_events
-from matcher.lead_store import (
+from matcher.ranking.recommendation import RecommendRequest
+from matcher.store.feedback import export_training_events
+from matcher.store.lead_store import (
     Lead,
     LeadEvent,
     LeadStatus,
@@ -22,7 +23,6 @@ from matcher.lead_store import (
     list_leads,
     update_lead,
 )
-from matcher.recommendation import RecommendRequest
 from service.deps import ApiError, ApiKeyDep, ServiceDep, TenantDep
 from service.routes._common import find_enterprise, region_or_422, resolve_chain, resolve_link
 from service.schemas import LeadCreate, LeadUpdate

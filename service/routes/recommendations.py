@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from matcher.gaps import diagnose
-from matcher.recommendation import RecommendRequest
+from matcher.knowledge.gaps import diagnose
+from matcher.ranking.recommendation import RecommendRequest
 from service.deps import ServiceDep, TenantDep
 from service.routes._common import (
     enterprise_or_404,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from matcher.catalogue import Catalogue
-from matcher.gaps import diagnose
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.gaps import diagnose
 from matcher.records import GapMap, Need, Region, Resident
-from matcher.store import SharedCorpusReadOnlyError
+from matcher.store.store import SharedCorpusReadOnlyError
 from service.deps import ApiError, ServiceDep, TenantDep
 from service.routes._common import region_or_404, resolve_chain, resolve_link
 from service.routes._gapmap import render_gap_map

@@ -32,7 +32,7 @@ Rules:
 - Row numbers are the line (CSV, JSONL) or sheet row (XLSX) where the record starts, header = its own row, so
   they match what a spreadsheet shows.
 
-Every imported enterprise is mapped onto chain links (:class:`matcher.mapping.LinkMapper`) before the upsert.
+Every imported enterprise is mapped onto chain links (:class:`matcher.knowledge.mapping.LinkMapper`) before the upsert.
 Good rows are mapped and written in batches of 5,000 inside one transaction, so memory stays flat and an atomic
 import can still roll everything back; from the second batch on, mapping runs in a forked worker process while
 this one parses and writes (``parallel=False`` keeps it in-process). Mapping results are memoised per distinct
@@ -62,17 +62,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from matcher.catalogue import default_catalogue, load_gbt_codes
-from matcher.credit_code import validate_credit_code
 from matcher.errors import ImportFileError
-from matcher.geo import province_short
+from matcher.knowledge.catalogue import default_catalogue, load_gbt_codes
+from matcher.knowledge.geo import province_short
 from matcher.records import Enterprise, LinkMatch, Product
-from matcher.store import same_firm
+from matcher.store.credit_code import validate_credit_code
+from matcher.store.store import same_firm
 from matcher.text import clean_text, normalize_company_name, normalize_text
 
 if TYPE_CHECKING:
-    from matcher.mapping import LinkMapper
-    from matcher.store import Store
+    from matcher.knowledge.mapping import LinkMapper
+    from matcher.store.store import Store
 
 __all__ = [
     "COLUMNS",
@@ -1059,7 +1059,7 @@ def _open(path: Path, report: ImportReport) -> _Source:
 @lru_cache(maxsize=1)
 def default_mapper() -> LinkMapper:
     """The product → link mapper over the default catalogue, built once per process."""
-    from matcher.mapping import LinkMapper
+    from matcher.knowledge.mapping import LinkMapper
 
     return LinkMapper(default_catalogue())
 
@@ -1329,7 +1329,7 @@ def import_file(
     Raises:
         ImportFileError: the file cannot be read at all (missing, empty, unsupported format, no 企业名称 column).
     """
-    from matcher.store import check_tenant
+    from matcher.store.store import check_tenant
 
     t0 = time.perf_counter()
     check_tenant(tenant)

@@ -1,6 +1,6 @@
 """Score fusion as pure functions: reciprocal-rank fusion of the candidate sources and a transparent weighted sum.
 
-Features (each in [0, 1], computed per candidate by :mod:`matcher.recommender`):
+Features (each in [0, 1], computed per candidate by :mod:`matcher.ranking.recommender`):
 
 ============== ================================================================================================
 dense          cosine similarity of the need and the profile passage (e5), min-max scaled within the request

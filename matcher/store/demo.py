@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from matcher.catalogue import DATA_DIR
 from matcher.errors import ImportFileError
+from matcher.knowledge.catalogue import DATA_DIR
 from matcher.records import Enterprise
 from matcher.text import normalize_company_name
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from matcher.catalogue import Catalogue
+from matcher.knowledge.catalogue import Catalogue
 from matcher.records import Gap, GapType, Region
 from matcher.text import clean_text, tokenize
 

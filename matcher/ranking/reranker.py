@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.errors import NotFittedError
-from matcher.scoring import FEATURES
+from matcher.ranking.scoring import FEATURES
 
 logger = logging.getLogger(__name__)
 

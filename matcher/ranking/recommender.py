@@ -2,10 +2,10 @@
 
 Pipeline for one need (see the README's "How ranking works"):
 
-1. query building (:mod:`matcher.query`): gap link, aliases, products, neighbouring links, the 链主's flows;
+1. query building (:mod:`matcher.ranking.query`): gap link, aliases, products, neighbouring links, the 链主's flows;
 2. candidates from three sources — dense (vector index), lexical (BM25 over jieba tokens) and the chain graph
    (enterprises mapped to the gap link or its neighbours) — fused by reciprocal rank;
-3. features per candidate (:mod:`matcher.scoring`), residents of the region excluded, hard filters applied;
+3. features per candidate (:mod:`matcher.ranking.scoring`), residents of the region excluded, hard filters applied;
 4. scoring: the transparent weighted sum, or the learned reranker when one is loaded;
 5. diversity: group-level dedupe (one firm per group) and MMR over the profile vectors;
 6. an explanation for every candidate.
@@ -31,17 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from matcher.catalogue import Catalogue
 from matcher.errors import InvalidRequestError, NotFittedError
-from matcher.gaps import diagnose, residents_in_scope
-from matcher.geo import distance_km, province_short
-from matcher.mapping import LinkMapper
-from matcher.profile_text import profile_text
-from matcher.query import NeedQuery, build_query, master_links_of
-from matcher.recommendation import Candidate, Filters, Recommendation, RecommendRequest
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.gaps import diagnose, residents_in_scope
+from matcher.knowledge.geo import distance_km, province_short
+from matcher.knowledge.mapping import LinkMapper
+from matcher.knowledge.regions import RegionBook
+from matcher.ranking.profile_text import profile_text
+from matcher.ranking.query import NeedQuery, build_query, master_links_of
+from matcher.ranking.recommendation import Candidate, Filters, Recommendation, RecommendRequest
+from matcher.ranking.scoring import FEATURES, ScoringWeights, evidence_strength, minmax, rrf, weighted_scores
 from matcher.records import Enterprise, Gap, Region, RegionLevel
-from matcher.regions import RegionBook
-from matcher.scoring import FEATURES, ScoringWeights, evidence_strength, minmax, rrf, weighted_scores
 from matcher.text import normalize_company_name, normalize_text, tokenize
 
 logger = logging.getLogger(__name__)

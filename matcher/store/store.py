@@ -68,11 +68,11 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
-from matcher.credit_code import validate_credit_code
-from matcher.db_models import EnterpriseChangeRow, EnterpriseRow, RegionRow
 from matcher.errors import ChainMatchError, InvalidRequestError, UnknownEnterpriseError, UnknownRegionError
 from matcher.records import Enterprise, LinkMatch, Region
 from matcher.settings import Settings, get_settings
+from matcher.store.credit_code import validate_credit_code
+from matcher.store.db_models import EnterpriseChangeRow, EnterpriseRow, RegionRow
 from matcher.text import clean_text, normalize_company_name, normalize_text
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Two indexes live under ``settings.index_path``:
 
-- ``vector/``: a :class:`index.vector.VectorIndex` of :func:`matcher.profile_text.profile_text` passages,
+- ``vector/``: a :class:`index.vector.VectorIndex` of :func:`matcher.ranking.profile_text.profile_text` passages,
   embedded with the configured embedder through the SQLite :class:`models.cache.EmbeddingCache` (an unchanged
   profile is never embedded twice);
 - ``lexical/``: a :class:`index.lexical.LexicalIndex` of jieba tokens of name, aliases, products and scope.
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from matcher.catalogue import Catalogue, default_catalogue
 from matcher.errors import InvalidRequestError, UnknownEnterpriseError
-from matcher.profile_text import profile_text
+from matcher.knowledge.catalogue import Catalogue, default_catalogue
+from matcher.ranking.profile_text import profile_text
 from matcher.records import Enterprise
 from matcher.settings import Settings
 from matcher.text import tokenize
@@ -117,7 +117,7 @@ def build_index(
     """Rebuild both indexes from every enterprise in the store and save them.
 
     Args:
-        store: A :class:`matcher.store.Store`.
+        store: A :class:`matcher.store.store.Store`.
         embedder: A :class:`models.embedders.Embedder`.
         settings: Where to save (``index_path``), the cache dir, the FAISS factory and HNSW threshold.
         progress: Called with ``(done, total)`` as profiles are processed.
@@ -129,7 +129,7 @@ def build_index(
         The :class:`IndexStatus` of the saved build.
     """
     from index.lexical import LexicalIndex
-    from matcher.store import ALL_TENANTS
+    from matcher.store.store import ALL_TENANTS
 
     if engine not in ENGINES:
         raise InvalidRequestError("engine", engine, f"expected one of: {', '.join(ENGINES)}")
@@ -341,7 +341,7 @@ def update_index(
 
 def _update_locked(store, ids, embedder, settings: Settings, catalogue: Catalogue, t0: float) -> IndexStatus:
     """:func:`update_index` under the saved-index lock: load the current version, change it, save the next."""
-    from matcher.store import ALL_TENANTS
+    from matcher.store.store import ALL_TENANTS
 
     vindex, lindex = _load_indexes(settings, embedder.id)
     if ids is None:

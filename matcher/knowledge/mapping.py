@@ -39,8 +39,8 @@ from typing import Protocol
 
 import numpy as np
 
-from matcher.catalogue import Catalogue
 from matcher.errors import ImportFileError
+from matcher.knowledge.catalogue import Catalogue
 from matcher.records import Enterprise, LinkMatch
 from matcher.text import add_words, normalize_text, tokenize
 
@@ -307,7 +307,7 @@ class LinkMapper:
         max_cache: distinct phrases kept in the cache before it is cleared.
 
     Example:
-        >>> from matcher.catalogue import default_catalogue
+        >>> from matcher.knowledge.catalogue import default_catalogue
         >>> mapper = LinkMapper(default_catalogue())
         >>> mapper.map_product("重熔用铝锭")[0].link_id
         'electrolytic_aluminium'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 
-from matcher.catalogue import Catalogue, default_catalogue
-from matcher.regions import RegionBook, default_regions
+from matcher.knowledge.catalogue import Catalogue, default_catalogue
+from matcher.knowledge.regions import RegionBook, default_regions
 from matcher.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -24,8 +24,8 @@ class Workspace:
         return cls(settings or get_settings())
 
     @cached_property
-    def store(self):  # -> matcher.store.Store
-        from matcher.store import Store
+    def store(self):  # -> matcher.store.store.Store
+        from matcher.store.store import Store
 
         self.settings.ensure_dirs()
         return Store(self.settings.database_url)

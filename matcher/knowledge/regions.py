@@ -32,8 +32,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from matcher.catalogue import DATA_DIR, Catalogue
 from matcher.errors import RegionFileError, UnknownRegionError
+from matcher.knowledge.catalogue import DATA_DIR, Catalogue
 from matcher.records import Region
 from matcher.text import normalize_text
 
@@ -135,6 +135,6 @@ def load_regions(directory: Path | None = None, catalogue: Catalogue | None = No
 
 @lru_cache(maxsize=1)
 def default_regions() -> RegionBook:
-    from matcher.catalogue import default_catalogue
+    from matcher.knowledge.catalogue import default_catalogue
 
     return load_regions(catalogue=default_catalogue())

@@ -14,15 +14,15 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
-from matcher.aiding import aiding_for
-from matcher.fit import GapIndex, RegionFit
-from matcher.recommendation import Recommendation, RecommendRequest
-from matcher.recommender import Recommender
+from matcher.knowledge.aiding import aiding_for
+from matcher.knowledge.regions import RegionBook
+from matcher.ranking.fit import GapIndex, RegionFit
+from matcher.ranking.recommendation import Recommendation, RecommendRequest
+from matcher.ranking.recommender import Recommender
+from matcher.ranking.scoring import ScoringWeights
 from matcher.records import Enterprise
-from matcher.regions import RegionBook
-from matcher.scoring import ScoringWeights
 from matcher.settings import Settings, get_settings
-from matcher.workspace import Workspace
+from matcher.store.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class Engine:
         store = self.ws.store
         n = store.count_enterprises()
         if n == 0 and self.settings.demo_on_empty:
-            from matcher.demo import load_demo_enterprises
-            from matcher.mapping import LinkMapper
+            from matcher.knowledge.mapping import LinkMapper
+            from matcher.store.demo import load_demo_enterprises
 
             mapper = LinkMapper(self.catalogue)
             demo = load_demo_enterprises()
@@ -88,7 +88,7 @@ class Engine:
 
     def all_enterprises(self) -> list[Enterprise]:
         """Every enterprise in the store: the shared corpus and all tenants' private rows (masked per request)."""
-        from matcher.store import ALL_TENANTS
+        from matcher.store.store import ALL_TENANTS
 
         return list(self.ws.store.iter_enterprises(ALL_TENANTS))
 
@@ -110,7 +110,7 @@ class Engine:
             return self._recommender
 
     def _load_reranker(self):
-        from matcher.reranker import Reranker
+        from matcher.ranking.reranker import Reranker
 
         path = self.settings.data_dir / "reranker"
         if (path / "reranker.json").exists():
@@ -147,7 +147,7 @@ class Engine:
         if req.region:
             aiding = aiding_for(book.get(req.region, req.tenant), book)
         elif req.prefecture:
-            from matcher.aiding import load_aiding
+            from matcher.knowledge.aiding import load_aiding
 
             aiding = load_aiding().get(req.prefecture, [])
         return rec.recommend(req, book, aiding=aiding)
@@ -157,7 +157,7 @@ class Engine:
         book = self.regions(tenant)
         reg = book.get(region, tenant)
         rec = self.recommender()
-        from matcher.gaps import diagnose
+        from matcher.knowledge.gaps import diagnose
 
         out = []
         gaps = diagnose(reg, self.catalogue, chain=chain, book=book).gaps[:max_gaps]
@@ -180,7 +180,7 @@ class Engine:
                 raise UnknownEnterpriseError(enterprise_key) from None
             ent = found[0]
         if not ent.links:
-            from matcher.mapping import LinkMapper
+            from matcher.knowledge.mapping import LinkMapper
 
             ent.links = LinkMapper(self.catalogue).map(ent)
         shared = self.gap_index()

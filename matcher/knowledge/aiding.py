@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from matcher.catalogue import DATA_DIR
 from matcher.errors import RegionFileError
+from matcher.knowledge.catalogue import DATA_DIR
+from matcher.knowledge.regions import RegionBook
 from matcher.records import Region, RegionLevel
-from matcher.regions import RegionBook
 from matcher.text import normalize_text
 
 logger = logging.getLogger(__name__)

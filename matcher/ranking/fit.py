@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from matcher.aiding import aiding_for
-from matcher.catalogue import Catalogue
-from matcher.gaps import diagnose
-from matcher.geo import province_short
-from matcher.profile_text import profile_text
+from matcher.knowledge.aiding import aiding_for
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.gaps import diagnose
+from matcher.knowledge.geo import province_short
+from matcher.knowledge.regions import RegionBook
+from matcher.ranking.profile_text import profile_text
 from matcher.records import Enterprise, Gap
-from matcher.regions import RegionBook
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """CRM feedback as training data for the learned reranker.
 
-Every lead change (:mod:`matcher.lead_store`) is one event. :func:`export_training_events` flattens them, with the
+Every lead change (:mod:`matcher.store.lead_store`) is one event. :func:`export_training_events` flattens them, with the
 candidate as the recommender ranked it when it was shortlisted (rank, score, feature vector), into plain dicts::
 
     {
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from matcher.lead_store import LeadStatus, iter_events
+from matcher.store.lead_store import LeadStatus, iter_events
 
 if TYPE_CHECKING:
-    from matcher.store import Store
+    from matcher.store.store import Store
 
 __all__ = ["GRADES", "export_training_events", "outcome_label"]
 

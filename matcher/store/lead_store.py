@@ -7,11 +7,11 @@ A lead is one candidate a tenant's promotion staff act on: (region, chain, link,
                  已放弃 (a reason is required; 已放弃 → 线索 reopens it)
 
 Every change (creation, status move, note) is appended to ``lead_events``; those events are the CRM feedback the
-learned reranker trains on (:func:`matcher.feedback.export_training_events`). Leads and events are private to
+learned reranker trains on (:func:`matcher.store.feedback.export_training_events`). Leads and events are private to
 their tenant: every function takes the tenant and never returns another tenant's rows (unknown ids and other
 tenants' ids fail the same way, :class:`UnknownLeadError`).
 
-The functions take a :class:`matcher.store.Store` and join its current transaction (``store.transaction()``).
+The functions take a :class:`matcher.store.store.Store` and join its current transaction (``store.transaction()``).
 
 Example:
     >>> lead, created = create_lead(store, "acme", region_id="manas", chain_id="aluminium",   # doctest: +SKIP
@@ -31,11 +31,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from matcher.db_models import JSON_TYPE, Base
 from matcher.errors import ChainMatchError, InvalidRequestError
+from matcher.store.db_models import JSON_TYPE, Base
 
 if TYPE_CHECKING:
-    from matcher.store import Store
+    from matcher.store.store import Store
 
 __all__ = [
     "TRANSITIONS",

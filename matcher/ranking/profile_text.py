@@ -19,7 +19,7 @@ Which part comes first matters: if anything is cut it is the tail of the scope, 
 
 from __future__ import annotations
 
-from matcher.catalogue import Catalogue, default_catalogue, load_gbt_codes
+from matcher.knowledge.catalogue import Catalogue, default_catalogue, load_gbt_codes
 from matcher.records import Enterprise
 from matcher.text import clean_text, normalize_company_name
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from matcher.catalogue import Catalogue
 from matcher.errors import UnknownChainError
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.regions import RegionBook
 from matcher.records import Edge, Gap, GapMap, GapType, Region, Resident
-from matcher.regions import RegionBook
 
 logger = logging.getLogger(__name__)
 

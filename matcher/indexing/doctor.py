@@ -1,7 +1,7 @@
 """Consistency check between the store and the persisted indexes (``chainmatch doctor``), and its repair.
 
 The store is the source of truth; the vector and lexical indexes under ``settings.index_path`` are derived
-from it by :func:`matcher.indexing.build_index` / :func:`matcher.indexing.update_index`. :func:`check` reports
+from it by :func:`matcher.indexing.build.build_index` / :func:`matcher.indexing.build.update_index`. :func:`check` reports
 every way they can drift apart:
 
 - **missing**: ids in the store that an index does not hold (an upsert never indexed, a crash before the
@@ -14,9 +14,9 @@ every way they can drift apart:
 
 It reads the manifests and the id maps only (checksums of every file verified), never the FAISS index itself,
 so a check of a million-vector index costs a hash of its files, not its memory. :func:`repair` re-embeds and
-upserts what is missing or stale and removes orphans with :func:`matcher.indexing.update_index`; an index that
+upserts what is missing or stale and removes orphans with :func:`matcher.indexing.build.update_index`; an index that
 cannot be loaded at all (missing, corrupt, other embedder) is rebuilt with
-:func:`matcher.indexing.build_index` (unchanged profiles come from the embedding cache). It then checks again.
+:func:`matcher.indexing.build.build_index` (unchanged profiles come from the embedding cache). It then checks again.
 
 Example:
     >>> report = check(store, settings)            # doctest: +SKIP
@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matcher.indexing import IndexStatus, build_index, index_dirs, update_index
+from matcher.indexing.build import IndexStatus, build_index, index_dirs, update_index
 from matcher.settings import Settings
 
 __all__ = ["DoctorReport", "IndexCheck", "RepairResult", "check", "expected_embedder_id", "repair"]
@@ -256,14 +256,14 @@ def check(store, settings: Settings, embedder_id: str | None = None) -> DoctorRe
     """Compare the store with the persisted vector and lexical indexes.
 
     Args:
-        store: A :class:`matcher.store.Store`.
+        store: A :class:`matcher.store.store.Store`.
         settings: Where the indexes are (``index_path``) and which embedder is configured.
         embedder_id: The expected embedder id (default: the configured embedder's).
 
     Returns:
         The :class:`DoctorReport`; ``report.drift`` says whether anything is out of step.
     """
-    from matcher.store import ALL_TENANTS
+    from matcher.store.store import ALL_TENANTS
 
     embedder_id = embedder_id or expected_embedder_id(settings)
     vdir, ldir = index_dirs(settings)
@@ -293,7 +293,7 @@ def repair(
     the missing, stale and orphaned ids are refreshed in place (:func:`update_index`).
 
     Args:
-        store: A :class:`matcher.store.Store`.
+        store: A :class:`matcher.store.store.Store`.
         settings: Index location and embedder.
         embedder: Default: the configured embedder.
         report: A fresh :func:`check` result to act on (default: checks first).
