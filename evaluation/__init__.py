@@ -14,8 +14,10 @@ from evaluation.errors import (
     UnknownMetricError,
     UnknownSystemError,
 )
-from evaluation.harness import EvaluationResult, run_evaluation, write_outputs
+from evaluation.harness import run_evaluation
 from evaluation.metrics import catalogue_coverage, evaluate, evaluate_per_query, intra_list_diversity
+from evaluation.report import write_outputs
+from evaluation.results import EvaluationResult
 from evaluation.significance import paired_t_test, randomization_test
 
 __all__ = [

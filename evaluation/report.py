@@ -1,20 +1,23 @@
-"""Self-contained HTML report of an evaluation: plotly JS inlined once, readable without network."""
+"""Outputs of an evaluation: ``metrics.json``, ``per_query.json`` and a self-contained HTML report (plotly JS
+inlined once, readable without network)."""
 
 from __future__ import annotations
 
 import html
+import json
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from evaluation.cases import SLICE_DIMENSIONS
-from evaluation.harness import SLICE_METRICS, true_rank
+from evaluation.results import SLICE_METRICS, EvaluationResult, true_rank
 
-if TYPE_CHECKING:
-    from evaluation.harness import EvaluationResult
+logger = logging.getLogger(__name__)
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI","Noto Sans CJK SC","Microsoft YaHei",sans-serif;
@@ -278,3 +281,27 @@ resamples). Green / red: p &lt; 0.05.</p>
 <h2>Not evaluable</h2>{not_eval if result.not_evaluable else "<p>None.</p>"}
 </body></html>
 """
+
+
+def write_outputs(result: EvaluationResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_query.json`` and the self-contained ``report.html`` into ``out_dir``.
+
+    Returns:
+        The written paths by kind (``metrics``, ``per_query``, ``report``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": out / "metrics.json",
+        "per_query": out / "per_query.json",
+        "report": out / "report.html",
+    }
+    paths["metrics"].write_text(
+        json.dumps(result.metrics_json(), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    paths["per_query"].write_text(
+        json.dumps(result.per_query_json(), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    paths["report"].write_text(render_report(result), encoding="utf-8")
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
 from evaluation.cases import CaseQuery
-from matcher.errors import ChainMatchError
+from evaluation.requests import case_request
 from matcher.knowledge.catalogue import Catalogue, default_catalogue
-from matcher.ranking.recommendation import RecommendRequest
 from matcher.ranking.recommender import Recommender
 from matcher.ranking.scoring import FEATURES, ScoringWeights
 from matcher.records import Enterprise
@@ -39,41 +37,6 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "-context": ("master", "aiding", "proximity"),
     "-industry": ("industry",),
 }
-
-
-def case_request(q: CaseQuery, catalogue: Catalogue, rec: Recommender, k: int) -> RecommendRequest:
-    """The matcher request a promotion officer could have written for this case."""
-    chain_id = None
-    for part in re.split(r"[/、,，]", q.chain or ""):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            chain_id = catalogue.chain(part).id
-            break
-        except ChainMatchError:
-            continue
-    link_id = None
-    for phrase in [q.product_link, *re.split(r"[/、,，]", q.product_link or "")]:
-        matches = rec.mapper.map_product(phrase) if phrase else []
-        if matches:
-            link_id = matches[0].link_id
-            break
-    if link_id and chain_id and link_id not in catalogue.chains[chain_id].link_ids:
-        chains = catalogue.chains_of(link_id)
-        chain_id = chains[0] if chains else chain_id
-    gap = {"补链": "补链", "延链": "延链", "强链": "强链"}.get(q.gap_type or "")
-    text = " ".join(p for p in (q.product_link, q.project) if p)
-    return RecommendRequest(
-        province=q.region_province or None,
-        prefecture=q.region_prefecture or None,
-        park=q.region_county_or_park or None,
-        chain=chain_id,
-        link=link_id,
-        gap_type=gap,
-        text=text[:4000],
-        k=min(max(k, 1), 200),
-    )
 
 
 def _variant(base: Recommender, **changes: Any) -> Recommender:
@@ -113,8 +76,8 @@ def reranker_cv_system(base: Recommender, cases: list, kind: str = "logreg", n_s
     import numpy as np
     from sklearn.model_selection import GroupKFold
 
+    from evaluation.training import case_pools
     from matcher.ranking.reranker import Reranker
-    from service.train_job import case_pools
 
     pools = case_pools(base, cases)
     groups = np.array([p["group"] for p in pools])

@@ -1,7 +1,7 @@
 """Training data for the learned reranker: labelled deal cases and CRM feedback, as matcher feature rows.
 
 - Cases (deals format): each evaluable case becomes the matcher request an officer could write (see
-  :func:`service.eval_systems.case_request`); every candidate of the three sources is a row, labelled 1 for the
+  :func:`evaluation.requests.case_request`); every candidate of the three sources is a row, labelled 1 for the
   enterprise that really invested. Groups join cases sharing the investing enterprise or the region, so grouped
   cross-validation never trains on a deal's own enterprise or region.
 - CRM feedback: the final event of each lead with an outcome (已签约 = 1, 已放弃 = 0), with the feature vector the
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.cases import Case, build_qrels, split_evaluable
+from evaluation.requests import case_request
 from matcher.knowledge.catalogue import default_catalogue
 from matcher.ranking.recommender import Recommender
 from matcher.ranking.reranker import TrainingSet, connected_groups
@@ -29,8 +30,6 @@ def case_pools(
     rec: Recommender, cases: Sequence[Case], progress: Callable[[int, int], None] | None = None
 ) -> list[dict[str, Any]]:
     """Candidate ids, feature rows and labels of every evaluable case (one matcher pass each)."""
-    from service.eval_systems import case_request
-
     catalogue = default_catalogue()
     evaluable, _ = split_evaluable(cases)
     qrels = build_qrels(evaluable)

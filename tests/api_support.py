@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 
 from matcher.ranking.engine import Engine
 from matcher.settings import Settings
-from service.app import create_app
-from service.security import create_api_key
+from service.api.app import create_app
+from service.api.security import create_api_key
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,9 @@ from matcher.store.lead_store import (
     update_lead,
 )
 from matcher.store.store import Store
-from service.export import HEADERS, ShortlistRow, escape_cell, to_csv, to_xlsx
-from service.ratelimit import RateLimiter, TokenBucket
-from service.security import (
+from service.api.export import HEADERS, ShortlistRow, escape_cell, to_csv, to_xlsx
+from service.api.ratelimit import RateLimiter, TokenBucket
+from service.api.security import (
     count_active_keys,
     create_api_key,
     list_api_keys,
@@ -76,7 +76,7 @@ def test_two_keys_with_the_same_secret_part_hash_differently(store: Store):
     a, _ = create_api_key(store, "acme")
     b, _ = create_api_key(store, "acme")
     with store.transaction() as session:
-        from service.security import ApiKeyRow
+        from service.api.security import ApiKeyRow
 
         salts = {session.get(ApiKeyRow, a.id).salt, session.get(ApiKeyRow, b.id).salt}
     assert len(salts) == 2

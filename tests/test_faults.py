@@ -35,9 +35,9 @@ from matcher.settings import Settings, get_settings
 from matcher.store.demo import load_demo_enterprises
 from matcher.store.store import Store
 from models.embedders import get_embedder
+from service.api.security import create_api_key
 from service.cli import app as cli
-from service.cli_bench_load import REPO, LocalServer
-from service.security import create_api_key
+from service.cli.bench_load import REPO, LocalServer
 
 pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 

@@ -19,8 +19,8 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from service.app import create_app  # noqa: E402
-from service.security import create_api_key  # noqa: E402
+from service.api.app import create_app  # noqa: E402
+from service.api.security import create_api_key  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 10

@@ -16,7 +16,7 @@ from matcher.indexing.build import build_index
 from matcher.indexing.doctor import check
 from matcher.ranking.engine import Engine
 from matcher.records import Enterprise, Product
-from service.refresher import IndexRefresher
+from service.api.refresher import IndexRefresher
 
 ROD = [Product(name="铝棒", share=0.9)]
 

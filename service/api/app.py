@@ -2,9 +2,9 @@
 
 ::
 
-    app = create_app(settings)        # uvicorn service.app:app, or `chainmatch serve`
+    app = create_app(settings)        # uvicorn service.api.app:app, or `chainmatch serve`
 
-- every ``/v1`` route needs ``X-API-Key`` (a key bound to a tenant; see :mod:`service.security`);
+- every ``/v1`` route needs ``X-API-Key`` (a key bound to a tenant; see :mod:`service.api.security`);
 - errors are JSON ``{"error": {"code", "message", "field", "value", "allowed"}}`` — a stable English code and a
   Chinese message; unexpected exceptions are logged with the request id and answered with a bare 500;
 - ``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus) need no key; OpenAPI docs are at ``/docs``;
@@ -33,15 +33,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matcher.errors import ChainMatchError
 from matcher.settings import Settings, get_settings
-from service.deps import ApiError, ServiceState, authenticate
-from service.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
-from service.routes import api_router, ops_router
+from service.api.deps import ApiError, ServiceState, authenticate
+from service.api.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
+from service.api.routes import api_router, ops_router
 
 __all__ = ["STATIC_DIR", "create_app"]
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 API_VERSION = "1.0.0"
 
 # ChainMatchError.code -> (HTTP status, Chinese message prefix, field the error is about)
@@ -457,7 +457,7 @@ def create_worker_app() -> FastAPI:
     import os
 
     if os.environ.get("CHAINMATCH_JSON_LOGS", "1") == "1":
-        from service.observability import configure_json_logging
+        from service.api.observability import configure_json_logging
 
         configure_json_logging(logging.INFO)
     return create_app()

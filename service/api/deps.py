@@ -23,8 +23,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from matcher.store.store import Store
-from service.ratelimit import RateLimiter
-from service.security import ApiKey, verify_api_key
+from service.api.ratelimit import RateLimiter
+from service.api.security import ApiKey, verify_api_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from matcher.knowledge.mapping import LinkMapper
     from matcher.ranking.engine import Engine
     from matcher.settings import Settings
-    from service.observability import Metrics
+    from service.api.observability import Metrics
 
 __all__ = [
     "ApiError",
@@ -117,13 +117,13 @@ class _ReadWriteLock:
 class ServiceState:
     """What the app holds for its lifetime: settings, engine, rate limiter, metrics and the index refresher.
 
-    Writes commit to the store in the request; the :class:`~service.refresher.IndexRefresher` brings them into
+    Writes commit to the store in the request; the :class:`~service.api.refresher.IndexRefresher` brings them into
     the in-memory index (and the saved one) on its own thread, serialised with recommendations by a
     read-write lock so a ranking never sees a half-updated index.
     """
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
-        from service.refresher import IndexRefresher
+        from service.api.refresher import IndexRefresher
 
         self.settings = settings
         self.engine = engine
@@ -261,7 +261,7 @@ def require_api_key(
     request: Request, svc: ServiceDep, x_api_key: Annotated[str | None, Security(api_key_header)] = None
 ) -> ApiKey:
     """The caller's active API key: checked (and rate limited) once per request by the app's
-    :class:`service.app.ApiKeyMiddleware` before any body is read; checked here when the middleware is absent."""
+    :class:`service.api.app.ApiKeyMiddleware` before any body is read; checked here when the middleware is absent."""
     key = getattr(request.state, "api_key", None)
     if key is None:
         key = authenticate(svc, x_api_key)

@@ -34,7 +34,7 @@ import typer
 
 __all__ = ["MIX", "LoadResult", "LocalServer", "free_port", "markdown_table", "register", "run_load"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 MIX: dict[str, float] = {"recommend": 0.70, "search": 0.20, "upsert": 0.10}
 """Share of each operation in the traffic."""
@@ -473,7 +473,7 @@ def _prepare(root: Path, data_dir: Path, embedder: str, cache_dir: Path) -> str:
     """
     from matcher.settings import Settings
     from matcher.store.store import Store
-    from service.security import create_api_key
+    from service.api.security import create_api_key
 
     env = {**os.environ, "CHAINMATCH_EMBEDDER": embedder, "PYTHONPATH": str(REPO)}
     env.update(CHAINMATCH_DATA_DIR=str(root / "data"), CHAINMATCH_CACHE_DIR=str(cache_dir))
@@ -497,7 +497,7 @@ def _prepare(root: Path, data_dir: Path, embedder: str, cache_dir: Path) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``bench load`` to the CLI."""
-    from service.cli import group, handle_errors
+    from service.cli.common import group, handle_errors
 
     bench_app = group(
         app, "bench", "Benchmarks (markdown tables; long-running, not part of the test suite)."

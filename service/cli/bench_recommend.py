@@ -80,7 +80,7 @@ def _run(rec, catalogue, needs, raw_index, qk: int, k: int) -> tuple[list[float]
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import group, handle_errors
+    from service.cli.common import group, handle_errors
 
     bench_app = group(app, "bench", "Benchmarks that print markdown tables (not CI gates).")
 
@@ -96,6 +96,7 @@ def register(app: typer.Typer) -> None:
         """p50/p95 latency of one gap (query embedding included) and of a whole region, vs raw FAISS."""
         import faiss
 
+        from evaluation.systems import fitted_recommender
         from matcher.knowledge.catalogue import default_catalogue
         from matcher.knowledge.regions import default_regions
         from matcher.ranking.recommendation import RecommendRequest
@@ -103,7 +104,6 @@ def register(app: typer.Typer) -> None:
         from matcher.settings import get_settings
         from matcher.store.ashare import load_ashare_corpus
         from models.embedders import get_embedder
-        from service.eval_systems import fitted_recommender
 
         settings = get_settings()
         catalogue = default_catalogue()

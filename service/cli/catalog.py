@@ -13,7 +13,7 @@ catalog_app = typer.Typer(help="The chain catalogue: chains, links, edges.", no_
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import handle_errors
+    from service.cli.common import handle_errors
 
     app.add_typer(catalog_app, name="catalog")
 

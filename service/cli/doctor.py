@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 def register(app: typer.Typer) -> None:
     """Add ``doctor`` to the CLI."""
-    from service.cli import handle_errors
+    from service.cli.common import handle_errors
 
     @app.command("doctor")
     @handle_errors

@@ -2,7 +2,7 @@
 
 Builds plain corpus documents from the A-share evaluation corpus (cached under ``settings.cache_dir`` by a
 content hash of the input files and of the code that reads them), runs the baselines and any matcher systems
-from :func:`service.eval_systems.matcher_systems`, prints a summary table and writes ``metrics.json``,
+from :func:`evaluation.systems.matcher_systems`, prints a summary table and writes ``metrics.json``,
 ``per_query.json`` and ``report.html``.
 """
 
@@ -21,7 +21,9 @@ import typer
 from evaluation.baselines import BASELINES, doc_text, jieba_tokens, make_baselines
 from evaluation.cases import load_cases
 from evaluation.errors import EvaluationError, UnknownSystemError
-from evaluation.harness import EvaluationResult, run_evaluation, write_outputs
+from evaluation.harness import run_evaluation
+from evaluation.report import write_outputs
+from evaluation.results import EvaluationResult
 from evaluation.synthetic import (
     check_against_expected,
     expected_metrics,
@@ -30,7 +32,7 @@ from evaluation.synthetic import (
 )
 from matcher.records import Enterprise, Product
 from matcher.settings import Settings, get_settings
-from service.cli import handle_errors
+from service.cli.common import handle_errors
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +219,7 @@ def _build_systems(
     fixed = [*BASELINES, *extra]
     matcher: dict[str, Any] = {}
     if "all" in requested or any(n not in fixed for n in requested):
-        from service import eval_systems
+        from evaluation import systems as eval_systems
 
         matcher = eval_systems.matcher_systems(
             _matcher_corpus(docs, data, synthetic), settings, cases=None if synthetic else cases

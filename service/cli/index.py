@@ -64,10 +64,10 @@ def _echo_status(status: dict[str, Any], as_json: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import handle_errors
+    from service.cli.common import handle_errors
 
     app.add_typer(index_app, name="index")
-    from service.cli import group
+    from service.cli.common import group
 
     bench_app = group(app, "bench", BENCH_HELP)
 

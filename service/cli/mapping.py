@@ -13,7 +13,7 @@ from matcher.errors import ImportFileError, InvalidRequestError
 from matcher.knowledge.catalogue import default_catalogue
 from matcher.knowledge.mapping import LinkMapper, evaluate_mapping, load_labels
 
-DEFAULT_LABELS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "link_labels.tsv"
+DEFAULT_LABELS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "link_labels.tsv"
 
 MinScore = Annotated[float | None, typer.Option("--min-score", help="Drop matches below this score.")]
 EmbedderName = Annotated[
@@ -44,7 +44,7 @@ def _mapper(min_score: float | None, embedder: str | None) -> LinkMapper:
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import handle_errors
+    from service.cli.common import handle_errors
 
     app.add_typer(mapping_app, name="mapping")
 

@@ -33,7 +33,7 @@ def format_recommendation(r: Recommendation) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import handle_errors
+    from service.cli.common import handle_errors
 
     @app.command("recommend")
     @handle_errors

@@ -13,7 +13,7 @@ import os
 
 import typer
 
-from service.cli import handle_errors
+from service.cli.common import handle_errors
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def apikey_create(
     name: str = typer.Option("", "--name", "-n", help="A label, e.g. the CRM or the person."),
 ) -> None:
     """Create a key and print it once (it cannot be shown again)."""
-    from service.security import create_api_key
+    from service.api.security import create_api_key
 
     with _store() as store:
         meta, key = create_api_key(store, tenant, name)
@@ -52,7 +52,7 @@ def apikey_list(
     tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only this tenant's keys."),
 ) -> None:
     """List keys (ids and metadata, never secrets)."""
-    from service.security import list_api_keys
+    from service.api.security import list_api_keys
 
     with _store() as store:
         keys = list_api_keys(store, tenant)
@@ -74,7 +74,7 @@ def apikey_revoke(
     key_id: str = typer.Argument(..., help="The key id (see `chainmatch apikey list`)."),
 ) -> None:
     """Revoke a key: it stops working at once."""
-    from service.security import revoke_api_key
+    from service.api.security import revoke_api_key
 
     with _store() as store:
         meta = revoke_api_key(store, key_id)
@@ -83,7 +83,7 @@ def apikey_revoke(
 
 def ensure_demo_key(store) -> str | None:
     """A new key for tenant ``demo`` when no active key exists at all (first start); None otherwise."""
-    from service.security import count_active_keys, create_api_key
+    from service.api.security import count_active_keys, create_api_key
 
     if count_active_keys(store) > 0:
         return None
@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from matcher.settings import get_settings
-        from service.app import create_app
-        from service.observability import configure_json_logging
+        from service.api.app import create_app
+        from service.api.observability import configure_json_logging
 
         if json_logs:
             configure_json_logging(logging.INFO)
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
             os.environ["CHAINMATCH_JSON_LOGS"] = "1" if json_logs else "0"  # read by each worker's factory
             # a worker busy ranking on a loaded box can miss uvicorn's 5 s health ping and be restarted
             # (dropping its connections and its fitted index): give it a minute
-            uvicorn.run("service.app:create_worker_app", factory=True, workers=workers, host=settings.host,
+            uvicorn.run("service.api.app:create_worker_app", factory=True, workers=workers, host=settings.host,
                         port=settings.port, log_config=None, proxy_headers=False,
                         timeout_worker_healthcheck=60)  # fmt: skip
             return

@@ -213,7 +213,7 @@ def _raw_csv_seconds(path: Path) -> float:
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import group, handle_errors
+    from service.cli.common import group, handle_errors
 
     app.add_typer(corpus_app, name="corpus")
     app.add_typer(enterprise_app, name="enterprise")

@@ -9,7 +9,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from service.cli import handle_errors
+    from service.cli.common import handle_errors
 
     @app.command("train")
     @handle_errors
@@ -24,17 +24,22 @@ def register(app: typer.Typer) -> None:
         """Train the reranker; print grouped cross-validated recall@10 / MRR beside the default scorer's."""
         import numpy as np
 
+        from evaluation.training import (
+            case_pools,
+            default_scorer_cv,
+            feedback_training_set,
+            pools_training_set,
+        )
         from matcher.ranking.reranker import Reranker, TrainingSet
         from matcher.settings import get_settings
-        from service.train_job import case_pools, default_scorer_cv, feedback_training_set, pools_training_set
 
         settings = get_settings()
         ts = TrainingSet()
         baseline = None
         if cases is not None:
             from evaluation.cases import load_cases
+            from evaluation.systems import fitted_recommender
             from matcher.store.ashare import load_ashare_corpus
-            from service.eval_systems import fitted_recommender
 
             corpus = load_ashare_corpus(Path(data_dir) if data_dir else settings.shared_data_dir)
             rec = fitted_recommender(corpus, settings)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.deps import require_api_key
-from service.routes import catalogue, enterprises, exports, leads, ops, recommendations, regions, session
-from service.schemas import ErrorResponse
+from service.api.deps import require_api_key
+from service.api.routes import catalogue, enterprises, exports, leads, ops, recommendations, regions, session
+from service.api.schemas import ErrorResponse
 
 __all__ = ["ERROR_RESPONSES", "api_router", "ops_router"]
 

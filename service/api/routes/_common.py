@@ -9,8 +9,8 @@ from matcher.ranking.recommendation import Recommendation
 from matcher.records import Enterprise, Region
 from matcher.store.lead_store import Lead, list_leads
 from matcher.store.store import Store, scoped_id
-from service.deps import ApiError, ServiceState
-from service.schemas import CandidateOut, RecommendationOut
+from service.api.deps import ApiError, ServiceState
+from service.api.schemas import CandidateOut, RecommendationOut
 
 
 def resolve_chain(catalogue: Catalogue, key: str, field: str = "chain") -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.deps import ApiError, ServiceDep
-from service.schemas import ChainDetail, ChainSummary, LinkInfo
+from service.api.deps import ApiError, ServiceDep
+from service.api.schemas import ChainDetail, ChainSummary, LinkInfo
 
 router = APIRouter(prefix="/chains", tags=["catalogue 产业链"])
 

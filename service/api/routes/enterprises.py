@@ -22,9 +22,9 @@ from matcher.store.credit_code import validate_credit_code
 from matcher.store.importer import enterprise_id as derive_id
 from matcher.store.importer import import_file
 from matcher.text import clean_text, normalize_company_name
-from service.deps import ApiError, ServiceDep, TenantDep
-from service.routes._common import enterprise_or_404
-from service.schemas import EnterpriseBrief, EnterpriseIn, ImportIssue, ImportResult, UpsertResult
+from service.api.deps import ApiError, ServiceDep, TenantDep
+from service.api.routes._common import enterprise_or_404
+from service.api.schemas import EnterpriseBrief, EnterpriseIn, ImportIssue, ImportResult, UpsertResult
 
 router = APIRouter(prefix="/enterprises", tags=["enterprises 企业"])
 

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Query, Response
 from matcher.ranking.recommendation import Candidate, Recommendation, RecommendRequest
 from matcher.records import Region
 from matcher.store.lead_store import Lead, LeadStatus, list_leads
-from service.deps import ApiError, ServiceDep, TenantDep
-from service.export import ShortlistRow, to_csv, to_xlsx
-from service.routes._common import find_enterprise, region_or_404, resolve_chain, resolve_link
-from service.schemas import ShortlistBody
+from service.api.deps import ApiError, ServiceDep, TenantDep
+from service.api.export import ShortlistRow, to_csv, to_xlsx
+from service.api.routes._common import find_enterprise, region_or_404, resolve_chain, resolve_link
+from service.api.schemas import ShortlistBody
 
 router = APIRouter(tags=["exports 导出"])
 

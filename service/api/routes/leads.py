@@ -23,9 +23,9 @@ from matcher.store.lead_store import (
     list_leads,
     update_lead,
 )
-from service.deps import ApiError, ApiKeyDep, ServiceDep, TenantDep
-from service.routes._common import find_enterprise, region_or_422, resolve_chain, resolve_link
-from service.schemas import LeadCreate, LeadUpdate
+from service.api.deps import ApiError, ApiKeyDep, ServiceDep, TenantDep
+from service.api.routes._common import find_enterprise, region_or_422, resolve_chain, resolve_link
+from service.api.schemas import LeadCreate, LeadUpdate
 
 router = APIRouter(tags=["leads 线索与反馈"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.deps import ServiceDep
+from service.api.deps import ServiceDep
 
 router = APIRouter(tags=["operations 运维"])
 

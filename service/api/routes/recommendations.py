@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query
 
 from matcher.knowledge.gaps import diagnose
 from matcher.ranking.recommendation import RecommendRequest
-from service.deps import ServiceDep, TenantDep
-from service.routes._common import (
+from service.api.deps import ServiceDep, TenantDep
+from service.api.routes._common import (
     enterprise_or_404,
     leads_by_candidate,
     region_or_404,
@@ -16,7 +16,7 @@ from service.routes._common import (
     resolve_link,
     with_leads,
 )
-from service.schemas import (
+from service.api.schemas import (
     EnterpriseFit,
     FitItem,
     RecommendationOut,

@@ -8,10 +8,10 @@ from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.gaps import diagnose
 from matcher.records import GapMap, Need, Region, Resident
 from matcher.store.store import SharedCorpusReadOnlyError
-from service.deps import ApiError, ServiceDep, TenantDep
-from service.routes._common import region_or_404, resolve_chain, resolve_link
-from service.routes._gapmap import render_gap_map
-from service.schemas import REGION_ID, RegionCreate, RegionSummary, RegionUpdate
+from service.api.deps import ApiError, ServiceDep, TenantDep
+from service.api.routes._common import region_or_404, resolve_chain, resolve_link
+from service.api.routes._gapmap import render_gap_map
+from service.api.schemas import REGION_ID, RegionCreate, RegionSummary, RegionUpdate
 
 router = APIRouter(prefix="/regions", tags=["regions 地区"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from service.deps import ApiKeyDep, ServiceDep
+from service.api.deps import ApiKeyDep, ServiceDep
 
 router = APIRouter(tags=["session 会话"])
 
