@@ -488,7 +488,7 @@ def test_atomic_import_inside_a_callers_transaction_undoes_only_its_own_writes(s
 
 
 def test_big_files_are_written_in_batches_within_one_transaction(store, tmp_path, monkeypatch):
-    import matcher.store.importer as importer
+    import matcher.store.importer.pipeline as importer
 
     monkeypatch.setattr(importer, "_BATCH", 50)
     rows = [row(f"批次测试{i:04d}有限公司") for i in range(180)]
@@ -503,7 +503,7 @@ def test_big_files_are_written_in_batches_within_one_transaction(store, tmp_path
 
 
 def test_mapping_in_a_worker_process_gives_the_same_links_as_in_process(store, tmp_path, monkeypatch):
-    import matcher.store.importer as importer
+    import matcher.store.importer.pipeline as importer
 
     monkeypatch.setattr(importer, "_BATCH", 40)  # 5 batches: the worker process starts at the second one
     started: list[bool] = []
@@ -531,7 +531,7 @@ def test_mapping_in_a_worker_process_gives_the_same_links_as_in_process(store, t
 def test_imports_from_a_worker_thread_map_in_process(store, tmp_path, monkeypatch):
     import threading
 
-    import matcher.store.importer as importer
+    import matcher.store.importer.pipeline as importer
 
     monkeypatch.setattr(importer, "_BATCH", 40)
     started: list[bool] = []
