@@ -16,7 +16,7 @@ from matcher.errors import ImportFileError
 from matcher.records import Enterprise
 from matcher.store.credit_code import check_character
 from matcher.store.importer import enterprise_id, import_file, parse_products, read_enterprises
-from matcher.store.store import ALL_TENANTS
+from matcher.store.tenancy import ALL_TENANTS
 from matcher.text import normalize_company_name
 
 pytest_plugins = ["store_backends"]  # the store / store_url / open_store fixtures on SQLite and PostgreSQL

@@ -129,7 +129,7 @@ def build_index(
         The :class:`IndexStatus` of the saved build.
     """
     from index.lexical import LexicalIndex
-    from matcher.store.store import ALL_TENANTS
+    from matcher.store.tenancy import ALL_TENANTS
 
     if engine not in ENGINES:
         raise InvalidRequestError("engine", engine, f"expected one of: {', '.join(ENGINES)}")
@@ -341,7 +341,7 @@ def update_index(
 
 def _update_locked(store, ids, embedder, settings: Settings, catalogue: Catalogue, t0: float) -> IndexStatus:
     """:func:`update_index` under the saved-index lock: load the current version, change it, save the next."""
-    from matcher.store.store import ALL_TENANTS
+    from matcher.store.tenancy import ALL_TENANTS
 
     vindex, lindex = _load_indexes(settings, embedder.id)
     if ids is None:

@@ -263,7 +263,7 @@ def check(store, settings: Settings, embedder_id: str | None = None) -> DoctorRe
     Returns:
         The :class:`DoctorReport`; ``report.drift`` says whether anything is out of step.
     """
-    from matcher.store.store import ALL_TENANTS
+    from matcher.store.tenancy import ALL_TENANTS
 
     embedder_id = embedder_id or expected_embedder_id(settings)
     vdir, ldir = index_dirs(settings)

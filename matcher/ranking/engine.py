@@ -88,7 +88,7 @@ class Engine:
 
     def all_enterprises(self) -> list[Enterprise]:
         """Every enterprise in the store: the shared corpus and all tenants' private rows (masked per request)."""
-        from matcher.store.store import ALL_TENANTS
+        from matcher.store.tenancy import ALL_TENANTS
 
         return list(self.ws.store.iter_enterprises(ALL_TENANTS))
 

@@ -29,92 +29,49 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
-    Engine,
     and_,
     bindparam,
-    create_engine,
     delete,
-    event,
     exists,
     func,
-    literal,
     or_,
     select,
     true,
-    update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
-from matcher.errors import ChainMatchError, InvalidRequestError, UnknownEnterpriseError, UnknownRegionError
-from matcher.records import Enterprise, LinkMatch, Region
+from matcher.errors import ChainMatchError, InvalidRequestError, UnknownEnterpriseError
+from matcher.records import Enterprise, LinkMatch
 from matcher.settings import Settings, get_settings
+from matcher.store.change_feed import ChangeFeed
 from matcher.store.credit_code import validate_credit_code
-from matcher.store.db_models import EnterpriseChangeRow, EnterpriseRow, RegionRow
+from matcher.store.database import _WRITE_TXN, _chunks, _like_escape, _now, make_engine, upgrade
+from matcher.store.db_models import EnterpriseRow
+from matcher.store.identity import _aliases_key, _compatible, _profile_json, branch_of, content_hash
+from matcher.store.region_store import RegionStore
+from matcher.store.tenancy import ALL_TENANTS, SharedCorpusReadOnlyError, check_tenant, scoped_id
 from matcher.text import clean_text, normalize_company_name, normalize_text
 
-__all__ = [
-    "ALL_TENANTS",
-    "SharedCorpusReadOnlyError",
-    "Store",
-    "StoreConflictError",
-    "UpsertSummary",
-    "alembic_config",
-    "content_hash",
-    "branch_of",
-    "same_firm",
-    "scoped_id",
-    "upgrade",
-]
+__all__ = ["Store", "StoreConflictError", "UpsertSummary"]
 
 logger = logging.getLogger(__name__)
 
-ALL_TENANTS = "*"
 """Pass as ``tenant`` to :meth:`Store.iter_enterprises` / :meth:`Store.count_enterprises` to read every row of
 every tenant (index building); never accepted by writes."""
 
-_WRITE_TXN: ContextVar[bool] = ContextVar("chainmatch_store_write_txn", default=False)
+
 """Whether the transaction being begun in this context may write (SQLite: ``BEGIN IMMEDIATE``)."""
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_CHUNK = 500  # ids per IN (...) look-up
-
-
-class SharedCorpusReadOnlyError(ChainMatchError, PermissionError):
-    """A tenant tried to change or delete a row of the shared corpus."""
-
-    code = "shared_read_only"
-
-    def __init__(self, kind: str, key: str, tenant: str) -> None:
-        self.kind, self.key, self.tenant = kind, key, tenant
-        super().__init__(
-            f"{kind} '{key}' belongs to the shared corpus, which is read-only to tenant '{tenant}' "
-            "(expected one of the tenant's own rows)"
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class StoreConflictError(ChainMatchError):
@@ -123,15 +80,6 @@ class StoreConflictError(ChainMatchError):
     code = "store_conflict"
 
 
-@dataclass(frozen=True)
-class EnterpriseChange:
-    """One entry of the enterprise change log (see :meth:`Store.changes_since`)."""
-
-    seq: int
-    enterprise_id: str
-    tenant: str | None
-    op: str  # "upsert" | "delete"
-    origin: str | None
 
 
 @dataclass
@@ -153,218 +101,7 @@ class UpsertSummary:
         return self.inserted + self.updated + self.unchanged
 
 
-# --- helpers ------------------------------------------------------------------------------------------------------
-
-
-def check_tenant(tenant: str | None, *, allow_all: bool = False) -> str | None:
-    """Validate a tenant name (letters, digits, ``_.-``, ≤ 64 chars); ``None`` is the shared corpus."""
-    if tenant is None or (allow_all and tenant == ALL_TENANTS):
-        return tenant
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise InvalidRequestError(
-            "tenant", tenant, "expected 1-64 characters of letters, digits, '_', '.', '-' (no ':')"
-        )
-    return tenant
-
-
-def scoped_id(enterprise_id: str, tenant: str | None) -> str:
-    """The stored (globally unique) id of an enterprise: ``id`` for the shared corpus, ``{tenant}:{id}`` else."""
-    if tenant is None or enterprise_id.startswith(f"{tenant}:"):
-        return enterprise_id
-    return f"{tenant}:{enterprise_id}"
-
-
-class _RawJSON(str):
-    """Profile JSON serialised once (for its hash) and handed to the JSON column as is."""
-
-
-def _json_serializer(value: Any) -> str:
-    if isinstance(value, _RawJSON):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _canonical_json(body: dict[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def content_hash(profile: dict[str, Any]) -> str:
-    """SHA-256 of a profile's canonical JSON without ``updated_at`` (what change detection compares)."""
-    body = {k: v for k, v in profile.items() if k != "updated_at"}
-    return hashlib.sha256(_canonical_json(body).encode("utf-8")).hexdigest()
-
-
-def _profile_json(e: Enterprise, updated_at: datetime) -> tuple[_RawJSON, str]:
-    """(stored JSON with ``updated_at``, content hash) of a profile, serialising it once."""
-    body = _canonical_json(e.model_dump(mode="json", exclude={"updated_at"}))
-    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
-    return _RawJSON(f'{{"updated_at":{json.dumps(updated_at.isoformat())},{body[1:]}'), digest
-
-
-_BRANCH = re.compile(r"^.*?公司(.+分公司)$")
-
-
-def branch_of(name: str) -> str:
-    """The branch part of ``X公司Y分公司`` (``Y分公司``), else ``""``: branches are separate firms for dedupe even
-    though :func:`matcher.text.normalize_company_name` maps them onto their parent for matching."""
-    m = _BRANCH.match(normalize_text(name))
-    return m.group(1) if m else ""
-
-
-def _compatible(
-    code_a: str | None,
-    stock_a: str | None,
-    branch_a: str,
-    code_b: str | None,
-    stock_b: str | None,
-    branch_b: str,
-) -> bool:
-    """Same name + province may be the same firm unless a credit code, stock code or branch says otherwise."""
-    return (
-        branch_a == branch_b
-        and not (code_a and code_b and code_a != code_b)
-        and not (stock_a and stock_b and stock_a != stock_b)
-    )
-
-
-def same_firm(a: Enterprise, b: Enterprise) -> bool:
-    """The store's identity rule for two profiles: same credit code, else same normalised name and province with
-    no conflicting credit code, stock code or branch."""
-    if a.credit_code and b.credit_code:
-        return a.credit_code == b.credit_code
-    na = a.normalized_name or normalize_company_name(a.name)
-    nb = b.normalized_name or normalize_company_name(b.name)
-    return (
-        na == nb
-        and a.province == b.province
-        and _compatible(
-            a.credit_code, a.stock_code, branch_of(a.name), b.credit_code, b.stock_code, branch_of(b.name)
-        )
-    )
-
-
-def _aliases_key(e: Enterprise) -> str:
-    keys: list[str] = []
-    for a in e.aliases:
-        for k in (normalize_text(a), normalize_company_name(a)):
-            k = k.replace("|", "")
-            if k and k not in keys:
-                keys.append(k)
-    return "|" + "|".join(keys) + "|" if keys else ""
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-# --- engine and migrations ----------------------------------------------------------------------------------------
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL mode, a 30 s busy timeout and their directory created."""
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, json_serializer=_json_serializer)
-    database = u.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        engine = create_engine(
-            url,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-            json_serializer=_json_serializer,
-        )
-    else:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_serializer
-        )
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # let SQLAlchemy, not pysqlite, decide where transactions begin: real BEGIN / SAVEPOINT / transactional DDL
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if database not in ("", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn: Any) -> None:
-        # A write transaction takes the write lock up front, waiting up to the busy timeout for other
-        # writers. A deferred BEGIN that reads first cannot upgrade once another writer has committed
-        # (SQLITE_BUSY_SNAPSHOT: "database is locked" at once) — concurrent API upserts failed with 500s.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if _WRITE_TXN.get() else "BEGIN")
-
-    return engine
-
-
-def alembic_config(url: str | None = None) -> Config:
-    """Alembic configuration built in code: scripts from the installed ``matcher.migrations`` package."""
-    cfg = Config()
-    cfg.set_main_option("script_location", "matcher:migrations")
-    if url:
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-@lru_cache(maxsize=1)
-def _script_heads() -> frozenset[str]:
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
-
-
-def _current_heads(engine: Engine) -> frozenset[str]:
-    with engine.connect() as conn:
-        return frozenset(MigrationContext.configure(conn).get_current_heads())
-
-
-def upgrade(target: Engine | str, revision: str = "head") -> None:
-    """Run the store's migrations up to ``revision`` (a no-op when the database is already at head).
-
-    Args:
-        target: an engine or a database URL.
-        revision: alembic revision, default ``head``.
-    """
-    engine = make_engine(target) if isinstance(target, str) else target
-    try:
-        if revision == "head" and _current_heads(engine) == _script_heads():
-            return
-        cfg = alembic_config()
-        alembic_logger = logging.getLogger("alembic")
-        level = alembic_logger.level
-        alembic_logger.setLevel(max(level, logging.WARNING))  # its per-run INFO chatter is noise in the CLI
-        try:
-            with engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
-            logger.info("store %s migrated to %s", engine.url.render_as_string(hide_password=True), revision)
-        except (OperationalError, ProgrammingError, IntegrityError):
-            # another process may have migrated the same database at the same moment
-            if revision == "head" and _current_heads(engine) == _script_heads():
-                logger.info("store already migrated by a concurrent process")
-                return
-            raise
-        finally:
-            alembic_logger.setLevel(level)
-    finally:
-        if isinstance(target, str):
-            engine.dispose()
-
-
-# --- the store ----------------------------------------------------------------------------------------------------
-
-
-class Store:
+class Store(ChangeFeed, RegionStore):
     """Enterprise and region profiles in a relational database.
 
     Args:
@@ -695,59 +432,6 @@ class Store:
             row.updated_at = now
             self._log_changes(session, [enterprise_id], row.tenant, "upsert", now)
 
-    # --- change log --------------------------------------------------------------------------------------------
-    def _log_changes(self, session: Session, ids: Sequence[str], tenant: str | None, op: str, at: datetime) -> None:
-        rows = [{"enterprise_id": i, "tenant": tenant, "op": op, "origin": self.origin, "at": at} for i in ids]
-        for chunk in _chunks(rows, 5000):
-            session.execute(EnterpriseChangeRow.__table__.insert(), list(chunk))
-
-    def last_change_seq(self) -> int:
-        """The newest change's sequence number (0 when nothing changed yet): where a follower starts."""
-        with self._reader() as session:
-            return int(session.execute(select(func.max(EnterpriseChangeRow.seq))).scalar() or 0)
-
-    def changes_since(
-        self, after: int, also: Iterable[int] = (), limit: int = 10_000
-    ) -> list[EnterpriseChange]:
-        """Committed enterprise changes with ``seq > after`` (plus the seqs in ``also``: gaps a follower still
-        waits for, since a sequence number can commit after a higher one), oldest first, at most ``limit``."""
-        c = EnterpriseChangeRow
-        also = list(also)
-        cond = c.seq > after if not also else or_(c.seq > after, c.seq.in_(also))
-        with self._reader() as session:
-            rows = session.execute(
-                select(c.seq, c.enterprise_id, c.tenant, c.op, c.origin).where(cond).order_by(c.seq).limit(limit)
-            )
-            return [EnterpriseChange(r.seq, r.enterprise_id, r.tenant, r.op, r.origin) for r in rows]
-
-    def prune_changes(self, older_than: datetime) -> int:
-        """Drop change-log entries older than ``older_than`` (followers read within seconds); returns how many."""
-        with self.transaction() as session:
-            res = session.execute(delete(EnterpriseChangeRow).where(EnterpriseChangeRow.at < older_than))
-            return int(res.rowcount or 0)
-
-    def pending_embedding(self, model_id: str) -> list[str]:
-        """Ids (all tenants) whose content changed since they were last embedded with ``model_id``."""
-        e = EnterpriseRow
-        marker = literal(f"{model_id}:") + e.content_hash
-        with self._reader() as session:
-            rows = session.execute(
-                select(e.id).where(or_(e.embedded_hash.is_(None), e.embedded_hash != marker)).order_by(e.id)
-            )
-            return [r.id for r in rows]
-
-    def mark_embedded(self, ids: Sequence[str], model_id: str) -> None:
-        """Record that ``ids`` are embedded, with ``model_id``, at their current content."""
-        e = EnterpriseRow
-        ids = list(ids)
-        with self.transaction() as session:
-            for chunk in _chunks(ids):
-                session.execute(
-                    update(e)
-                    .where(e.id.in_(chunk))
-                    .values(embedded_hash=literal(f"{model_id}:") + e.content_hash)
-                )
-
     # --- enterprises: reads -----------------------------------------------------------------------------------
     def get_enterprise(self, enterprise_id: str, tenant: str | None = None) -> Enterprise:
         """One enterprise by its stored id, if visible to ``tenant``.
@@ -852,77 +536,3 @@ class Store:
                 select(EnterpriseRow.id).where(self._visible(tenant)).order_by(EnterpriseRow.id)
             )
             return [r.id for r in rows]
-
-    # --- regions ------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _region_key(region_id: str, tenant: str | None) -> str:
-        return region_id if tenant is None else f"{tenant}:{region_id}"
-
-    def upsert_region(self, region: Region) -> None:
-        """Insert or replace a region; ``region.tenant`` decides whether it is shared or a tenant's own.
-
-        A tenant's region with the same id as a shared one overrides it for that tenant only.
-        """
-        tenant = check_tenant(region.tenant)
-        key = self._region_key(region.id, tenant)
-        now = _now()
-        profile = region.model_dump(mode="json")
-        with self.transaction() as session:
-            row = session.get(RegionRow, key)
-            if row is None:
-                session.add(RegionRow(key=key, id=region.id, tenant=tenant, profile=profile, updated_at=now))
-            elif row.profile != profile:
-                row.profile = profile
-                row.updated_at = now
-
-    def _visible_regions(self, session: Session, tenant: str | None) -> dict[str, Region]:
-        r = RegionRow
-        cond = r.tenant.is_(None) if tenant is None else or_(r.tenant.is_(None), r.tenant == tenant)
-        out: dict[str, Region] = {}
-        for row in session.execute(
-            select(r.id, r.tenant, r.profile).where(cond).order_by(r.tenant.is_(None).desc())
-        ):
-            out[row.id] = Region.model_validate(row.profile)  # shared first, the tenant's own overrides
-        return dict(sorted(out.items()))
-
-    def get_region(self, region_id: str, tenant: str | None = None) -> Region:
-        """A region by id (or exact name / alias) as ``tenant`` sees it: its own version first, else the shared one.
-
-        Raises:
-            UnknownRegionError: not found; the message lists the region ids visible to ``tenant``.
-        """
-        tenant = check_tenant(tenant)
-        with self._reader() as session:
-            keys = [self._region_key(region_id, tenant)] + ([region_id] if tenant is not None else [])
-            for key in keys:
-                row = session.get(RegionRow, key)
-                if row is not None:
-                    return Region.model_validate(row.profile)
-            regions = self._visible_regions(session, tenant)
-        wanted = normalize_text(region_id)
-        for region in regions.values():
-            if wanted in {normalize_text(n) for n in (region.name, *region.aliases)}:
-                return region
-        raise UnknownRegionError(region_id, sorted(regions))
-
-    def list_regions(self, tenant: str | None = None) -> list[Region]:
-        """Regions ``tenant`` sees (shared ones, overridden by its own of the same id), sorted by id."""
-        tenant = check_tenant(tenant)
-        with self._reader() as session:
-            return list(self._visible_regions(session, tenant).values())
-
-    def delete_region(self, region_id: str, tenant: str | None = None) -> None:
-        """Delete a region: a tenant its own; ``tenant=None`` the shared one.
-
-        Raises:
-            UnknownRegionError: no such region for ``tenant``.
-            SharedCorpusReadOnlyError: a tenant tried to delete a shared region.
-        """
-        tenant = check_tenant(tenant)
-        with self.transaction() as session:
-            row = session.get(RegionRow, self._region_key(region_id, tenant))
-            if row is None:
-                if tenant is not None and session.get(RegionRow, region_id) is not None:
-                    raise SharedCorpusReadOnlyError("region", region_id, tenant)
-                raise UnknownRegionError(region_id)
-            session.delete(row)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from matcher.errors import ChainMatchError, InvalidRequestError
 from matcher.store.db_models import Base
-from matcher.store.store import check_tenant
+from matcher.store.tenancy import check_tenant
 
 if TYPE_CHECKING:
     from matcher.store.store import Store

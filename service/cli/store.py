@@ -26,7 +26,8 @@ bench_help = "Benchmarks (markdown tables, ours vs the raw library in the same r
 
 def _store(tenant: str | None = None):  # -> matcher.store.store.Store
     from matcher.settings import get_settings
-    from matcher.store.store import Store, check_tenant
+    from matcher.store.store import Store
+    from matcher.store.tenancy import check_tenant
 
     check_tenant(tenant)
     return Store.from_settings(get_settings())

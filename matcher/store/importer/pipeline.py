@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from matcher.errors import ImportFileError
 from matcher.knowledge.catalogue import default_catalogue
 from matcher.records import Enterprise, LinkMatch, Product
-from matcher.store.store import same_firm
+from matcher.store.identity import same_firm
 
 if TYPE_CHECKING:
     from matcher.knowledge.mapping import LinkMapper
@@ -290,7 +290,7 @@ def import_file(
     Raises:
         ImportFileError: the file cannot be read at all (missing, empty, unsupported format, no 企业名称 column).
     """
-    from matcher.store.store import check_tenant
+    from matcher.store.tenancy import check_tenant
 
     t0 = time.perf_counter()
     check_tenant(tenant)

@@ -8,7 +8,8 @@ from matcher.knowledge.regions import RegionBook
 from matcher.ranking.recommendation import Recommendation
 from matcher.records import Enterprise, Region
 from matcher.store.lead_store import Lead, list_leads
-from matcher.store.store import Store, scoped_id
+from matcher.store.store import Store
+from matcher.store.tenancy import scoped_id
 from service.api.deps import ApiError, ServiceState
 from service.api.schemas import CandidateOut, RecommendationOut
 

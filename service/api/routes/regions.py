@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.gaps import diagnose
 from matcher.records import GapMap, Need, Region, Resident
-from matcher.store.store import SharedCorpusReadOnlyError
+from matcher.store.tenancy import SharedCorpusReadOnlyError
 from service.api.deps import ApiError, ServiceDep, TenantDep
 from service.api.routes._common import region_or_404, resolve_chain, resolve_link
 from service.api.routes._gapmap import render_gap_map
