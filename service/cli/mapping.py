@@ -11,7 +11,8 @@ import typer
 
 from matcher.errors import ImportFileError, InvalidRequestError
 from matcher.knowledge.catalogue import default_catalogue
-from matcher.knowledge.mapping import LinkMapper, evaluate_mapping, load_labels
+from matcher.knowledge.mapping import LinkMapper
+from matcher.knowledge.mapping_eval import evaluate_mapping, load_labels
 
 DEFAULT_LABELS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "link_labels.tsv"
 
