@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from index.lexical import LexicalIndex
 from index.storage import current_version
-from index.vector import INDEX_FILE
+from index.vector_io import INDEX_FILE
 from matcher.indexing.build import build_index, index_dirs
 from matcher.indexing.doctor import check, repair
 from matcher.records import Product

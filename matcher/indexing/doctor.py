@@ -205,7 +205,7 @@ def _read_ids(name: str, folder: Path, settings: Settings | None = None) -> tupl
     from index.errors import IndexManifestError, IndexNotFoundError, VectorIndexError
     from index.lexical import DOCS_FILE
     from index.storage import load_current
-    from index.vector import IDS_FILE
+    from index.vector_io import IDS_FILE
 
     ix = IndexCheck(name=name, path=str(folder))
     try:
