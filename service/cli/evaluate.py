@@ -105,13 +105,14 @@ def doc_enterprise(doc_id: str, doc: Mapping[str, Any]) -> Enterprise:
 def _inputs_hash(data_dir: Path) -> str:
     import evaluation.baselines as baselines_module
     import matcher.store.ashare as ashare_module
+    import matcher.text as text_module
 
     h = hashlib.sha256(CACHE_VERSION.encode())
     for rel in CORPUS_FILES:
         p = data_dir / rel
         h.update(rel.encode())
         h.update(p.read_bytes() if p.exists() else b"<missing>")
-    for module in (ashare_module, baselines_module):  # the code that turns the files into docs and tokens
+    for module in (ashare_module, baselines_module, text_module):  # the code that turns the files into docs and tokens
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:20]
 
