@@ -1,6 +1,10 @@
 """Offline evaluation of enterprise rankings on real deals: cases, metrics, significance, baselines, reports.
 
-Works on plain dicts and callables only (no matcher/service imports), so any ranking system can be measured.
+The harness (`harness`, `results`, `report`, `metrics`, `significance`) works on plain dicts and callables, so
+any ranking system can be measured; `cases` (deal cases, masking) and `baselines` use only `matcher.text`.
+The systems under test built on the matcher live in `systems` (with `requests`: a case as a matcher request)
+and the reranker's training pools in `training`; they are imported on demand, not from here.
+Layering: service -> evaluation -> matcher.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from evaluation.errors import (
     UnknownMetricError,
     UnknownSystemError,
 )
-from evaluation.harness import EvaluationResult, run_evaluation, write_outputs
+from evaluation.harness import run_evaluation
 from evaluation.metrics import catalogue_coverage, evaluate, evaluate_per_query, intra_list_diversity
+from evaluation.report import write_outputs
+from evaluation.results import EvaluationResult
 from evaluation.significance import paired_t_test, randomization_test
 
 __all__ = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from evaluation.cases import CaseQuery
 from evaluation.errors import UnknownSystemError
+from matcher.text import clean_text, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class RankingSystem(Protocol):
 
 
 def _norm(text: str | None) -> str:
-    return unicodedata.normalize("NFKC", text or "").lower()
+    """The matcher's clean form (Simplified, half-width, brackets, whitespace), lower-cased; keeps spaces."""
+    return clean_text(text).lower()
 
 
 def doc_text(doc: Doc) -> str:
@@ -144,7 +145,8 @@ class TfidfRanker:
         return out
 
 
-_STOP = frozenset(
+# deal-text vocabulary that says nothing about the enterprise (on top of the usual function words)
+DEAL_STOP_WORDS = frozenset(
     "的 和 与 及 等 其他 其它 业务 产品 销售 生产 制造 加工 服务 相关 项目 年产 万吨 吨 亿元 万元 "
     "有限公司 公司 股份 集团 "
     "某企业 企业 签约 建设 投资 协议 基地 一期 二期 开工 投产".split()
@@ -152,17 +154,8 @@ _STOP = frozenset(
 
 
 def jieba_tokens(text: str) -> list[str]:
-    """jieba search-mode tokens of NFKC-lowercased text, without stop words, punctuation and lone digits."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    out = []
-    for t in jieba.lcut_for_search(_norm(text)):
-        t = t.strip()
-        if not t or t in _STOP or t.isdigit() or (len(t) == 1 and not t.isalnum()):
-            continue
-        out.append(t)
-    return out
+    """The matcher's tokenizer (:func:`matcher.text.tokenize`) with the deal stop words, lone digits dropped."""
+    return tokenize(text, stop_words=DEAL_STOP_WORDS, drop_digits=True)
 
 
 class BM25Ranker:

@@ -16,13 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from evaluation.errors import CaseFileError
+from matcher.text import (
+    AUTONOMOUS_REGION_NAMES,
+    COMPANY_SUFFIXES,
+    MAINLAND_PROVINCES,
+    SPECIAL_REGIONS,
+    to_halfwidth,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +38,9 @@ REQUIRED_FIELDS = ("id", "region_province", "chain", "product_link", "project")
 
 # --- company-name variants for masking ---------------------------------------------------------------
 
+# legal forms: the matcher's company suffixes plus the longer/rarer forms deal texts use
 _LEGAL_SUFFIXES = tuple(
-    """股份有限责任公司 有限责任公司 集团股份有限公司 股份有限公司 集团有限公司 集团股份公司
-    有限公司 股份公司 分公司 公司 集团 股份 机械厂 厂""".split()
+    dict.fromkeys(COMPANY_SUFFIXES + ("股份有限责任公司", "集团股份有限公司", "集团股份公司", "股份", "机械厂"))
 )
 # business words that end many names: stripping them leaves the brand ("德方纳米" -> "德方")
 _TRADE_SUFFIXES = tuple(
@@ -43,11 +49,7 @@ _TRADE_SUFFIXES = tuple(
     锂电 硅业 玻璃 医疗卫材 卫材 生物 高新 铝箔 铜业 纳米 丝路 高端制造 制造 农光互补
     电子材料 资源""".split()
 )
-_PROVINCES = tuple(
-    """新疆维吾尔自治区 内蒙古自治区 宁夏回族自治区 广西壮族自治区 西藏自治区 新疆 内蒙古
-    宁夏 广西 西藏 北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建
-    江西 山东 河南 湖北 湖南 广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 香港 澳门""".split()
-)
+_PROVINCES = AUTONOMOUS_REGION_NAMES + MAINLAND_PROVINCES + SPECIAL_REGIONS
 _CITIES = tuple(
     """深圳 广州 东莞 佛山 石家庄 唐山 宁波 杭州 苏州 无锡 常州 南京 镇江 张家港 江阴 成都
     西安 宝鸡 武汉 郑州 新乡 济南 青岛 大连 沈阳 长沙 合肥 滁州 南昌 九江 上饶 福州 厦门
@@ -76,7 +78,7 @@ _LEGAL_TAIL = "|".join(re.escape(s) for s in sorted(_LEGAL_SUFFIXES + ("(集团)
 
 
 def _nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "").replace(" ", "").replace("\u3000", "")
+    return to_halfwidth(text or "").replace(" ", "")
 
 
 def _strip_suffixes(name: str, suffixes: Iterable[str]) -> list[str]:
@@ -142,7 +144,7 @@ def mask_names(text: str, names: Iterable[str | None], mask: str = MASK) -> str:
     Returns:
         The masked text; consecutive masks are merged into one.
     """
-    text = unicodedata.normalize("NFKC", text or "")
+    text = to_halfwidth(text or "")
     variants: set[str] = set()
     for n in names:
         variants |= name_variants(n)

@@ -2,24 +2,19 @@
 
 Example:
     >>> result = run_evaluation(cases, {"tfidf": tfidf, "bm25": bm25}, docs=docs)
-    >>> write_outputs(result, "out/")  # metrics.json, per_query.json, report.html
+    >>> write_outputs(result, "out/")  # evaluation.report: metrics.json, per_query.json, report.html
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evaluation.cases import SLICE_DIMENSIONS, Case, CaseQuery, build_qrels, split_evaluable
-from evaluation.environment import environment_info
 from evaluation.errors import SystemOutputError, UnknownSystemError
 from evaluation.metrics import (
     catalogue_coverage,
@@ -27,112 +22,22 @@ from evaluation.metrics import (
     intra_list_diversity,
     recall_curve,
 )
+from evaluation.results import (
+    MISS_CUTOFF,
+    RANK_METRICS,
+    SIGNIFICANCE_METRICS,
+    SLICE_METRICS,
+    EvaluationResult,
+    RankedItem,
+    SystemResult,
+    true_rank,
+)
 from evaluation.significance import paired_t_test, randomization_test
 
 logger = logging.getLogger(__name__)
 
 System = Callable[[CaseQuery, int], Sequence[Sequence[Any]]]
 Progress = Callable[[str, int, int], None]
-
-RANK_METRICS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "mrr", "hit@1", "hit@10")
-SIGNIFICANCE_METRICS = ("recall@10", "recall@50", "ndcg@10", "mrr")
-SLICE_METRICS = ("recall@10", "recall@50", "mrr")
-MISS_CUTOFF = 10
-
-
-@dataclass
-class RankedItem:
-    """One returned document: id, score and the system's explanation (empty when it gives none)."""
-
-    doc_id: str
-    score: float
-    why: str = ""
-
-
-@dataclass
-class SystemResult:
-    """Everything measured for one system."""
-
-    name: str
-    runs: dict[str, list[RankedItem]]
-    metrics: dict[str, float | None]
-    per_query: dict[str, dict[str, float]]
-    curve: list[float]
-    seconds: float
-
-
-@dataclass
-class EvaluationResult:
-    """Outcome of :func:`run_evaluation`; :meth:`metrics_json` is the ``metrics.json`` document."""
-
-    n_cases: int
-    n_in_corpus: int
-    k_max: int
-    baseline: str
-    significance_metric: str
-    cases: list[Case]
-    not_evaluable: list[dict[str, Any]]
-    qrels: dict[str, dict[str, int]]
-    systems: dict[str, SystemResult]
-    significance: dict[str, dict[str, Any]]
-    slices: dict[str, dict[str, Any]]
-    misses: list[dict[str, Any]]
-    doc_names: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=environment_info)
-
-    def metrics_json(self) -> dict[str, Any]:
-        """The ``metrics.json`` document (NaN written as null)."""
-        return _json_safe(
-            {
-                "environment": self.environment,
-                "n_cases": self.n_cases,
-                "n_in_corpus": self.n_in_corpus,
-                "systems": {n: dict(s.metrics) for n, s in self.systems.items()},
-                "significance": self.significance,
-                "slices": self.slices,
-                "misses": self.misses,
-            }
-        )
-
-    def per_query_json(self) -> dict[str, Any]:
-        """Per-case detail: rank of the true firm and per-query metric values for every system."""
-        rows = []
-        for c in self.cases:
-            row: dict[str, Any] = {"case_id": c.id, "truth": sorted(self.qrels[c.id]), "slices": c.slices}
-            for name, s in self.systems.items():
-                row[name] = {"rank": true_rank(self.qrels[c.id], s.runs[c.id])}
-                row[name].update({m: v[c.id] for m, v in s.per_query.items()})
-            rows.append(row)
-        return _json_safe(
-            {
-                "k_max": self.k_max,
-                "baseline": self.baseline,
-                "cases": rows,
-                "not_evaluable": self.not_evaluable,
-                "recall_curves": {n: s.curve for n, s in self.systems.items()},
-            }
-        )
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    return obj
-
-
-def true_rank(rels: Mapping[str, int], items: Sequence[RankedItem]) -> int | None:
-    """1-based rank of the best-placed relevant document, or None when none was returned."""
-    for i, it in enumerate(items, start=1):
-        if rels.get(it.doc_id, 0) > 0:
-            return i
-    return None
-
 
 def _normalise_output(name: str, case_id: str, output: Any, k_max: int) -> list[RankedItem]:
     if not isinstance(output, (list, tuple)):
@@ -207,7 +112,7 @@ def run_evaluation(
         seed: seed of the randomisation test.
 
     Returns:
-        The result; write it with :func:`write_outputs`.
+        The result; write it with :func:`evaluation.report.write_outputs`.
 
     Raises:
         UnknownSystemError: ``baseline`` is not one of ``systems``.
@@ -378,32 +283,3 @@ def _misses(
                 }
             )
     return rows
-
-
-def write_outputs(
-    result: EvaluationResult, out_dir: str | Path, plot_ablations: bool = False
-) -> dict[str, Path]:
-    """Write ``metrics.json``, ``per_query.json`` and the self-contained ``report.html`` into ``out_dir``
-    (``plot_ablations``: draw the ablations on the report's recall@K plot too).
-
-    Returns:
-        The written paths by kind (``metrics``, ``per_query``, ``report``).
-    """
-    from evaluation.report import render_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "metrics": out / "metrics.json",
-        "per_query": out / "per_query.json",
-        "report": out / "report.html",
-    }
-    paths["metrics"].write_text(
-        json.dumps(result.metrics_json(), ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    paths["per_query"].write_text(
-        json.dumps(result.per_query_json(), ensure_ascii=False, indent=1), encoding="utf-8"
-    )
-    paths["report"].write_text(render_report(result, plot_ablations=plot_ablations), encoding="utf-8")
-    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
-    return paths

@@ -1,20 +1,23 @@
-"""Self-contained HTML report of an evaluation: plotly JS inlined once, readable without network."""
+"""Outputs of an evaluation: ``metrics.json``, ``per_query.json`` and a self-contained HTML report (plotly JS
+inlined once, readable without network)."""
 
 from __future__ import annotations
 
 import html
+import json
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from evaluation.cases import SLICE_DIMENSIONS
-from evaluation.harness import SLICE_METRICS, true_rank
+from evaluation.results import SLICE_METRICS, EvaluationResult, true_rank
 
-if TYPE_CHECKING:
-    from evaluation.harness import EvaluationResult
+logger = logging.getLogger(__name__)
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI","Noto Sans CJK SC","Microsoft YaHei",sans-serif;
@@ -261,9 +264,11 @@ def _misses_section(result: EvaluationResult) -> str:
 
 def _environment_section(result: EvaluationResult) -> str:
     env = result.environment
-    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sorted(env.get("packages", {}).items()))
+    packages = sorted(env.get("packages", {}).items())
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in packages)
     return (
-        f"<p id='environment'>Embedder <b>{_e(env.get('embedder') or '-')}</b>, Python {_e(env.get('python'))}, "
+        f"<p id='environment'>Embedder <b>{_e(env.get('embedder') or '-')}</b>, "
+        f"Python {_e(env.get('python'))}, "
         f"{_e(env.get('platform'))}, measured {_e(env.get('measured_at'))}.</p>"
         f"<table class='env'><tr><th>package</th><th>version</th></tr>{rows}</table>"
     )
@@ -313,3 +318,30 @@ resamples). Green / red: p &lt; 0.05.</p>
 <h2>Not evaluable</h2>{not_eval if result.not_evaluable else "<p>None.</p>"}
 </body></html>
 """
+
+
+def write_outputs(
+    result: EvaluationResult, out_dir: str | Path, plot_ablations: bool = False
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_query.json`` and the self-contained ``report.html`` into ``out_dir``
+    (``plot_ablations``: draw the ablations on the report's recall@K plot too).
+
+    Returns:
+        The written paths by kind (``metrics``, ``per_query``, ``report``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": out / "metrics.json",
+        "per_query": out / "per_query.json",
+        "report": out / "report.html",
+    }
+    paths["metrics"].write_text(
+        json.dumps(result.metrics_json(), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    paths["per_query"].write_text(
+        json.dumps(result.per_query_json(), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    paths["report"].write_text(render_report(result, plot_ablations=plot_ablations), encoding="utf-8")
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths

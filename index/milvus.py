@@ -19,8 +19,8 @@ import numpy as np
 
 from index.checks import as_matrix, id_list
 from index.errors import IndexBackendError, IndexDimensionError, IndexManifestError
+from index.faiss_utils import Metric
 from index.storage import load_manifest, save_version
-from index.vector import Metric
 
 logger = logging.getLogger(__name__)
 

@@ -40,11 +40,26 @@ COMPANY_SUFFIXES: tuple[str, ...] = (
 )
 _GROUP_PAREN = re.compile(r"\((集团|中国|控股|股份)\)")
 _BRANCH = re.compile(r"^(.*?公司)(.+分公司)$")
+# Province-level divisions: short names (the form the store writes), the official names of the autonomous
+# regions, and the suffixes official names carry. Single source for every province list in the project.
+MUNICIPALITIES: tuple[str, ...] = ("北京", "天津", "上海", "重庆")
+AUTONOMOUS_REGIONS: tuple[str, ...] = ("新疆", "内蒙古", "广西", "宁夏", "西藏")
+AUTONOMOUS_REGION_NAMES: tuple[str, ...] = (
+    "新疆维吾尔自治区", "内蒙古自治区", "宁夏回族自治区", "广西壮族自治区", "西藏自治区"
+)
+PROVINCES: tuple[str, ...] = (
+    "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建", "江西", "山东", "河南", "湖北", "湖南",
+    "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
+)
+SPECIAL_REGIONS: tuple[str, ...] = ("台湾", "香港", "澳门")
+MAINLAND_PROVINCES: tuple[str, ...] = MUNICIPALITIES + PROVINCES + AUTONOMOUS_REGIONS
 _PROVINCE_PREFIX = re.compile(
-    r"^(新疆维吾尔自治区|新疆|内蒙古自治区|内蒙古|广西壮族自治区|宁夏回族自治区|西藏自治区|"
-    r"北京市?|上海市?|天津市?|重庆市?|河北省?|山西省?|辽宁省?|吉林省?|黑龙江省?|江苏省?|浙江省?|安徽省?|"
-    r"福建省?|江西省?|山东省?|河南省?|湖北省?|湖南省?|广东省?|海南省?|四川省?|贵州省?|云南省?|陕西省?|"
-    r"甘肃省?|青海省?|广西|宁夏|西藏)"
+    "^("
+    + "|".join(
+        [*AUTONOMOUS_REGION_NAMES, *(f"{m}市?" for m in MUNICIPALITIES), *(f"{p}省?" for p in PROVINCES),
+         *AUTONOMOUS_REGIONS]
+    )
+    + ")"
 )
 
 
@@ -161,14 +176,24 @@ def add_words(words: Iterable[str]) -> None:
             _ADDED_WORDS.add(w)
 
 
-_STOP = frozenset(
+STOP_WORDS: frozenset[str] = frozenset(
     "的 和 与 及 等 其他 其它 业务 产品 销售 生产 制造 加工 服务 行业 相关 主营 收入 项目 年产 万吨 吨 亿元 万元 有限公司 公司 "
     "股份 集团 技术 科技 ( ) , . 、 ; : / - 其中 以及 包括 用于".split()
 )
 
 
-def tokenize(text: str, keep_stop: bool = False) -> list[str]:
-    """jieba tokens of normalised text (search mode adds sub-words of long compounds), stop words removed."""
+def tokenize(
+    text: str, keep_stop: bool = False, stop_words: frozenset[str] | None = None, drop_digits: bool = False
+) -> list[str]:
+    """jieba tokens of normalised text (search mode adds sub-words of long compounds), stop words removed.
+
+    Args:
+        text: any text; normalised with :func:`normalize_text` first.
+        keep_stop: keep stop words and lone punctuation.
+        stop_words: the stop list (default :data:`STOP_WORDS`, the matcher's).
+        drop_digits: also drop all-digit tokens.
+    """
+    stop = STOP_WORDS if stop_words is None else stop_words
     text = normalize_text(text)
     if not text:
         return []
@@ -176,7 +201,9 @@ def tokenize(text: str, keep_stop: bool = False) -> list[str]:
     out = []
     for t in toks:
         t = t.strip()
-        if not t or (not keep_stop and (t in _STOP or (len(t) == 1 and not t.isalnum()))):
+        if not t or (not keep_stop and (t in stop or (len(t) == 1 and not t.isalnum()))):
+            continue
+        if drop_digits and t.isdigit():
             continue
         out.append(t)
     return out

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from matcher.engine import Engine
+from matcher.ranking.engine import Engine
 from matcher.settings import Settings
-from service.app import create_app
-from service.security import create_api_key
+from service.api.app import create_app
+from service.api.security import create_api_key
 
 REPO = Path(__file__).resolve().parents[1]
 

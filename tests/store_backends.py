@@ -61,7 +61,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def open_store(store_url: str) -> Iterator[Callable[[], object]]:
     """Factory of Store objects on ``store_url`` (closed before the database is dropped)."""
-    from matcher.store import Store
+    from matcher.store.store import Store
 
     opened: list[Store] = []
 
@@ -76,7 +76,7 @@ def open_store(store_url: str) -> Iterator[Callable[[], object]]:
 
 
 @pytest.fixture
-def store(open_store: Callable[[], object]):  # -> matcher.store.Store
+def store(open_store: Callable[[], object]):  # -> matcher.store.store.Store
     """An empty, migrated store on each backend."""
     return open_store()
 
@@ -85,7 +85,7 @@ def snapshot(store) -> list[dict]:
     """Everything the store holds (every tenant's enterprises with their stored hashes, and regions)."""
     from sqlalchemy import select
 
-    from matcher.db_models import EnterpriseRow, RegionRow
+    from matcher.store.db_models import EnterpriseRow, RegionRow
 
     with store.engine.connect() as conn:
         ents = conn.execute(

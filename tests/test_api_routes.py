@@ -16,7 +16,7 @@ from api_support import (
 )
 from openpyxl import Workbook, load_workbook
 
-from service.export import HEADERS
+from service.api.export import HEADERS
 
 GAP = {"region": "manas", "chain": "aluminium", "link": "aluminium_rod"}
 
@@ -73,7 +73,7 @@ def test_key_is_checked_before_the_body_is_read(api: Api):
 
 
 def test_revoked_key_is_refused(api: Api):
-    from service.security import revoke_api_key
+    from service.api.security import revoke_api_key
 
     t = api.tenant()
     assert api.client.get("/v1/regions", headers=t.headers).status_code == 200

@@ -12,8 +12,8 @@ import pytest
 from openpyxl import load_workbook
 
 from matcher.errors import InvalidRequestError
-from matcher.feedback import export_training_events
-from matcher.lead_store import (
+from matcher.store.feedback import export_training_events
+from matcher.store.lead_store import (
     InvalidTransitionError,
     LeadStatus,
     UnknownLeadError,
@@ -22,10 +22,10 @@ from matcher.lead_store import (
     list_leads,
     update_lead,
 )
-from matcher.store import Store
-from service.export import HEADERS, ShortlistRow, escape_cell, to_csv, to_xlsx
-from service.ratelimit import RateLimiter, TokenBucket
-from service.security import (
+from matcher.store.store import Store
+from service.api.export import HEADERS, ShortlistRow, escape_cell, to_csv, to_xlsx
+from service.api.ratelimit import RateLimiter, TokenBucket
+from service.api.security import (
     count_active_keys,
     create_api_key,
     list_api_keys,
@@ -76,7 +76,7 @@ def test_two_keys_with_the_same_secret_part_hash_differently(store: Store):
     a, _ = create_api_key(store, "acme")
     b, _ = create_api_key(store, "acme")
     with store.transaction() as session:
-        from service.security import ApiKeyRow
+        from service.api.security import ApiKeyRow
 
         salts = {session.get(ApiKeyRow, a.id).salt, session.get(ApiKeyRow, b.id).salt}
     assert len(salts) == 2

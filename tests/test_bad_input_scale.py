@@ -32,10 +32,10 @@ import pytest
 from openpyxl import load_workbook
 
 from matcher.records import Enterprise
-from matcher.store import Store
-from service.cli_bench_load import REPO, LocalServer
-from service.cli_store import write_synthetic_export
-from service.security import create_api_key
+from matcher.store.store import Store
+from service.api.security import create_api_key
+from service.cli.bench_load import REPO, LocalServer
+from service.cli.store import write_synthetic_export
 
 pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app as cli
-from service.cli_bench_load import LoadResult, markdown_table
+from service.cli.bench_load import LoadResult, markdown_table
 
 
 def test_table_reports_counts_throughput_percentiles_and_errors_per_operation():
@@ -41,7 +41,7 @@ def test_bench_load_runs_against_a_loopback_server_and_stops(shared_data):
 
 
 def test_mix_is_normalised_and_validated():
-    from service.cli_bench_load import parse_mix
+    from service.cli.bench_load import parse_mix
 
     assert parse_mix("70,20,10") == pytest.approx({"recommend": 0.7, "search": 0.2, "upsert": 0.1})
     assert parse_mix("1,1,0") == {"recommend": 0.5, "search": 0.5, "upsert": 0.0}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from matcher.catalogue import CHAINS_DIR, load_catalogue
 from matcher.errors import CatalogueError
+from matcher.knowledge.catalogue import CHAINS_DIR, load_catalogue
 from matcher.records import Stage
 
 EIGHT_CLUSTERS = {

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from api_support import Served, make_settings, seed_demo_store
 
-from matcher.engine import Engine
+from matcher.ranking.engine import Engine
 from matcher.records import Enterprise, LinkMatch, Product
-from matcher.store import Store
-from service.refresher import IndexRefresher
+from matcher.store.store import Store
+from service.api.refresher import IndexRefresher
 
 pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 
@@ -136,8 +136,8 @@ def test_a_cli_import_reaches_the_running_server(tmp_path: Path, tmp_path_factor
 def test_serve_with_two_workers_shows_every_write_on_both(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """`chainmatch serve --workers 2`: a write lands on one worker; within seconds every answer, from either
     worker, includes it (the other worker follows the change log)."""
-    from service.cli_bench_load import LocalServer
-    from service.security import create_api_key
+    from service.api.security import create_api_key
+    from service.cli.bench_load import LocalServer
 
     root = seed_demo_store(tmp_path / "srv", tmp_path_factory)
     with Store(f"sqlite:///{root / 'data' / 'chainmatch.db'}") as store:

@@ -79,7 +79,7 @@ def test_evaluate_deals_dev_with_baselines_caches_the_corpus(shared_data: Path, 
 
 
 def test_unknown_system_is_an_error_listing_the_valid_names(tmp_path):
-    pytest.importorskip("service.eval_systems", reason="matcher systems cannot be imported in this tree")
+    pytest.importorskip("evaluation.systems", reason="matcher systems cannot be imported in this tree")
     result = runner.invoke(
         app, ["evaluate", "--synthetic", "--systems", "tfidf,no-such-system", "--out", str(tmp_path)]
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from matcher.credit_code import check_character
+from matcher.store.credit_code import check_character
 from service.cli import app
 
 runner = CliRunner()
@@ -107,7 +107,7 @@ def test_enterprise_show_unknown_name_is_a_clean_error():
 
 
 def test_corpus_import_a_share_loads_and_maps_the_listed_companies(shared_data):
-    from matcher.ashare import load_ashare_corpus
+    from matcher.store.ashare import load_ashare_corpus
 
     expected = len(load_ashare_corpus(shared_data))
     result = run("corpus", "import-a-share", "--data-dir", str(shared_data))
@@ -124,7 +124,7 @@ def test_corpus_import_a_share_loads_and_maps_the_listed_companies(shared_data):
 
 def test_corpus_import_demo_loads_the_embedded_enterprises():
     demo = pytest.importorskip(
-        "matcher.demo", reason="matcher.demo (embedded demo corpus) not in this build yet"
+        "matcher.store.demo", reason="matcher.store.demo (embedded demo corpus) not in this build yet"
     )
     expected = len(demo.load_demo_enterprises())
     result = run("corpus", "import-demo")

@@ -12,10 +12,10 @@ import time
 
 from sqlalchemy import select, update
 
-from matcher.db_models import EnterpriseRow
 from matcher.records import Enterprise
-from matcher.store import Store
-from service.security import ApiKeyRow, create_api_key, verify_api_key
+from matcher.store.db_models import EnterpriseRow
+from matcher.store.store import Store
+from service.api.security import ApiKeyRow, create_api_key, verify_api_key
 
 pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 

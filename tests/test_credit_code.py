@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from matcher.credit_code import CHARSET, WEIGHTS, check_character, is_valid_credit_code, validate_credit_code
+from matcher.store.credit_code import (
+    CHARSET,
+    WEIGHTS,
+    check_character,
+    is_valid_credit_code,
+    validate_credit_code,
+)
 
 
 def _code(body: str) -> str:

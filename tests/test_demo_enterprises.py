@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from matcher.demo import DEMO_ENTERPRISES_FILE, load_demo_enterprises
 from matcher.errors import ImportFileError
+from matcher.store.demo import DEMO_ENTERPRISES_FILE, load_demo_enterprises
 
 # chains the brief calls energy/materials need ≥ 8 firms, the others ≥ 4
 ENERGY_MATERIALS = {

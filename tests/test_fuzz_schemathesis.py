@@ -22,8 +22,8 @@ from schemathesis.checks import (  # noqa: E402
 )
 from store_backends import PG_URL, _pg_admin, _pg_unreachable  # noqa: E402
 
-from service.app import create_app  # noqa: E402
-from service.security import create_api_key  # noqa: E402
+from service.api.app import create_app  # noqa: E402
+from service.api.security import create_api_key  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 10

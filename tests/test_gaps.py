@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from matcher.catalogue import load_catalogue
 from matcher.errors import UnknownChainError
-from matcher.gaps import PRIORITY_WEIGHTS, diagnose
+from matcher.knowledge.catalogue import load_catalogue
+from matcher.knowledge.gaps import PRIORITY_WEIGHTS, diagnose
+from matcher.knowledge.regions import RegionBook
 from matcher.records import GapType, Need, Region, Resident
-from matcher.regions import RegionBook
 
 # a → b → c → d, plus s → b (a second input of b)
 CHAIN = """

@@ -9,7 +9,8 @@ import pytest
 
 from evaluation.baselines import make_baselines
 from evaluation.errors import SystemOutputError, UnknownSystemError
-from evaluation.harness import run_evaluation, write_outputs
+from evaluation.harness import run_evaluation
+from evaluation.report import write_outputs
 from evaluation.synthetic import (
     check_against_expected,
     expected_metrics,

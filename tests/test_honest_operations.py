@@ -10,13 +10,13 @@ import yaml
 from api_support import Api, make_settings
 from typer.testing import CliRunner
 
-from matcher.demo import load_demo_enterprises
 from matcher.errors import RegionFileError
 from matcher.indexing import build_index, index_status
+from matcher.knowledge.regions import load_regions
 from matcher.records import Enterprise, Product
-from matcher.regions import load_regions
 from matcher.settings import get_settings
 from matcher.store import Store
+from matcher.store.demo import load_demo_enterprises
 from models.embedders import HashEmbedder
 from service.cli import app
 

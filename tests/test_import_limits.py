@@ -15,9 +15,9 @@ from api_support import Api, make_settings
 from openpyxl import Workbook
 
 from matcher.errors import ImportLimitError
-from matcher.importer import MAX_COLUMNS, MAX_EXTRA_COLUMNS, MAX_XLSX_UNPACKED_BYTES, import_file
 from matcher.settings import get_settings
 from matcher.store import ALL_TENANTS, Store
+from matcher.store.importer import MAX_COLUMNS, MAX_EXTRA_COLUMNS, MAX_XLSX_UNPACKED_BYTES, import_file
 
 
 @pytest.fixture

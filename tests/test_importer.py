@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from matcher.credit_code import check_character
 from matcher.errors import ImportFileError
-from matcher.importer import enterprise_id, import_file, parse_products, read_enterprises
 from matcher.records import Enterprise
-from matcher.store import ALL_TENANTS
+from matcher.store.credit_code import check_character
+from matcher.store.importer import enterprise_id, import_file, parse_products, read_enterprises
+from matcher.store.tenancy import ALL_TENANTS
 from matcher.text import normalize_company_name
 
 pytest_plugins = ["store_backends"]  # the store / store_url / open_store fixtures on SQLite and PostgreSQL
@@ -488,7 +488,7 @@ def test_atomic_import_inside_a_callers_transaction_undoes_only_its_own_writes(s
 
 
 def test_big_files_are_written_in_batches_within_one_transaction(store, tmp_path, monkeypatch):
-    import matcher.importer as importer
+    import matcher.store.importer.pipeline as importer
 
     monkeypatch.setattr(importer, "_BATCH", 50)
     rows = [row(f"批次测试{i:04d}有限公司") for i in range(180)]
@@ -503,7 +503,7 @@ def test_big_files_are_written_in_batches_within_one_transaction(store, tmp_path
 
 
 def test_mapping_in_a_worker_process_gives_the_same_links_as_in_process(store, tmp_path, monkeypatch):
-    import matcher.importer as importer
+    import matcher.store.importer.pipeline as importer
 
     monkeypatch.setattr(importer, "_BATCH", 40)  # 5 batches: the worker process starts at the second one
     started: list[bool] = []
@@ -531,7 +531,7 @@ def test_mapping_in_a_worker_process_gives_the_same_links_as_in_process(store, t
 def test_imports_from_a_worker_thread_map_in_process(store, tmp_path, monkeypatch):
     import threading
 
-    import matcher.importer as importer
+    import matcher.store.importer.pipeline as importer
 
     monkeypatch.setattr(importer, "_BATCH", 40)
     started: list[bool] = []

@@ -9,13 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from index.errors import IndexManifestError, IndexNotFoundError
-from matcher.catalogue import default_catalogue
-from matcher.demo import load_demo_enterprises
-from matcher.indexing import build_index, fuse_rrf, index_status, search_index, update_index
-from matcher.profile_text import MAX_CHARS, profile_text
+from matcher.indexing.build import build_index, fuse_rrf, index_status, search_index, update_index
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.ranking.profile_text import MAX_CHARS, profile_text
 from matcher.records import Enterprise, LinkMatch, Product
 from matcher.settings import Settings, get_settings
-from matcher.store import Store
+from matcher.store.demo import load_demo_enterprises
+from matcher.store.store import Store
 from models.embedders import HashEmbedder, get_embedder
 
 
@@ -163,7 +163,7 @@ def test_cli_search_without_an_index_fails_cleanly(store: Store) -> None:
 def test_ray_engine_embeds_the_cache_misses_like_the_local_engine(store: Store, settings: Settings) -> None:
     ray = pytest.importorskip("ray", reason="the ray engine needs `pip install ray`")
     from index.vector import VectorIndex
-    from matcher.indexing import index_dirs
+    from matcher.indexing.build import index_dirs
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from matcher.catalogue import default_catalogue, load_catalogue
 from matcher.errors import ImportFileError
-from matcher.mapping import LinkMapper, evaluate_mapping, is_generic_segment, load_labels, split_segments
+from matcher.knowledge.catalogue import default_catalogue, load_catalogue
+from matcher.knowledge.mapping import LinkMapper
+from matcher.knowledge.mapping_eval import evaluate_mapping, load_labels
+from matcher.knowledge.segments import is_generic_segment, split_segments
 from matcher.records import Enterprise, Product
 
 LABELS = Path(__file__).parent / "fixtures" / "link_labels.tsv"

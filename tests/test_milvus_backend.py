@@ -9,12 +9,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from matcher.demo import load_demo_enterprises
-from matcher.doctor import check, repair
-from matcher.indexing import build_index, index_status, load_vector_index, search_index, update_index
+from matcher.indexing.build import build_index, index_status, load_vector_index, search_index, update_index
+from matcher.indexing.doctor import check, repair
 from matcher.records import Enterprise, Product
 from matcher.settings import Settings, get_settings
-from matcher.store import Store
+from matcher.store.demo import load_demo_enterprises
+from matcher.store.store import Store
 from models.embedders import get_embedder
 
 pytest.importorskip("pymilvus")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from matcher.catalogue import load_catalogue
 from matcher.errors import (
     InvalidRequestError,
     NotFittedError,
@@ -14,10 +13,11 @@ from matcher.errors import (
     UnknownLinkError,
     UnknownRegionError,
 )
-from matcher.recommendation import Filters, RecommendRequest
-from matcher.recommender import Recommender
+from matcher.knowledge.catalogue import load_catalogue
+from matcher.knowledge.regions import RegionBook
+from matcher.ranking.recommendation import Filters, RecommendRequest
+from matcher.ranking.recommender import Recommender
 from matcher.records import Enterprise, Product, Region, Resident
-from matcher.regions import RegionBook
 from models.embedders import HashEmbedder
 
 CHAIN = """
@@ -204,7 +204,7 @@ def test_whole_region_embeds_its_gap_queries_in_one_batch(catalogue, corpus, boo
 
 
 def test_gap_index_fits_an_enterprise_to_the_region_whose_gap_it_fills(catalogue, corpus, book):
-    from matcher.fit import GapIndex
+    from matcher.ranking.fit import GapIndex
 
     gi = GapIndex(catalogue, HashEmbedder()).build(book)
     assert len(gi) > 0

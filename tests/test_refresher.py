@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from api_support import Api, make_settings, seed_demo_store
 
-from matcher.doctor import check
-from matcher.engine import Engine
-from matcher.indexing import build_index
+from matcher.indexing.build import build_index
+from matcher.indexing.doctor import check
+from matcher.ranking.engine import Engine
 from matcher.records import Enterprise, Product
-from service.refresher import IndexRefresher
+from service.api.refresher import IndexRefresher
 
 ROD = [Product(name="铝棒", share=0.9)]
 

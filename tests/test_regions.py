@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from matcher.aiding import aiding_for, default_aiding_table, load_aiding, parse_aiding
-from matcher.catalogue import default_catalogue
 from matcher.errors import RegionFileError
+from matcher.knowledge.aiding import aiding_for, default_aiding_table, load_aiding, parse_aiding
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.knowledge.regions import RegionBook, load_regions, parse_regions
 from matcher.records import GapType, Region, RegionLevel
-from matcher.regions import RegionBook, load_regions, parse_regions
 
 AIDING_PROVINCES = {
     "北京市", "天津市", "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省", "上海市", "江苏省", "浙江省",

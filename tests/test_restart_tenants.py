@@ -10,7 +10,7 @@ import httpx
 from api_support import Api, Served, make_settings, seed_demo_store
 from store_backends import store_url  # noqa: F401  (fixture)
 
-from service.security import create_api_key
+from service.api.security import create_api_key
 
 GAP = {"region": "manas", "chain": "aluminium", "link": "aluminium_rod", "k": 50}
 FIRM = {

@@ -227,11 +227,11 @@ def test_no_user_facing_region_gap_or_recommendation_text_contains_internal_tags
 
 
 def test_demo_regions_carry_no_internal_tags():
-    from matcher.gaps import diagnose
-    from matcher.regions import default_regions
+    from matcher.knowledge.gaps import diagnose
+    from matcher.knowledge.regions import default_regions
 
     book = default_regions()
-    from matcher.catalogue import default_catalogue
+    from matcher.knowledge.catalogue import default_catalogue
 
     catalogue = default_catalogue()
     for region in book:
@@ -272,7 +272,7 @@ def test_reasons_and_matched_products_name_each_product_once(api: Api, body: dic
 
 
 def test_explain_deduplicates_products_of_several_matched_links():
-    from matcher.recommender import dedupe_products
+    from matcher.ranking.explain import dedupe_products
 
     got = dedupe_products([("汽车铝合金压铸件", 0.95), ("汽车铝合金压铸件", 0.95), ("铝棒", None), ("铝棒", 0.3)])
     assert got == [("汽车铝合金压铸件", 0.95), ("铝棒", 0.3)]

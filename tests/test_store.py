@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect, text
 
-from matcher.credit_code import check_character
 from matcher.errors import InvalidRequestError, UnknownEnterpriseError, UnknownRegionError
 from matcher.records import Enterprise, LinkMatch, Product, Region, RegionLevel
-from matcher.store import ALL_TENANTS, SharedCorpusReadOnlyError, Store
+from matcher.store.credit_code import check_character
+from matcher.store.store import Store
+from matcher.store.tenancy import ALL_TENANTS, SharedCorpusReadOnlyError
 
 pytest_plugins = ["store_backends"]  # the store / store_url / open_store fixtures on SQLite and PostgreSQL
 
@@ -353,7 +354,7 @@ def test_opening_migrates_to_head_and_reopening_keeps_the_data(open_store):
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from matcher.store import alembic_config
+    from matcher.store.database import alembic_config
 
     first = open_store()
     first.upsert_enterprises(corpus())

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matcher.catalogue import default_catalogue
-from matcher.demo import load_demo_enterprises
-from matcher.recommendation import Filters
-from matcher.recommender import Recommender
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.ranking.recommendation import Filters
+from matcher.ranking.recommender import Recommender
 from matcher.records import Product
+from matcher.store.demo import load_demo_enterprises
 from models.embedders import HashEmbedder
 
 
@@ -54,7 +54,7 @@ def test_update_adds_a_new_profile_to_the_lexical_index(fitted: CountingRecommen
 
 
 def test_a_prepared_update_leaves_the_fitted_state_alone_until_applied(fitted: CountingRecommender):
-    from matcher.recommendation import RecommendRequest
+    from matcher.ranking.recommendation import RecommendRequest
 
     ents = fitted.enterprises_
     target = ents[7]

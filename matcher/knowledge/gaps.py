@@ -1,0 +1,307 @@
+"""Gap diagnosis: which links of a region's target chains are missing, short or weak, with evidence.
+
+Definitions (within one chain, P = links held by residents of the region and of its sub-regions):
+
+- 缺链 (missing): a link x ∉ P that lies *between* present links (it has an upstream ancestor and a downstream
+  descendant in P), or that is a direct input or outlet of a resident 链主's link; or any link of a target chain
+  in which the region has no resident at all.
+- 短链 (short): a link x ∉ P beyond the last present link — downstream (x has an ancestor in P but no descendant) or
+  upstream (a descendant in P but no ancestor); the chain stops early and should be extended (延链).
+- 弱链 (weak): a link in P held only by small residents, or by a single resident that is not a 链主, or named by a
+  stated 强链 need.
+
+Each gap gets a priority in [0, 1] whose parts are shown (weights in :data:`PRIORITY_WEIGHTS`):
+adjacency (1/distance to the nearest present link), chain_master (adjacent to a 链主's link), stated_need (the region
+asked for this link or chain), value (downstream 延链 adds value; upstream secures inputs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from matcher.errors import UnknownChainError
+from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.regions import RegionBook
+from matcher.records import Edge, Gap, GapMap, GapType, Region, Resident
+from matcher.text import strip_internal_tags
+
+logger = logging.getLogger(__name__)
+
+PRIORITY_WEIGHTS: dict[str, float] = {"adjacency": 0.35, "chain_master": 0.25, "stated_need": 0.25, "value": 0.15}
+
+
+def residents_in_scope(region: Region, book: RegionBook | None = None) -> list[tuple[Resident, str]]:
+    """The region's residents and those of every sub-region, each with the name of the region it sits in."""
+    out = [(r, region.name) for r in region.residents]
+    if book is not None:
+        stack = [region.id]
+        seen = {region.id}
+        while stack:
+            for child in book.children(stack.pop()):
+                if child.id in seen:
+                    continue
+                seen.add(child.id)
+                stack.append(child.id)
+                out.extend((r, child.name) for r in child.residents)
+    return out
+
+
+def _distances(catalogue: Catalogue, chain_id: str, sources: set[str], downstream: bool) -> dict[str, int]:
+    """BFS distance from any source link following edges downstream (or upstream)."""
+    dist = {s: 0 for s in sources}
+    queue = deque(sources)
+    while queue:
+        lid = queue.popleft()
+        edges = catalogue.customers(lid, chain_id) if downstream else catalogue.suppliers(lid, chain_id)
+        for e in edges:
+            nxt = e.target if downstream else e.source
+            if nxt not in dist:
+                dist[nxt] = dist[lid] + 1
+                queue.append(nxt)
+    return dist
+
+
+def _undirected_distance(catalogue: Catalogue, chain_id: str, sources: set[str]) -> dict[str, int]:
+    dist = {s: 0 for s in sources}
+    queue = deque(sources)
+    while queue:
+        lid = queue.popleft()
+        for nxt in catalogue.neighbours(lid, chain_id):
+            if nxt not in dist:
+                dist[nxt] = dist[lid] + 1
+                queue.append(nxt)
+    return dist
+
+
+def diagnose(
+    region: Region,
+    catalogue: Catalogue,
+    chain: str | None = None,
+    book: RegionBook | None = None,
+) -> GapMap:
+    """Diagnose a region's gaps in one chain (id, name or alias) or in all its target chains.
+
+    Args:
+        region: the region profile.
+        catalogue: the chain catalogue.
+        chain: restrict to one chain; default = the region's target chains (or every chain a resident occupies).
+        book: the region book, so residents of sub-regions count (a prefecture holds its counties' firms).
+
+    Returns:
+        A GapMap: present links with their holders and the gaps sorted by priority (highest first).
+
+    Raises:
+        UnknownChainError: ``chain`` is not in the catalogue.
+    """
+    scoped = residents_in_scope(region, book)
+    if chain is not None:
+        chain_ids = [catalogue.chain(chain).id]
+    else:
+        chain_ids = [c for c in region.target_chains if c in catalogue.chains]
+        if not chain_ids:
+            occupied = {lid for r, _ in scoped for lid in r.links}
+            chain_ids = sorted({cid for lid in occupied for cid in catalogue.chains_of(lid)})
+        missing = [c for c in region.target_chains if c not in catalogue.chains]
+        if missing:
+            raise UnknownChainError(missing[0], sorted(catalogue.chains))
+
+    holders: dict[str, list[tuple[Resident, str]]] = {}
+    for res, where in scoped:
+        for lid in res.links:
+            holders.setdefault(lid, []).append((res, where))
+
+    gaps: list[Gap] = []
+    present_out: dict[str, list[str]] = {}
+    for cid in chain_ids:
+        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out))
+    # one gap per (chain, link): keep the highest-priority reading
+    best: dict[tuple[str, str], Gap] = {}
+    for g in gaps:
+        k = (g.chain_id, g.link_id)
+        if k not in best or g.priority > best[k].priority:
+            best[k] = g
+    ordered = sorted(best.values(), key=lambda g: (-g.priority, g.chain_id, g.link_id))
+    return GapMap(region_id=region.id, region_name=region.name, chains=chain_ids, present=present_out, gaps=ordered)
+
+
+def _need_score(region: Region, chain_id: str, link_id: str) -> tuple[float, str | None, GapType | None]:
+    score, text, gtype = 0.0, None, None
+    for need in region.needs:
+        if link_id in need.links:
+            return 1.0, need.text, need.gap_type
+        if need.chain == chain_id and not need.links and score < 0.5:
+            score, text, gtype = 0.5, need.text, need.gap_type
+    return score, text, gtype
+
+
+def _diagnose_chain(
+    region: Region,
+    catalogue: Catalogue,
+    chain_id: str,
+    holders: dict[str, list[tuple[Resident, str]]],
+    present_out: dict[str, list[str]],
+) -> list[Gap]:
+    chain = catalogue.chains[chain_id]
+    members = set(chain.link_ids)
+    present = {lid for lid in members if lid in holders}
+    for lid in present:
+        present_out[lid] = [f"{r.name}({where})" if where != region.name else r.name for r, where in holders[lid]]
+    masters = {lid for lid in present if any(r.chain_master for r, _ in holders[lid])}
+    down_from = _distances(catalogue, chain_id, present, downstream=True)  # reachable downstream of P
+    up_from = _distances(catalogue, chain_id, present, downstream=False)  # reachable upstream of P
+    near = _undirected_distance(catalogue, chain_id, present) if present else {}
+    master_near = _undirected_distance(catalogue, chain_id, masters) if masters else {}
+    out: list[Gap] = []
+
+    for lid in catalogue.ordered_links(chain_id):
+        link = catalogue.links[lid]
+        need, need_text, need_type = _need_score(region, chain_id, lid)
+        if lid in present:
+            gap = _weak_gap(region, catalogue, chain_id, lid, holders[lid], need, need_text, need_type)
+            if gap:
+                out.append(gap)
+            continue
+        evidence: list[str] = []
+        edges: list[Edge] = []
+        residents: list[str] = []
+        has_up = lid in down_from  # an ancestor is present
+        has_down = lid in up_from  # a descendant is present
+        master_in = [e for e in catalogue.suppliers(lid, chain_id) if e.source in masters]
+        master_out = [e for e in catalogue.customers(lid, chain_id) if e.target in masters]
+        direction: str | None = None
+        if not present:
+            gtype = GapType.MISSING
+            evidence.append(f"本地区在{chain.name}上尚无驻地企业（整链缺失）")
+        elif has_up and has_down:
+            gtype = GapType.MISSING
+            evidence.append(f"{link.name}位于已有环节之间：上游与下游均有驻地企业，但本环节空缺")
+        elif master_in or master_out:
+            gtype = GapType.MISSING if master_out else GapType.SHORT
+            direction = "upstream" if master_out else "downstream"
+        elif has_up:
+            gtype, direction = GapType.SHORT, "downstream"
+            evidence.append(f"产业链止于已有环节，{link.name}为向下游延伸的空缺环节（距最近已有环节 {down_from[lid]} 步）")
+        elif has_down:
+            gtype, direction = GapType.SHORT, "upstream"
+            evidence.append(f"{link.name}为向上游延伸的空缺环节（距最近已有环节 {up_from[lid]} 步）")
+        else:
+            gtype = GapType.MISSING
+            evidence.append(f"{link.name}与已有环节无直接上下游关系，属链条空白")
+        for e in master_in:
+            names = [r.name for r, _ in holders[e.source] if r.chain_master]
+            residents += names
+            edges.append(e)
+            cap = next((r.capacity for r, _ in holders[e.source] if r.chain_master and r.capacity), "")
+            evidence.append(
+                f"链主{'、'.join(names)}（{catalogue.links[e.source].name}）可向{link.name}供应{e.flow or '产品'}"
+                + (f"，产能：{cap}" if cap else "")
+            )
+        for e in master_out:
+            names = [r.name for r, _ in holders[e.target] if r.chain_master]
+            residents += names
+            edges.append(e)
+            evidence.append(f"链主{'、'.join(names)}（{catalogue.links[e.target].name}）需要本地配套{e.flow or link.name}")
+        if not master_in and not master_out and present:
+            for e in catalogue.suppliers(lid, chain_id) + catalogue.customers(lid, chain_id):
+                other = e.source if e.target == lid else e.target
+                if other in present:
+                    edges.append(e)
+                    residents += [r.name for r, _ in holders[other]]
+        if need_text:
+            evidence.append(f"地区招商需求：{need_text}")
+        dist = near.get(lid)
+        adjacency = 1.0 / dist if dist else 0.0
+        mdist = master_near.get(lid)
+        master_part = 1.0 if (master_in or master_out) else 0.5 if mdist == 2 else 0.0
+        value = 1.0 if direction == "downstream" else 0.6 if direction == "upstream" else 0.8
+        parts = {
+            "adjacency": round(adjacency, 3),
+            "chain_master": master_part,
+            "stated_need": need,
+            "value": value,
+        }
+        priority = sum(PRIORITY_WEIGHTS[k] * v for k, v in parts.items())
+        out.append(
+            Gap(
+                type=gtype,
+                chain_id=chain_id,
+                chain_name=chain.name,
+                link_id=lid,
+                link_name=link.name,
+                stage=link.stage,
+                direction=direction,
+                evidence=[strip_internal_tags(x) for x in evidence],
+                residents=sorted(set(residents)),
+                edges=edges,
+                priority=round(priority, 4),
+                priority_parts=parts,
+            )
+        )
+    return out
+
+
+def _weak_gap(
+    region: Region,
+    catalogue: Catalogue,
+    chain_id: str,
+    lid: str,
+    held: list[tuple[Resident, str]],
+    need: float,
+    need_text: str | None,
+    need_type: GapType | None,
+) -> Gap | None:
+    link = catalogue.links[lid]
+    residents = [r for r, _ in held]
+    reasons: list[str] = []
+    if all(r.size == "小" for r in residents):
+        reasons.append(f"{link.name}仅有小型企业：{'、'.join(r.name for r in residents)}")
+    elif len(residents) == 1 and not residents[0].chain_master:
+        reasons.append(f"{link.name}仅有一家驻地企业：{residents[0].name}")
+    if need_type == GapType.WEAK and need > 0:
+        reasons.append(f"地区提出强链需求：{need_text}")
+    if not reasons:
+        return None
+    thin = 1.0 if all(r.size == "小" for r in residents) else 0.6
+    consumers = catalogue.customers(lid, chain_id) + catalogue.suppliers(lid, chain_id)
+    parts = {"adjacency": thin, "chain_master": 0.0, "stated_need": need, "value": 0.5}
+    priority = sum(PRIORITY_WEIGHTS[k] * v for k, v in parts.items())
+    return Gap(
+        type=GapType.WEAK,
+        chain_id=chain_id,
+        chain_name=catalogue.chains[chain_id].name,
+        link_id=lid,
+        link_name=link.name,
+        stage=link.stage,
+        evidence=[strip_internal_tags(x) for x in reasons],
+        residents=[r.name for r in residents],
+        edges=consumers[:4],
+        priority=round(priority, 4),
+        priority_parts=parts,
+    )
+
+
+def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
+    """A gap map as text: per chain, its links upstream → downstream marked present / gap type."""
+    by_link = {(g.chain_id, g.link_id): g for g in gm.gaps}
+    lines = [f"地区 {gm.region_name} ({gm.region_id}) 产业链诊断"]
+    for cid in gm.chains:
+        chain = catalogue.chains[cid]
+        lines.append(f"\n■ {chain.name} ({cid})")
+        for lid in catalogue.ordered_links(cid):
+            link = catalogue.links[lid]
+            g = by_link.get((cid, lid))
+            if lid in gm.present and (g is None or g.type != GapType.WEAK):
+                lines.append(f"  ● 已有 [{link.stage.value}] {link.name}: {'、'.join(gm.present[lid])}")
+            elif g is not None:
+                tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
+                dirn = {"downstream": "向下游延链", "upstream": "向上游延链"}.get(g.direction or "", "")
+                if g.type != GapType.SHORT:
+                    dirn = {"downstream": "(链主下游配套)", "upstream": "(链主上游配套)"}.get(g.direction or "", "")
+                lines.append(
+                    f"  {tag} [{link.stage.value}] {link.name} 优先级 {g.priority:.2f} {dirn} "
+                    f"({', '.join(f'{k}={v:g}' for k, v in g.priority_parts.items())})"
+                )
+                for ev in g.evidence:
+                    lines.append(f"      · {ev}")
+    return "\n".join(lines)

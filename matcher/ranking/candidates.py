@@ -1,0 +1,224 @@
+"""Candidate sources of the recommender (dense, lexical, chain graph) and the features of each candidate."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from matcher.knowledge.geo import distance_km, province_short
+from matcher.ranking.query import NeedQuery, build_query
+from matcher.ranking.recommendation import Filters
+from matcher.ranking.scoring import FEATURES, minmax, rrf
+from matcher.records import Region
+from matcher.text import normalize_company_name, tokenize
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SIZE_BRACKETS", "CandidateSources", "SourceDepth"]
+
+SIZE_BRACKETS = {"大": (1000, math.inf), "中": (300, 1000), "小": (0, 300)}
+
+
+@dataclass
+class SourceDepth:
+    """How many candidates each source contributes before fusion."""
+
+    dense: int = 200
+    lexical: int = 200
+    graph: int = 300
+
+
+class CandidateSources:
+    """Candidates and their features for :class:`~matcher.ranking.recommender.Recommender`: hard filters, the
+    dense / lexical / chain-graph sources fused by reciprocal rank, and the feature matrix (ordered as FEATURES).
+
+    A mixin over the fitted corpus arrays (:class:`~matcher.ranking.corpus.FittedCorpus`).
+    """
+
+    # ------------------------------------------------------------------------------------ ranking
+    def _mask(self, f: Filters, tenant: str | None, residents, aiding: set[str]) -> tuple[np.ndarray, int]:
+        n = self.n_
+        mask = np.ones(n, dtype=bool)
+        if self.tenant_codes_:  # private rows exist: the shared corpus (code 0) plus the caller's own
+            code = self.tenant_codes_.get(tenant, -1) if tenant is not None else -1
+            mask &= (self.tenant_code_ == 0) | (self.tenant_code_ == code)
+        if f.provinces:
+            allowed = {province_short(p) or p for p in f.provinces}
+            mask &= np.array([p in allowed for p in self.province_], dtype=bool)
+        if f.aiding_only:
+            mask &= np.array([p in aiding for p in self.province_], dtype=bool)
+        if f.size:
+            emp = np.nan_to_num(self.employees_, nan=-1)
+            ok = np.zeros(n, dtype=bool)
+            for s in f.size:
+                lo, hi = SIZE_BRACKETS[s]
+                ok |= (emp >= lo) & (emp < hi)
+            mask &= ok
+        if f.listed_only:
+            mask &= self.listed_
+        for eid in f.exclude_ids:
+            i = self.id_to_idx_.get(eid)
+            if i is not None:
+                mask[i] = False
+        excluded = 0
+        if residents:
+            rows = {self.id_to_idx_[r.enterprise_id] for r in residents if r.enterprise_id in self.id_to_idx_}
+            for r in residents:
+                rows.update(self.by_norm_name_.get(normalize_company_name(r.name, strip_region=True), ()))
+            for i in rows:
+                if mask[i]:
+                    excluded += 1
+                mask[i] = False
+        return mask, excluded
+
+    def _pool(
+        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str]
+    ) -> tuple[list[int], np.ndarray, dict[str, list[int]]]:
+        """Candidates of all sources (corpus positions), their feature matrix (ordered as FEATURES), the lists."""
+        allowed_frac = float(mask.mean()) if mask.size else 0.0
+        if allowed_frac == 0.0:
+            return [], np.zeros((0, len(FEATURES)), np.float32), {}
+        allow_ids = None if allowed_frac > 0.98 else [self.enterprises_[i].id for i in np.flatnonzero(mask)]
+        lists: dict[str, list[int]] = {}
+        qv = None
+        if "dense" in self.sources or self.weights.dense > 0 or self.reranker is not None:
+            qv = self._query_vector(q.text or " ")
+        if "dense" in self.sources:
+            hits = self.vindex_.search(qv[None, :], self.depth.dense + 20, allow=allow_ids)[0]
+            lists["dense"] = [i for i in (self.id_to_idx_[h[0]] for h in hits) if mask[i]][: self.depth.dense]
+        bm25_scores: dict[int, float] = {}
+        if q.tokens and ("lexical" in self.sources or self.weights.bm25 > 0 or self.reranker is not None):
+            hits = self.lindex_.search(q.tokens, self.depth.lexical + 20, allow=allow_ids)
+            ranked = [(self.id_to_idx_[h[0]], h[1]) for h in hits if mask[self.id_to_idx_[h[0]]]]
+            ranked = ranked[: self.depth.lexical]
+            bm25_scores = dict(ranked)
+            if "lexical" in self.sources:
+                lists["lexical"] = [i for i, _ in ranked]
+        link_fit: dict[int, float] = {}
+        share: dict[int, float] = {}
+        for lid, w in q.target_links.items():
+            for i, s, sh in self.postings_.get(lid, ()):
+                v = w * s
+                if v > link_fit.get(i, 0.0):
+                    link_fit[i] = v
+                if w >= 0.99:
+                    share[i] = max(share.get(i, 0.0), sh)
+        if "graph" in self.sources:
+            graph = [i for i in link_fit if mask[i] and link_fit[i] >= 0.45]
+            graph.sort(key=lambda i: (-link_fit[i], -share.get(i, 0.0), -self.capacity_[i]))
+            lists["graph"] = graph[: self.depth.graph]
+        pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
+        if not pool:
+            return [], np.zeros((0, len(FEATURES)), np.float32), lists
+        pos = {i: j for j, i in enumerate(pool)}
+        n = len(pool)
+        fused = rrf([[pos[i] for i in lst] for lst in lists.values()], n)
+        F = np.zeros((n, len(FEATURES)), dtype=np.float32)
+        col = {f: j for j, f in enumerate(FEATURES)}
+        idx = np.array(pool)
+        if qv is not None:
+            F[:, col["dense"]] = minmax(self.vectors_[idx] @ qv)
+        if bm25_scores:
+            best = max(bm25_scores.values()) or 1.0
+            F[:, col["bm25"]] = [bm25_scores.get(i, 0.0) / best for i in pool]
+        F[:, col["link_fit"]] = [min(link_fit.get(i, 0.0), 1.0) for i in pool]
+        F[:, col["share"]] = [math.sqrt(min(share.get(i, 0.0), 1.0)) for i in pool]
+        F[:, col["master"]] = [self._master_relation(i, q)[0] for i in pool]
+        F[:, col["capacity"]] = self.capacity_[idx]
+        F[:, col["aiding"]] = [1.0 if self.province_[i] in aiding else 0.0 for i in pool]
+        rprov = region.province if region is not None else None
+        F[:, col["proximity"]] = [_proximity(self.province_[i], rprov) for i in pool]
+        ind_terms = self._industry_terms(q)
+        F[:, col["industry"]] = [1.0 if self.industry_tokens_[i] & ind_terms else 0.0 for i in pool]
+        F[:, col["rrf"]] = fused / (max(len(lists), 1) / 61.0)
+        return pool, F, lists
+
+    def prefetch_needs(self, needs: Sequence[tuple[str | None, str | None]], free_text: str = "") -> None:
+        """Embed the queries of several (chain, link) needs in one batch (a whole region's gaps at once)."""
+        if "dense" not in self.sources and self.weights.dense <= 0 and self.reranker is None:
+            return
+        texts = [build_query(self.catalogue, c, lk, None, free_text).text or " " for c, lk in needs]
+        cache = self.__dict__.setdefault("_qcache", OrderedDict())
+        lock = self.__dict__.setdefault("_qlock", threading.Lock())
+        with lock:
+            todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if not todo:
+            return
+        vecs = self.embedder.encode_queries(todo).astype(np.float32)
+        with lock:
+            for t, v in zip(todo, vecs):
+                cache[t] = v
+            while len(cache) > 2048:
+                cache.popitem(last=False)
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """The need's embedding, from a small LRU cache (repeated needs and ablations cost nothing)."""
+        cache = self.__dict__.setdefault("_qcache", OrderedDict())
+        lock = self.__dict__.setdefault("_qlock", threading.Lock())
+        with lock:
+            v = cache.get(text)
+            if v is not None:
+                cache.move_to_end(text)
+                return v
+        v = self.embedder.encode_queries([text])[0].astype(np.float32)
+        with lock:
+            cache[text] = v
+            if len(cache) > 2048:
+                cache.popitem(last=False)
+        return v
+
+    def _industry_terms(self, q: NeedQuery) -> set[str]:
+        terms: set[str] = set()
+        if q.chain_id:
+            terms |= set(tokenize(self.catalogue.chains[q.chain_id].name))
+        if q.link_id:
+            link = self.catalogue.links[q.link_id]
+            for t in (link.name, *link.aliases):
+                terms |= set(tokenize(t))
+        return {t for t in terms if len(t) >= 2 and t not in {"产业", "产业链", "制造"}}
+
+    def _master_relation(self, i: int, q: NeedQuery) -> tuple[float, str | None]:
+        if not q.master_links:
+            return 0.0, None
+        # only links relevant to the need count: the gap link, its neighbours, or links named in the need
+        relations = self._master_relations(q)
+        best: tuple[int, str] | None = None
+        for m in self.enterprises_[i].links:
+            hit = relations.get(m.link_id)
+            if hit is not None and q.target_links.get(m.link_id, 0.0) >= 0.5 and (best is None or hit < best):
+                best = hit
+        return (1.0, best[1]) if best is not None else (0.0, None)
+
+    def _master_relations(self, q: NeedQuery) -> dict[str, tuple[int, str]]:
+        """Link → (precedence, reason) of every link that can serve the region's 链主 for this need, once per
+        query: the first relation in (链主 link, downstream before upstream) order wins, as a scan would."""
+        memo = q.__dict__.get("_master_relations")
+        if memo is not None:
+            return memo
+        relations: dict[str, tuple[int, str]] = {}
+        order = 0
+        for ml in q.master_links:
+            names = "、".join(q.master_names.get(ml, []))
+            for e in self.catalogue.customers(ml, q.chain_id):
+                reason = f"可承接链主{names}的{e.flow or self.catalogue.links[ml].name}（下游配套）"
+                relations.setdefault(e.target, (order, reason))
+                order += 1
+            for e in self.catalogue.suppliers(ml, q.chain_id):
+                reason = f"可为链主{names}供应{e.flow or self.catalogue.links[e.source].name}（上游配套）"
+                relations.setdefault(e.source, (order, reason))
+                order += 1
+        q.__dict__["_master_relations"] = relations
+        return relations
+
+
+@lru_cache(maxsize=4096)
+def _proximity(prov: str | None, region_prov: str | None) -> float:
+    d = distance_km(prov, region_prov)
+    return 0.0 if d is None else max(0.0, 1.0 - d / 4000.0)

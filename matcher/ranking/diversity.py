@@ -1,0 +1,49 @@
+"""Diversity of the recommender's ranked lists: group dedupe and MMR."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from matcher.ranking.scoring import minmax
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Diversity"]
+
+
+class Diversity:
+    """Diversity of a ranked list: one firm per group (parent group / normalised name), then MMR over the profile
+    vectors (``mmr_lambda``; 1.0 = relevance only).
+    """
+
+    def _diversify(self, idx: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
+        """Group dedupe (one firm per group) then MMR over profile vectors; returns positions into idx."""
+        order = list(np.argsort(-scores, kind="stable"))
+        if self.group_dedupe:
+            seen: set[str] = set()
+            kept = []
+            for j in order:
+                g = self.group_[idx[j]]
+                if g in seen:
+                    continue
+                seen.add(g)
+                kept.append(j)
+            order = kept
+        if self.mmr_lambda >= 1.0 or len(order) <= 1:
+            return order[:k]
+        pool = order[: max(3 * k, 30)]
+        vecs = self.vectors_[idx[pool]]
+        rel = minmax(scores[pool].astype(np.float32))
+        chosen: list[int] = []
+        max_sim = np.full(len(pool), -1.0, dtype=np.float32)
+        available = np.ones(len(pool), dtype=bool)
+        for _ in range(min(k, len(pool))):
+            mmr = self.mmr_lambda * rel - (1 - self.mmr_lambda) * np.where(max_sim < 0, 0, max_sim)
+            mmr[~available] = -np.inf
+            p = int(np.argmax(mmr))
+            chosen.append(pool[p])
+            available[p] = False
+            max_sim = np.maximum(max_sim, vecs @ vecs[p])
+        return chosen

@@ -1,0 +1,141 @@
+"""The database under the store: SQLAlchemy engines (SQLite WAL pragmas, PostgreSQL) and Alembic migrations to
+head (revisions in :mod:`matcher.migrations`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.pool import StaticPool
+
+from matcher.store.identity import _json_serializer
+
+__all__ = ["alembic_config", "upgrade"]
+
+logger = logging.getLogger(__name__)
+
+_WRITE_TXN: ContextVar[bool] = ContextVar("chainmatch_store_write_txn", default=False)
+
+
+_CHUNK = 500  # ids per IN (...) look-up
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL mode, a 30 s busy timeout and their directory created."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_serializer)
+    database = u.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_serializer,
+        )
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_serializer
+        )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # let SQLAlchemy, not pysqlite, decide where transactions begin: real BEGIN / SAVEPOINT / transactional DDL
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if database not in ("", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        # A write transaction takes the write lock up front, waiting up to the busy timeout for other
+        # writers. A deferred BEGIN that reads first cannot upgrade once another writer has committed
+        # (SQLITE_BUSY_SNAPSHOT: "database is locked" at once) — concurrent API upserts failed with 500s.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _WRITE_TXN.get() else "BEGIN")
+
+    return engine
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic configuration built in code: scripts from the installed ``matcher.migrations`` package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", "matcher:migrations")
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _script_heads() -> frozenset[str]:
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def _current_heads(engine: Engine) -> frozenset[str]:
+    with engine.connect() as conn:
+        return frozenset(MigrationContext.configure(conn).get_current_heads())
+
+
+def upgrade(target: Engine | str, revision: str = "head") -> None:
+    """Run the store's migrations up to ``revision`` (a no-op when the database is already at head).
+
+    Args:
+        target: an engine or a database URL.
+        revision: alembic revision, default ``head``.
+    """
+    engine = make_engine(target) if isinstance(target, str) else target
+    try:
+        if revision == "head" and _current_heads(engine) == _script_heads():
+            return
+        cfg = alembic_config()
+        alembic_logger = logging.getLogger("alembic")
+        level = alembic_logger.level
+        alembic_logger.setLevel(max(level, logging.WARNING))  # its per-run INFO chatter is noise in the CLI
+        try:
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            logger.info("store %s migrated to %s", engine.url.render_as_string(hide_password=True), revision)
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # another process may have migrated the same database at the same moment
+            if revision == "head" and _current_heads(engine) == _script_heads():
+                logger.info("store already migrated by a concurrent process")
+                return
+            raise
+        finally:
+            alembic_logger.setLevel(level)
+    finally:
+        if isinstance(target, str):
+            engine.dispose()

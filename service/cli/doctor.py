@@ -1,0 +1,75 @@
+"""CLI: ``chainmatch doctor [--repair]`` — is the persisted index in step with the store?
+
+Exit codes: 0 no drift (or none left after ``--repair``), 1 drift found (or left after ``--repair``), 2 the
+store or the configuration could not be opened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``doctor`` to the CLI."""
+    from service.cli.common import handle_errors
+
+    @app.command("doctor")
+    @handle_errors
+    def doctor(
+        repair: bool = typer.Option(
+            False, "--repair", help="Re-embed missing/stale profiles, drop orphans (rebuild if unreadable)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Check the store against the saved vector + lexical indexes: missing, orphaned and stale ids,
+        embedder mismatch, checksum failures. Exits 1 when there is drift."""
+        from index.errors import VectorIndexError
+        from matcher.indexing.doctor import check, expected_embedder_id
+        from matcher.indexing.doctor import repair as repair_index
+        from matcher.settings import get_settings
+        from matcher.store.store import Store
+
+        settings = get_settings()
+        try:
+            expected_embedder_id(settings)
+        except ValueError as exc:  # an unknown embedder name in CHAINMATCH_EMBEDDER
+            typer.echo(f"错误 error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        with Store.from_settings(settings) as store:
+            report = check(store, settings)
+            if not repair:
+                typer.echo(
+                    json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else report.format()
+                )
+                raise typer.Exit(code=1 if report.drift else 0)
+            if not as_json:
+                typer.echo(report.format())
+            if not report.drift:
+                if as_json:
+                    body = {"action": "none", "before": report.as_dict(), "after": report.as_dict()}
+                    typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+                else:
+                    typer.echo("nothing to repair")
+                raise typer.Exit(code=0)
+            try:
+                result = repair_index(store, settings, report=report)
+            except VectorIndexError as exc:
+                typer.echo(f"错误 error: repair failed: {exc}", err=True)
+                raise typer.Exit(code=2) from None
+        if as_json:
+            typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str))
+        else:
+            s = result.status
+            done = (
+                f"{s.embedded} embedded, {s.cached} from cache, {s.removed} removed, {s.seconds:.1f} s"
+                if s
+                else ""
+            )
+            typer.echo(f"\nrepair: {result.action} ({done})\n")
+            typer.echo(result.after.format())
+        raise typer.Exit(code=1 if result.after.drift else 0)
