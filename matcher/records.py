@@ -170,6 +170,16 @@ class Enterprise(BaseModel):
     def listed(self) -> bool:
         return bool(self.stock_code)
 
+    @property
+    def fictional(self) -> bool:
+        """An authored example firm (tag ``虚构示例``): never shown as real, left out once real data is loaded."""
+        return self.source == "authored:fictional" or "虚构示例" in self.tags
+
+    @property
+    def authored(self) -> bool:
+        """Part of the embedded demo data (public-fact or fictional), not an imported corpus or CRM record."""
+        return self.source.startswith("authored:")
+
 
 class Gap(BaseModel):
     """A diagnosed gap of one region in one chain, with the evidence that implies it."""

@@ -46,6 +46,9 @@ class CandidateSources:
     def _mask(self, f: Filters, tenant: str | None, residents, aiding: set[str]) -> tuple[np.ndarray, int]:
         n = self.n_
         mask = np.ones(n, dtype=bool)
+        # a real shared corpus is loaded (not only the embedded demo): fictional examples never compete with it
+        if n and ((~self.authored_) & (self.tenant_code_ == 0)).any():
+            mask &= ~self.fictional_
         if self.tenant_codes_:  # private rows exist: the shared corpus (code 0) plus the caller's own
             code = self.tenant_codes_.get(tenant, -1) if tenant is not None else -1
             mask &= (self.tenant_code_ == 0) | (self.tenant_code_ == code)

@@ -213,6 +213,8 @@ class FittedCorpus:
         }
         emp = np.concatenate([self.employees_, np.full(grow, np.nan)])
         listed = np.concatenate([self.listed_, np.zeros(grow, dtype=bool)])
+        fictional = np.concatenate([self.fictional_, np.zeros(grow, dtype=bool)])
+        authored = np.concatenate([self.authored_, np.zeros(grow, dtype=bool)])
         codes = dict(self.tenant_codes_)
         tenant_code = np.concatenate([self.tenant_code_, np.zeros(grow, dtype=np.int32)])
         postings, by_name = dict(self.postings_), dict(self.by_norm_name_)
@@ -244,6 +246,7 @@ class FittedCorpus:
                 lists[name][i] = value
             emp[i] = e.employees if e.employees else np.nan
             listed[i] = e.listed
+            fictional[i], authored[i] = e.fictional, e.authored
             lists["tenant_"][i] = e.tenant
             if e.tenant is not None and e.tenant not in codes:
                 codes[e.tenant] = len(codes) + 1
@@ -260,6 +263,7 @@ class FittedCorpus:
                 del by_name[name]
         return {
             **lists, "employees_": emp, "listed_": listed, "capacity_": _capacity(emp, listed),
+            "fictional_": fictional, "authored_": authored,
             "tenant_codes_": codes, "tenant_code_": tenant_code, "postings_": postings, "by_norm_name_": by_name,
             "n_": n,
         }  # fmt: skip
@@ -304,6 +308,8 @@ class FittedCorpus:
         emp = np.array([e.employees if e.employees else np.nan for e in ents], dtype=np.float64)
         listed = np.array([e.listed for e in ents], dtype=bool)
         out: dict[str, Any] = {"employees_": emp, "listed_": listed, "capacity_": _capacity(emp, listed)}
+        out["fictional_"] = np.array([e.fictional for e in ents], dtype=bool)
+        out["authored_"] = np.array([e.authored for e in ents], dtype=bool)
         out["tenant_"] = [e.tenant for e in ents]
         by_industry: dict[str, frozenset[str]] = {}  # a few hundred distinct industries: tokenise each once
         province, group, norm_name, industry = [], [], [], []

@@ -41,11 +41,17 @@ class Explanations:
         prov = self.province_[i]
         aid = f"{prov}为{region.name if region else '该地区'}的产业援疆结对省份" if prov in aiding else None
         reasons = []
+        if e.fictional:
+            reasons.append("虚构示例企业（演示数据，并非真实企业）")
         if link_id:
             lname = self.catalogue.links[link_id].name
-            if products:
-                ps = "、".join(f"{p}（{s:.0%}）" if s else p for p, s in products)
+            main = [(p, s) for p, s in products if s is None or s > 0]
+            minor = [p for p, s in products if s is not None and s <= 0]
+            if main:
+                ps = "、".join(f"{p}（{s:.0%}）" if s else p for p, s in main)
                 reasons.append(f"可填补「{lname}」环节：主营{ps}")
+            elif minor:  # a segment with no revenue share is never called 主营
+                reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(minor)}（收入占比约0%）")
             else:
                 reasons.append(f"与「{lname}」环节文本相似")
         if relation:
@@ -54,7 +60,7 @@ class Explanations:
             reasons.append(aid)
         if e.listed:
             reasons.append(f"上市公司（{e.stock_code}）")
-        if e.employees:
+        if e.employees and not e.fictional:  # an example firm's size is invented: never stated as a fact
             reasons.append(f"员工约{e.employees}人")
         return Candidate(
             rank=rank,
@@ -74,6 +80,7 @@ class Explanations:
             contributions={f: round(float(c), 4) for f, c in zip(FEATURES, contrib)},
             reasons=reasons,
             sources=sources,
+            fictional=e.fictional,
         )
 
 

@@ -67,6 +67,7 @@ class Candidate(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)  # dense / lexical / graph
+    fictional: bool = False  # an authored example firm (demo-only mode), never a real enterprise
 
 
 class Recommendation(BaseModel):

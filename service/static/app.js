@@ -330,7 +330,7 @@ function renderCandidates(rec) {
       : el("button", { type: "button", class: "add-lead", onclick: (ev) => addLead(c, ev.target) }, "加入清单");
     tbody.append(el("tr", { class: "candidate", dataset: { enterpriseId: c.enterprise_id } },
       el("td", {}, c.rank),
-      el("td", { class: "name" }, c.name),
+      el("td", { class: "name" }, c.name, c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null),
       el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
       el("td", {}, c.score.toFixed(3)),
       el("td", {}, el("span", { class: `strength ${c.evidence_strength}`, title: c.strength_rule },

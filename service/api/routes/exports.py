@@ -60,7 +60,7 @@ def _row_from_candidate(
 ) -> ShortlistRow:
     return ShortlistRow(
         rank=rank,
-        name=c.name,
+        name=f"{c.name}（虚构示例）" if c.fictional else c.name,
         province=c.province or "",
         city=c.city or "",
         chain=chain_name,
