@@ -79,3 +79,21 @@ def test_a_zero_share_segment_is_never_called_main_business(demo_root: Path):
     mine = [c for c in rec.candidates if c.name == firm.name]
     assert mine, "the firm maps onto 铝棒 by its 0%-share segment and should be ranked"
     assert not any("主营6063铝棒" in r for r in mine[0].reasons), mine[0].reasons
+
+
+def test_one_stock_code_is_listed_once(demo_root: Path):
+    from matcher.knowledge.mapping import LinkMapper
+
+    engine = Engine.open(make_settings(demo_root))
+    mapper = LinkMapper(engine.catalogue)
+    twins = [
+        Enterprise(id=f"twin-{i}", name=name, province="江苏", source="a-share", stock_code="600999",
+                   products=[Product(name="铝棒", share=0.9)], employees=5000)
+        for i, name in enumerate(["双记录铝业股份有限公司", "旧名称壳公司股份有限公司"])
+    ]
+    for t in twins:
+        t.links = mapper.map(t)
+    engine.ws.store.upsert_enterprises(twins)
+    rec = engine.recommend(RecommendRequest(**{**REQ, "k": 200}))
+    codes = [c.enterprise_id for c in rec.candidates if c.enterprise_id.startswith("twin-")]
+    assert len(codes) == 1, codes

@@ -14,8 +14,8 @@ __all__ = ["Diversity"]
 
 
 class Diversity:
-    """Diversity of a ranked list: one firm per group (parent group / normalised name), then MMR over the profile
-    vectors (``mmr_lambda``; 1.0 = relevance only).
+    """Diversity of a ranked list: one firm per group (parent group / normalised name) and per stock code, then
+    MMR over the profile vectors (``mmr_lambda``; 1.0 = relevance only).
     """
 
     def _diversify(self, idx: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
@@ -25,10 +25,16 @@ class Diversity:
             seen: set[str] = set()
             kept = []
             for j in order:
-                g = self.group_[idx[j]]
-                if g in seen:
+                i = idx[j]
+                # one record per real firm: the same group, or the same stock code under another record (a
+                # renamed shell, a demo profile of a listed firm)
+                keys = [f"g:{self.group_[i]}"]
+                code = self.enterprises_[i].stock_code
+                if code:
+                    keys.append(f"s:{code[:6]}")
+                if any(key in seen for key in keys):
                     continue
-                seen.add(g)
+                seen.update(keys)
                 kept.append(j)
             order = kept
         if self.mmr_lambda >= 1.0 or len(order) <= 1:
