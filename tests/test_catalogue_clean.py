@@ -68,7 +68,7 @@ STANDARD_TERMS: dict[str, str] = {
     "光伏组件": "GB/T 9535 / IEC 61215 地面用晶体硅光伏组件",
     "铝棒": "YS/T 67 变形铝及铝合金圆铸锭 (铝棒), aluminium textbooks",
     "铝型材": "GB/T 6892 一般工业用铝及铝合金挤压型材",
-    "再生铝": "GB/T 38472 再生铸造铝合金原料; GB/T 4754-2017 3316 再生铝",
+    "再生铝": "GB/T 38472 再生铸造铝合金原料; aluminium-industry textbooks",
     "涤纶": "GB/T 4754-2017 2822 涤纶纤维制造",
     "离子膜烧碱": "GB/T 11199 离子交换膜法氢氧化钠 (离子膜烧碱), chlor-alkali textbooks",
     "聚氯乙烯树脂": "GB/T 5761 悬浮法通用型聚氯乙烯树脂",
@@ -79,9 +79,9 @@ STANDARD_TERMS: dict[str, str] = {
     "lng": "GB/T 38753 液化天然气 (LNG), standard abbreviation",
     "铝电解电容器": "GB/T 4754-2017 3981 电阻电容电感元件制造; GB/T 5993 电子设备用固定电容器",
     "电子铝箔": "GB/T 3615 电解电容器用铝箔 (电子铝箔), industry term",
-    "腐蚀箔": "SJ/T 11140 铝电解电容器用电极箔 (腐蚀箔/化成箔)",
-    "化成箔": "SJ/T 11140 铝电解电容器用电极箔; seed article 001",
-    "电极箔": "SJ/T 11140 铝电解电容器用电极箔",
+    "腐蚀箔": "SJ/T electronics industry standard for 铝电解电容器用电极箔 (腐蚀箔/化成箔)",
+    "化成箔": "SJ/T electronics industry standard for 铝电解电容器用电极箔; seed article 001",
+    "电极箔": "SJ/T electronics industry standard for 铝电解电容器用电极箔",
     "碳酸锂": "GB/T 11075 碳酸锂; YS/T 582 电池级碳酸锂",
     "磷酸铁": "HG/T 4701 电池用磷酸铁",
     "磷酸铁锂": "GB/T 30835 锂离子电池用炭复合磷酸铁锂正极材料",
@@ -201,3 +201,18 @@ def test_no_chain_file_header_cites_evaluation_deals():
         header = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("#")]
         text = "\n".join(header).lower()
         assert "deal" not in text and "evaluation" not in text, f"{path.name}: header cites evaluation deals"
+
+
+def test_every_chain_file_lists_the_domain_sources_it_was_built_from():
+    """Issue #16 item 4: a top-level ``sources:`` list (GB/T 4754-2017 classes, standards, seed articles …)."""
+    import yaml
+
+    from matcher.catalogue import CHAINS_DIR
+
+    for path in sorted(CHAINS_DIR.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        sources = raw.get("sources")
+        assert isinstance(sources, list) and sources, f"{path.name}: no 'sources:' list"
+        assert all(isinstance(s, str) and s.strip() for s in sources), path.name
+        assert any(s.startswith("GB/T 4754-2017") for s in sources), f"{path.name}: cite the GB/T 4754-2017 classes"
+        assert not any("deal" in s.lower() for s in sources), f"{path.name}: evaluation deals are not a source"
