@@ -17,7 +17,7 @@ import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -265,15 +265,16 @@ def authenticate(svc: ServiceState, presented: str | None) -> ApiKey:
         )
     wait = svc.limiter.check(key.id)
     if wait:
-        if svc.metrics is not None:
-            svc.metrics.rate_limited.inc()
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"请求过于频繁，请 {wait} 秒后重试 (rate limit of {svc.limiter.per_minute}/min exceeded)",
-            headers={"Retry-After": str(wait)},
-        )
+        limit = svc.limiter.per_minute
+        _rate_limited(svc, wait, f"请求过于频繁，请 {wait} 秒后重试 (rate limit of {limit}/min exceeded)")
     return key
+
+
+def _rate_limited(svc: ServiceState, wait: int, message: str) -> NoReturn:
+    """Count the refusal and answer 429 with ``Retry-After``."""
+    if svc.metrics is not None:
+        svc.metrics.rate_limited.inc()
+    raise ApiError(429, "rate_limited", message, headers={"Retry-After": str(wait)})
 
 
 def require_api_key(
@@ -300,14 +301,10 @@ def charge_work(request: Request, svc: ServiceState, rankings: int, what: str) -
         return
     wait = svc.limiter.check(key.id, rankings - 1)
     if wait:
-        if svc.metrics is not None:
-            svc.metrics.rate_limited.inc()
-        raise ApiError(
-            429,
-            "rate_limited",
+        _rate_limited(
+            svc, wait,
             f"该请求需要 {rankings} 次排序（{what}），超出频率限额，请 {wait} 秒后重试 "
             f"(this request costs {rankings} rankings; rate limit of {svc.limiter.per_minute}/min)",
-            headers={"Retry-After": str(wait)},
         )
 
 
