@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from matcher.catalogue import load_catalogue
+from matcher.knowledge.catalogue import load_catalogue
 from matcher.text import normalize_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def test_the_checker_catches_a_copied_deal_phrase():
 
 
 def test_no_chain_file_header_cites_evaluation_deals():
-    from matcher.catalogue import CHAINS_DIR
+    from matcher.knowledge.catalogue import CHAINS_DIR
 
     for path in sorted(CHAINS_DIR.glob("*.yaml")):
         header = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("#")]
@@ -207,7 +207,7 @@ def test_every_chain_file_lists_the_domain_sources_it_was_built_from():
     """Issue #16 item 4: a top-level ``sources:`` list (GB/T 4754-2017 classes, standards, seed articles …)."""
     import yaml
 
-    from matcher.catalogue import CHAINS_DIR
+    from matcher.knowledge.catalogue import CHAINS_DIR
 
     for path in sorted(CHAINS_DIR.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
