@@ -341,8 +341,7 @@ def test_recall_plot_draws_full_and_the_baselines_prominently_others_grey_no_abl
 
 
 def test_recall_plot_draws_the_ablations_on_request(many_systems_result, tmp_path):
-    from evaluation.harness import write_outputs
-    from evaluation.report import GREY, _curve_figure
+    from evaluation.report import GREY, _curve_figure, write_outputs
 
     fig = _curve_figure(many_systems_result, plot_ablations=True)
     traces = {t.name: t for t in fig.data}
