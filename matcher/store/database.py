@@ -49,11 +49,24 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
+STATEMENT_TIMEOUT_MS = 30_000
+"""PostgreSQL cancels any statement running longer than this (no request may run past 30 s)."""
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode, a 30 s busy timeout and their directory created."""
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, json_serializer=_json_serializer)
+        engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_serializer)
+
+        @event.listens_for(engine, "connect")
+        def _statement_timeout(dbapi_connection: Any, _record: Any) -> None:
+            # no statement runs past the bound (a runaway search is cancelled by the server, not left running)
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            dbapi_connection.commit()
+
+        return engine
     database = u.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         engine = create_engine(

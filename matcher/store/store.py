@@ -469,30 +469,82 @@ class Store(ChangeFeed, RegionStore):
             exact.append(e.credit_code == key.upper())
         if key.isalnum() and len(key) <= 12:
             exact.append(e.stock_code == raw)
-        visible = self._visible(tenant)
-        order = (func.length(e.normalized_name), e.id)
+        substring = or_(
+            e.normalized_name.like(f"%{_like_escape(norm)}%", escape="\\"),
+            e.name.like(f"%{_like_escape(raw)}%", escape="\\"),
+            e.aliases.like(f"%{_like_escape(key)}%", escape="\\"),
+        )
         out: list[Enterprise] = []
         seen: set[str] = set()
         with self._reader() as session:
-            rows = session.execute(
-                select(e.id, e.profile).where(visible, or_(*exact)).order_by(*order).limit(limit)
-            ).all()
-            for r in rows:
-                seen.add(r.id)
-                out.append(Enterprise.model_validate(r.profile))
-            if len(out) < limit:
-                pattern = f"%{_like_escape(norm)}%"
-                sub = or_(
-                    e.normalized_name.like(pattern, escape="\\"),
-                    e.name.like(f"%{_like_escape(raw)}%", escape="\\"),
-                    e.aliases.like(f"%{_like_escape(key)}%", escape="\\"),
-                )
-                stmt = select(e.id, e.profile).where(visible, sub).order_by(*order).limit(limit + len(seen))
-                for r in session.execute(stmt):
+            for cond in (or_(*exact), substring):  # exact matches first, then substrings
+                for r in self._visible_matches(session, cond, tenant, limit + len(seen)):
                     if r.id not in seen and len(out) < limit:
                         seen.add(r.id)
                         out.append(Enterprise.model_validate(r.profile))
+                if len(out) >= limit:
+                    break
         return out
+
+    def _visible_matches(
+        self, session: Session, cond: ColumnElement[bool], tenant: str | None, limit: int
+    ) -> list[Any]:
+        """The first ``limit`` rows matching ``cond`` that ``tenant`` sees, shortest names first.
+
+        Each partition (the tenant's own rows, the shared rows) is searched on its own with its own limit, and
+        only the few shared candidates are checked for a tenant version that hides them — one indexed query —
+        so the cost does not grow with the product of the shared and private row counts (a correlated
+        ``NOT EXISTS`` per candidate did)."""
+        e = EnterpriseRow
+        cols = (e.id, e.profile, e.normalized_name, e.credit_code, e.province, e.stock_code)
+        order = (func.length(e.normalized_name), e.id)
+        rows = []
+        if tenant is not None:
+            own = select(*cols).where(e.tenant == tenant, cond).order_by(*order).limit(limit)
+            rows += session.execute(own).all()
+        want = limit
+        while True:
+            stmt = select(*cols).where(e.tenant.is_(None), cond).order_by(*order).limit(want)
+            shared = session.execute(stmt).all()
+            kept = shared if tenant is None else self._drop_shadowed(session, shared, tenant)
+            if len(kept) >= limit or len(shared) < want:
+                break
+            want *= 4
+        rows += kept
+        rows.sort(key=lambda r: (len(r.normalized_name or ""), r.id))
+        return rows[:limit]
+
+    @staticmethod
+    def _drop_shadowed(session: Session, shared: list[Any], tenant: str) -> list[Any]:
+        """``shared`` rows without those the tenant has its own version of (the rule of :meth:`_visible`)."""
+        if not shared:
+            return shared
+        e = EnterpriseRow
+        codes = {r.credit_code for r in shared if r.credit_code}
+        names = {r.normalized_name for r in shared}
+        own = session.execute(
+            select(e.normalized_name, e.credit_code, e.province, e.stock_code).where(
+                e.tenant == tenant, or_(e.credit_code.in_(codes), e.normalized_name.in_(names))
+            )
+        ).all()
+        if not own:
+            return shared
+        own_codes = {p.credit_code for p in own if p.credit_code}
+        by_name: dict[str, list] = {}
+        for p in own:
+            by_name.setdefault(p.normalized_name, []).append(p)
+
+        def hidden(r: Any) -> bool:
+            if r.credit_code and r.credit_code in own_codes:
+                return True
+            return any(
+                p.province == r.province
+                and (p.credit_code is None or r.credit_code is None)
+                and (p.stock_code is None or r.stock_code is None or p.stock_code == r.stock_code)
+                for p in by_name.get(r.normalized_name, ())
+            )
+
+        return [r for r in shared if not hidden(r)]
 
     def iter_enterprises(self, tenant: str | None = None, batch_size: int = 1000) -> Iterator[Enterprise]:
         """Every enterprise visible to ``tenant`` (shared + own; :data:`ALL_TENANTS` for all rows), by id.

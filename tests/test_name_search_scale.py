@@ -1,0 +1,57 @@
+"""Name search stays fast for a tenant with many private rows: each partition is searched on its own and only the
+shared candidates are checked for a tenant version (no per-candidate correlated subquery), on both stores; the
+tenant's own version still hides the shared row."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from store_backends import PG_URL, _pg_unreachable, store_url  # noqa: F401  (fixture)
+
+from matcher.records import Enterprise, Product
+from matcher.store import Store
+
+
+def _firms(prefix: str, n: int) -> list[Enterprise]:
+    return [
+        Enterprise(id=f"{prefix}{i}", name=f"{prefix}名称测试{i}号制造有限公司", province="江苏",
+                   products=[Product(name="铝棒")])
+        for i in range(n)
+    ]
+
+
+def test_name_search_with_many_private_rows_is_fast_and_respects_shadowing(store_url: str):  # noqa: F811
+    with Store(store_url) as store:
+        store.upsert_enterprises(_firms("共享", 3_000))
+        store.upsert_enterprises(_firms("私有", 12_000), tenant="big")
+        # the tenant's own version of one shared firm (same name and province) hides the shared row
+        store.upsert_enterprises([Enterprise(id="mine", name="共享名称测试7号制造有限公司", province="江苏")],
+                                 tenant="big")
+        timings = []
+        for q in ("公司", "测试7号", "名称", "不存在的企业"):
+            t0 = time.perf_counter()
+            found = store.find_enterprises(q, tenant="big", limit=5)
+            timings.append(time.perf_counter() - t0)
+            assert len(found) <= 5
+        assert max(timings) < 2.0, timings
+        hits = store.find_enterprises("共享名称测试7号制造有限公司", tenant="big", limit=5)
+        assert [e.tenant for e in hits if e.name == "共享名称测试7号制造有限公司"] == ["big"]
+        assert store.find_enterprises("共享名称测试7号制造有限公司", tenant=None, limit=5)[0].tenant is None
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_carry_a_statement_timeout():
+    from sqlalchemy import text
+
+    from matcher.store.database import STATEMENT_TIMEOUT_MS, make_engine
+
+    reason = _pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    engine = make_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == f"{STATEMENT_TIMEOUT_MS // 1000}s"
+    finally:
+        engine.dispose()
