@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # /readyz says not ready while the in-memory index is further behind the store than this (seconds since the
     # oldest change it does not serve yet)
     ready_max_lag_s: float = Field(default=30.0, gt=0)
+    # seconds a stopping server waits for a running warm-up or index catch-up before it exits anyway (the store
+    # holds every acknowledged write; the next start catches the index up)
+    shutdown_timeout_s: float = Field(default=6.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

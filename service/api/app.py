@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -456,9 +457,11 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
         try:
             yield
         finally:
+            # bounded: a warm-up or an index catch-up still running must not hold a shutdown past its grace period
+            deadline = time.monotonic() + settings.shutdown_timeout_s
             if thread is not None:
-                thread.join()
-            svc.close()
+                thread.join(max(0.0, deadline - time.monotonic()))
+            svc.close(timeout=max(0.5, deadline - time.monotonic()))
 
     app = FastAPI(
         title="ChainMatch 链式招商智能匹配 API",

@@ -228,8 +228,10 @@ class ServiceState:
             return "pending"  # the refresher logged it; the change is in the store and doctor --repair indexes it
         return "updated"
 
-    def close(self) -> None:
-        self.refresher.close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop the index workers (within ``timeout`` seconds when given); True when they finished."""
+        self.closed_cleanly = self.refresher.close(timeout)
+        return self.closed_cleanly
 
 
 def get_service(request: Request) -> ServiceState:

@@ -254,18 +254,42 @@ class IndexRefresher:
         self.persists += 1
         return status
 
-    def close(self) -> None:
-        """Finish queued refreshes, write what the saved index lacks, stop the worker."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish queued refreshes, write what the saved index lacks, stop the workers.
+
+        Args:
+            timeout: seconds to wait at most (None: until done). Stopping early is safe: the store holds every
+                acknowledged write and the saved index is replaced atomically, so the next start catches up.
+
+        Returns:
+            True when everything finished within ``timeout``.
+        """
         self._stop.set()
         if self._follower is not None:
-            self._follower.join(10)
+            self._follower.join(min(timeout, 2.0) if timeout is not None else 10)
         with self._lock:
             if self._closed:
-                return
+                return True
             self._closed = True
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=False)
-        self._saver.submit(self.persist)
-        self._saver.shutdown(wait=True, cancel_futures=False)
+
+        def finish() -> None:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+            self._saver.submit(self.persist)
+            self._saver.shutdown(wait=True, cancel_futures=False)
+
+        if timeout is None:
+            finish()
+            return True
+        closer = threading.Thread(target=finish, name="chainmatch-close", daemon=True)
+        closer.start()
+        closer.join(timeout)
+        if closer.is_alive():
+            logger.warning(
+                "shutdown: index work still running after %.0f s; stopping without it (the next start catches up)",
+                timeout,
+            )
+            return False
+        return True

@@ -150,6 +150,11 @@ def register(app: typer.Typer) -> None:
                         port=settings.port, log_config=None, proxy_headers=False,
                         timeout_worker_healthcheck=60)  # fmt: skip
             return
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, proxy_headers=False,
+                    timeout_graceful_shutdown=3)
+        if not getattr(app_.state.service, "closed_cleanly", True):
+            # worker threads still busy (a catch-up): the interpreter would wait for them at exit; the data is safe
+            logging.getLogger(__name__).warning("exiting without waiting for the index workers")
+            os._exit(0)
 
     app.add_typer(apikey_app, name="apikey")
