@@ -32,6 +32,7 @@ from evaluation.results import (
     SystemResult,
     true_rank,
 )
+from evaluation.protocol import clustered_randomization_test, firm_groups
 from evaluation.significance import paired_t_test, randomization_test
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,10 @@ def run_evaluation(
         not_evaluable=not_evaluable,
         qrels=qrels,
         systems=results,
-        significance=_significance(results, baseline, significance_metric, n_resamples, seed),
+        significance=_significance(
+            results, baseline, significance_metric, n_resamples, seed,
+            dict(zip([c.id for c in evaluable], firm_groups(evaluable), strict=True)),
+        ),
         slices=_slices(evaluable, results),
         misses=_misses(evaluable, qrels, results, doc_names),
         doc_names=doc_names,
@@ -200,8 +204,11 @@ def run_evaluation(
 
 
 def _significance(
-    results: Mapping[str, SystemResult], baseline: str, primary: str, n_resamples: int, seed: int
+    results: Mapping[str, SystemResult], baseline: str, primary: str, n_resamples: int, seed: int,
+    cluster_of: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
+    """Each system vs the baseline, per metric: the sign-flip test clustered by investing firm (``p_value``; cases
+    of one firm are not independent), and the per-case sign-flip and t-tests beside it."""
     base = results[baseline]
     out: dict[str, dict[str, Any]] = {}
     metrics = list(dict.fromkeys([primary, *SIGNIFICANCE_METRICS]))
@@ -215,13 +222,16 @@ def _significance(
             b = [base.per_query[m][q] for q in qids]
             rand = randomization_test(a, b, n_resamples=n_resamples, seed=seed)
             tt = paired_t_test(a, b)
-            tests[m] = {"delta": rand.delta, "p_value": rand.p_value, "t_test_p_value": tt.p_value}
+            clusters = [(cluster_of or {}).get(q, q) for q in qids]
+            cl = clustered_randomization_test(a, b, clusters, n_resamples=n_resamples, seed=seed)
+            tests[m] = {"delta": rand.delta, "p_value": cl.p_value, "case_p_value": rand.p_value,
+                        "t_test_p_value": tt.p_value, "clusters": cl.n_clusters}  # fmt: skip
         out[name] = {
             "vs": baseline,
             "metric": primary,
             "p_value": tests[primary]["p_value"],
             "delta": tests[primary]["delta"],
-            "test": "paired randomization (sign-flip), two-sided",
+            "test": "sign-flip randomisation clustered by investing firm (per-firm mean differences), two-sided",
             "n": len(base.per_query[primary]),
             "tests": tests,
         }

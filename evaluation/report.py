@@ -274,6 +274,29 @@ def _environment_section(result: EvaluationResult) -> str:
     )
 
 
+def _protocol_section(result: EvaluationResult) -> str:
+    """Grouped-CV parameters per system and fold, and the expansion slice (segment hold-out queries)."""
+    proto = result.protocol or {}
+    if not proto:
+        return "<p>No grouped-CV systems in this run.</p>"
+    rows = []
+    for name, rep in proto.items():
+        if not isinstance(rep, dict) or "out_of_fold" not in rep:
+            continue
+        oof = rep["out_of_fold"]
+        chosen = ", ".join(f"{k}={v:g}" for k, v in rep.get("final_params", {}).items() if v)
+        folds = "; ".join(", ".join(f"{k}={v:g}" for k, v in p.items() if v) or "0" for p in rep.get("fold_params", []))
+        rows.append([name, f"{oof['recall@10']:.3f}", f"{oof['recall@50']:.3f}", f"{oof['mrr']:.3f}", folds, chosen])
+    html = _table(["system", "OOF R@10", "OOF R@50", "OOF MRR", "chosen per fold", "chosen on all (shipped)"], rows)
+    sl = proto.get("holdout-slice")
+    if isinstance(sl, dict):
+        srows = [[k, f"{v['recall@10']:.3f}", f"{v['recall@50']:.3f}", f"{v['mrr']:.3f}"]
+                 for k, v in sl.items() if isinstance(v, dict)]  # fmt: skip
+        html += (f"<h3>Expansion slice: {sl.get('queries')} segment hold-out queries of {sl.get('firms')} firms the "
+                 "learned ranker never saw</h3>" + _table(["scorer", "R@10", "R@50", "MRR"], srows))  # fmt: skip
+    return html
+
+
 def render_report(result: EvaluationResult, plot_ablations: bool = False) -> str:
     """The whole report as one HTML string (plotly.js inlined in the first figure, no CDN, no CSS link);
     ``plot_ablations`` adds the ablations (``full-*``) to the recall@K plot."""
@@ -306,11 +329,15 @@ firm ranked first. coverage@10: share of the corpus shown in any top 10. diversi
 top-10 pairs from different industries (1 − Jaccard over industry), unless doc vectors were given.</p>
 <h2>Environment</h2>{_environment_section(result)}
 <h2>Metrics</h2>{_metrics_table(result)}
+<h2>Protocol: choices made by cross-validation grouped by investing firm</h2>
+<p class="small muted">Systems named *-cv and the +prior baselines rank each case with parameters chosen on folds
+that do not contain its investing firm (out of fold). "chosen on all" is what the product ships; its in-sample
+figure is not a result.</p>{_protocol_section(result)}
 <h2>Recall@K</h2>{fig_html["recall-curve"]}
 <h2>Significance vs {_e(result.baseline)}</h2>
-<p class="small muted">Two-sided paired tests over the same cases; randomisation = sign-flip
-permutation test of the mean difference (exact for ≤ 16 non-zero differences, else 10,000 seeded
-resamples). Green / red: p &lt; 0.05.</p>
+<p class="small muted">Two-sided paired tests over the same cases. p: sign-flip randomisation clustered by
+investing firm (the per-firm mean differences are flipped: cases of one firm are not independent); the per-case
+sign-flip and t-test p-values are listed beside it in metrics.json. Green / red: p &lt; 0.05.</p>
 {_significance_table(result)}
 <h2>Slices</h2>{slices_html}
 <h2>Rank of the true firm per case</h2>{_rank_matrix(result)}

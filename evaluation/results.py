@@ -69,12 +69,14 @@ class EvaluationResult:
     misses: list[dict[str, Any]]
     doc_names: dict[str, str] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=environment_info)
+    protocol: dict[str, Any] = field(default_factory=dict)  # grouped-CV reports, the expansion slice, the ranker card
 
     def metrics_json(self) -> dict[str, Any]:
         """The ``metrics.json`` document (NaN written as null)."""
         return _json_safe(
             {
                 "environment": self.environment,
+                "protocol": self.protocol,
                 "n_cases": self.n_cases,
                 "n_in_corpus": self.n_in_corpus,
                 "systems": {n: dict(s.metrics) for n, s in self.systems.items()},

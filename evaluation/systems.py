@@ -29,13 +29,12 @@ logger = logging.getLogger(__name__)
 
 RankFn = Callable[[CaseQuery, int], list[tuple[Any, ...]]]
 
-ABLATIONS: dict[str, tuple[str, ...]] = {
-    "-dense": ("dense",),
-    "-bm25": ("bm25",),
-    "-link_fit": ("link_fit", "share"),
-    "-capacity": ("capacity",),
-    "-context": ("master", "aiding", "proximity"),
-    "-industry": ("industry",),
+ABLATIONS: dict[str, dict[str, Any]] = {  # changes to the shipped blend (scoring.BlendWeights)
+    "-dense": {"text": ("tfidf", "bm25")},
+    "-bm25": {"text": ("tfidf", "dense")},
+    "-tfidf": {"text": ("dense", "bm25")},
+    "-prior": {"prior": 0.0},
+    "-context": {"master": 0.0, "aiding": 0.0, "proximity": 0.0},
 }
 
 
@@ -112,21 +111,39 @@ def matcher_systems(
     """
     catalogue = default_catalogue()
     base = fitted_recommender(corpus, settings, embedder)
-    w = ScoringWeights()
     zero = ScoringWeights(**{f: 0.0 for f in FEATURES})
     systems: dict[str, RankFn] = {
         "full": _ranker(base, catalogue),
-        "hybrid": _ranker(_variant(base, sources=("dense", "lexical"), weights=zero.model_copy(update={"rrf": 1.0})), catalogue),
-        "dense": _ranker(_variant(base, sources=("dense",), weights=zero.model_copy(update={"dense": 1.0})), catalogue),
-        "bm25-matcher": _ranker(_variant(base, sources=("lexical",), weights=zero.model_copy(update={"bm25": 1.0})), catalogue),
+        "hybrid": _ranker(_variant(base, scorer="weighted", sources=("dense", "lexical"), weights=zero.model_copy(update={"rrf": 1.0})), catalogue),
+        "dense": _ranker(_variant(base, scorer="weighted", sources=("dense",), weights=zero.model_copy(update={"dense": 1.0})), catalogue),
+        "bm25-matcher": _ranker(_variant(base, scorer="weighted", sources=("lexical",), weights=zero.model_copy(update={"bm25": 1.0})), catalogue),
         "graph": _ranker(
-            _variant(base, sources=("graph",), weights=zero.model_copy(update={"link_fit": 1.0, "share": 0.5, "capacity": 0.2})),
+            _variant(base, scorer="weighted", sources=("graph",), weights=zero.model_copy(update={"link_fit": 1.0, "share": 0.5, "capacity": 0.2})),
             catalogue,
         ),
+        "weighted": _ranker(_variant(base, scorer="weighted", sources=("dense", "lexical", "graph")), catalogue),
         "full-mmr": _ranker(_variant(base, mmr_lambda=1.0), catalogue),
     }
-    for name, groups in ABLATIONS.items():
-        systems[f"full{name}"] = _ranker(_variant(base, weights=w.without(*groups)), catalogue)
+    for name, change in ABLATIONS.items():
+        systems[f"full{name}"] = _ranker(_variant(base, blend=base.blend.model_copy(update=change)), catalogue)
     if cases:
         systems["reranker-cv"] = reranker_cv_system(base, cases)
+        systems.update(protocol_systems(base, cases, settings))
     return systems
+
+
+def protocol_systems(base: Recommender, cases: list, settings: Settings, n_queries: int = 1200) -> dict[str, RankFn]:
+    """The grouped-CV systems (strong baselines, full-cv and its ablations) with a learned ranker trained on segment
+    hold-out queries of the corpus; their reports (and the expansion slice) ride on ``systems["full-cv"].protocol``."""
+    from evaluation.cv_systems import ProtocolSystems
+    from matcher.ranking.holdout import train_ranker
+    from models.cache import EmbeddingCache
+
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+    ltr, _, test = train_ranker(base, base.enterprises_[: base.n_], cache, n_queries=n_queries, seed=0)
+    protocol = ProtocolSystems(base, cases, ltr=ltr)
+    out = protocol.systems()
+    protocol.holdout_slice(test)
+    protocol.reports["learned-ranker"] = ltr.card
+    out["full-cv"].protocol = protocol.reports  # type: ignore[attr-defined]
+    return out

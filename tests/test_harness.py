@@ -46,7 +46,7 @@ def test_cases_outside_the_corpus_are_counted_not_scored(bench, result):
 def test_metrics_json_has_exactly_the_agreed_shape(result, tmp_path):
     paths = write_outputs(result, tmp_path)
     doc = json.loads(paths["metrics"].read_text(encoding="utf-8"))
-    assert set(doc) == {"environment", "n_cases", "n_in_corpus", "systems", "significance", "slices", "misses"}
+    assert set(doc) == {"environment", "protocol", "n_cases", "n_in_corpus", "systems", "significance", "slices", "misses"}
     assert set(doc["systems"]) == {"oracle", "reversed", "stepped", "random", "tfidf"}
     for metrics in doc["systems"].values():
         assert {

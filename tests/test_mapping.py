@@ -192,8 +192,29 @@ def test_polymer_of_a_monomer_is_not_the_monomer(mapper):
 def test_sales_channel_and_segment_prefixes_are_stripped_around_the_product(mapper):
     assert top(mapper, "内销铝锭") == "electrolytic_aluminium"
     assert top(mapper, "主营业务-电解铝") == "electrolytic_aluminium"
-    assert top(mapper, "贸易—乙二醇") == "ethylene_glycol"
     assert top(mapper, "铝箔出口") == "aluminium_foil"
+
+
+@pytest.fixture(scope="module")
+def full_mapper() -> LinkMapper:
+    return LinkMapper(default_catalogue())
+
+
+def test_a_trade_segment_maps_as_trade_never_as_a_maker(full_mapper):
+    mapper = full_mapper
+    for phrase, link in (("贸易—乙二醇", "ethylene_glycol"), ("铝棒贸易", "aluminium_rod"), ("钢材贸易", "steel_rolled")):
+        hits = mapper.map_product(phrase)
+        assert hits and hits[0].link_id == link and hits[0].method == "trade", (phrase, hits)
+        assert hits[0].score <= 0.5  # below every maker threshold (link_fit 0.8, 主营)
+    assert mapper.map_product("铝棒")[0].method == "alias"
+
+
+def test_a_shared_token_does_not_bridge_two_materials(full_mapper):
+    """铜合金棒 shares 合金棒 with 铝合金棒 but is copper: no mapping to 铝棒; 板材 alone names no link (issue 20)."""
+    mapper = full_mapper
+    assert all(m.link_id != "pvc_profile" for m in mapper.map_product("板材"))
+    assert all(m.link_id != "aluminium_rod" for m in mapper.map_product("铜合金棒"))
+    assert top(mapper, "铝合金棒") == "aluminium_rod"
 
 
 def test_mappers_of_one_catalogue_share_the_built_index(small_catalogue):

@@ -65,6 +65,12 @@ class TextEmbedder(Protocol):
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+#: A phrase naming trade in a product (铝棒贸易, 钢材批发): the firm is a trader, not a maker.
+_TRADE = re.compile(r"贸易|批发|零售|经销|代理|进出口|商贸|供应链")
+TRADE_CAP = 0.5  # = the default min_score: a trader stays mapped (so reasons can say 贸易) but never as a maker
+#: Single characters that name a material; a token match across two different materials is refused.
+MATERIALS = frozenset("铝铜锌铅镍钴锂钛镁钢铁硅锡银钽钨钼锰铬锆锑铟镓锗钒")
+
 _SCOPE_SPLIT = re.compile(
     r"[;,。.、:()\[\]]|一般项目|许可项目|依法须经批准的项目|经相关部门批准后方可开展经营活动"
 )
@@ -337,6 +343,7 @@ class LinkMapper:
 
         for term in self._exact.get(key, ()):  # the raw phrase is a catalogue term
             offer(term.link_id, 1.0 - 0.01 * (term.kind == 2), "alias")
+        trade = bool(_TRADE.search(key))
         for rank, seg in enumerate(split_segments(key, self._exact)):
             order_penalty = 0.01 * min(rank, 5)  # earlier-listed segments first on ties
             # distinct phrases often share segments (铝型材 / 铝型材销售 / 铝型材(建筑))
@@ -345,7 +352,22 @@ class LinkMapper:
                 seg_scores = self._seg_cache[seg] = self._score_segment(seg)
             for lid, (score, method) in seg_scores.items():
                 offer(lid, score - order_penalty, method)
+        for lid, hit in list(scores.items()):
+            if hit.method == "token" and (len(key) <= 2 or self._material_conflict(key, lid)):
+                # 铜合金棒 is not 铝棒 (a shared token cannot bridge two materials); 板材 alone is too generic
+                del scores[lid]
+            elif trade:  # 铝棒贸易: the firm trades the product, it does not make it
+                scores[lid] = _Hit(lid, min(hit.score, TRADE_CAP), "trade")
         return tuple(sorted(scores.values(), key=lambda h: (-h.score, self._order[h.link_id])))
+
+    def _material_conflict(self, phrase: str, link_id: str) -> bool:
+        """The phrase names a material (铜, 铝, 锂 …) and the link names others, none shared."""
+        mine = set(phrase) & MATERIALS
+        if not mine:
+            return False
+        link = self.catalogue.links[link_id]
+        theirs = set("".join((link.name, *link.aliases))) & MATERIALS
+        return bool(theirs) and not (mine & theirs)
 
     def _score_segment(self, seg: str) -> dict[str, tuple[float, str]]:
         """Score every candidate link of one segment: containment or token evidence, scaled by explanation."""

@@ -17,7 +17,7 @@ from matcher.ranking.query import NeedQuery, build_query
 from matcher.ranking.recommendation import Filters
 from matcher.ranking.scoring import FEATURES, minmax, rrf
 from matcher.records import Region
-from matcher.text import normalize_company_name, tokenize
+from matcher.text import clean_text, normalize_company_name, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class SourceDepth:
     dense: int = 200
     lexical: int = 200
     graph: int = 300
+    tfidf: int = 200
+    related: int = 100
 
 
 class CandidateSources:
@@ -91,19 +93,29 @@ class CandidateSources:
         allow_ids = None if allowed_frac > 0.98 else [self.enterprises_[i].id for i in np.flatnonzero(mask)]
         lists: dict[str, list[int]] = {}
         qv = None
-        if "dense" in self.sources or self.weights.dense > 0 or self.reranker is not None:
+        if "dense" in self.sources or self._wants("dense"):
             qv = self._query_vector(q.text or " ")
         if "dense" in self.sources:
             hits = self.vindex_.search(qv[None, :], self.depth.dense + 20, allow=allow_ids)[0]
             lists["dense"] = [i for i in (self.id_to_idx_[h[0]] for h in hits) if mask[i]][: self.depth.dense]
         bm25_scores: dict[int, float] = {}
-        if q.tokens and ("lexical" in self.sources or self.weights.bm25 > 0 or self.reranker is not None):
+        if q.tokens and ("lexical" in self.sources or self._wants("bm25")):
             hits = self.lindex_.search(q.tokens, self.depth.lexical + 20, allow=allow_ids)
             ranked = [(self.id_to_idx_[h[0]], h[1]) for h in hits if mask[self.id_to_idx_[h[0]]]]
             ranked = ranked[: self.depth.lexical]
             bm25_scores = dict(ranked)
             if "lexical" in self.sources:
                 lists["lexical"] = [i for i, _ in ranked]
+        tf_all = None
+        tf = self.__dict__.get("tfidf_")
+        if tf is not None and q.text and self._wants("tfidf"):
+            tf_all = tf.caller_scores(clean_text(q.text).lower(), self.id_to_idx_, self.n_)
+            if "tfidf" in self.sources:
+                lists["tfidf"] = _top_rows(np.where(mask, tf_all, 0.0), self.depth.tfidf)
+        related = self._related_scores(q, mask) if self._wants("related", "ind_related", "vertical") else {}
+        if "related" in self.sources and related:
+            ranked_rel = sorted(related, key=lambda i: (-related[i][0], -self.capacity_[i], i))
+            lists["related"] = [i for i in ranked_rel if related[i][0] >= 0.1][: self.depth.related]
         link_fit: dict[int, float] = {}
         share: dict[int, float] = {}
         for lid, w in q.target_links.items():
@@ -141,11 +153,62 @@ class CandidateSources:
         ind_terms = self._industry_terms(q)
         F[:, col["industry"]] = [1.0 if self.industry_tokens_[i] & ind_terms else 0.0 for i in pool]
         F[:, col["rrf"]] = fused / (max(len(lists), 1) / 61.0)
+        if tf_all is not None:
+            F[:, col["tfidf"]] = tf_all[idx]
+        if q.link_id and self.__dict__.get("space_") is not None and self._wants("related", "ind_related", "vertical"):
+            rel = related
+            F[:, col["related"]] = [rel[i][0] if i in rel else self._density(i, q.link_id)[0] for i in pool]
+            codes = self.industry_code_[idx]
+            ri = self.space_.RI_
+            j = self.space_.link_pos_.get(q.link_id)
+            if j is not None and ri.size:
+                F[:, col["ind_related"]] = np.where(codes >= 0, ri[np.maximum(codes, 0), j], 0.0)
+            nb = self._vertical_links(q)
+            F[:, col["vertical"]] = [self._vertical(i, nb) for i in pool]
         return pool, F, lists
+
+    def _wants(self, *features: str) -> bool:
+        """Whether a request needs these features: a source or a weight uses them, a learned model reads every
+        feature, or ``all_features`` is set (training pools, evaluation)."""
+        if self.reranker is not None or getattr(self, "all_features", False):
+            return True
+        if getattr(self, "scorer", "weighted") == "blend" and set(features) & {"tfidf", "dense", "bm25"}:
+            return True
+        return any(f in self.sources or getattr(self.weights, f, 0.0) > 0 for f in features)
+
+    def _related_scores(self, q: NeedQuery, mask: np.ndarray) -> dict[int, tuple[float, str | None]]:
+        """Relatedness density to the gap link of every allowed firm making one of its most related links."""
+        space = self.__dict__.get("space_")
+        if not q.link_id or space is None:
+            return {}
+        rel = list(space.related_links(q.link_id))[:RELATED_LINKS]
+        touched = {i for lid in rel for i, s, _ in self.postings_.get(lid, ()) if s >= space.min_score and mask[i]}
+        out: dict[int, tuple[float, str | None]] = {}
+        for i in touched:
+            d, best = self._density(i, q.link_id)
+            out[i] = (d, best.link_id if best is not None else None)
+        return out
+
+    def _density(self, i: int, link_id: str):
+        return self.space_.density([(m.link_id, m.score, m.share) for m in self.enterprises_[i].links], link_id)
+
+    def _vertical_links(self, q: NeedQuery) -> frozenset[str]:
+        memo = q.__dict__.get("_vertical_links")
+        if memo is None:
+            memo = frozenset(self.catalogue.neighbours(q.link_id, q.chain_id)) if q.link_id else frozenset()
+            q.__dict__["_vertical_links"] = memo
+        return memo
+
+    def _vertical(self, i: int, links: frozenset[str]) -> float:
+        """Revenue share of the firm in the given (neighbouring) links, unknown shares counted 0.1, capped at 1."""
+        if not links:
+            return 0.0
+        tot = sum(m.share if m.share else 0.1 for m in self.enterprises_[i].links if m.link_id in links and m.score >= 0.5)
+        return min(1.0, tot)
 
     def prefetch_needs(self, needs: Sequence[tuple[str | None, str | None]], free_text: str = "") -> None:
         """Embed the queries of several (chain, link) needs in one batch (a whole region's gaps at once)."""
-        if "dense" not in self.sources and self.weights.dense <= 0 and self.reranker is None:
+        if "dense" not in self.sources and not self._wants("dense"):
             return
         texts = [build_query(self.catalogue, c, lk, None, free_text).text or " " for c, lk in needs]
         cache = self.__dict__.setdefault("_qcache", OrderedDict())
@@ -219,6 +282,18 @@ class CandidateSources:
                 order += 1
         q.__dict__["_master_relations"] = relations
         return relations
+
+
+RELATED_LINKS = 20  # most related links whose makers are scored as expansion candidates
+
+
+def _top_rows(scores: np.ndarray, k: int) -> list[int]:
+    """Rows of the ``k`` highest positive scores, best first (ties by row)."""
+    k = min(k, int((scores > 0).sum()))
+    if k <= 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    return [int(i) for i in top[np.lexsort((top, -scores[top]))]]
 
 
 @lru_cache(maxsize=4096)

@@ -16,9 +16,10 @@ import numpy as np
 
 from matcher.errors import InvalidRequestError, NotFittedError
 from matcher.knowledge.geo import province_short
+from matcher.ranking.product_space import ProductSpace
 from matcher.ranking.profile_text import profile_text
 from matcher.records import Enterprise
-from matcher.text import normalize_company_name, tokenize
+from matcher.text import clean_text, normalize_company_name, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class PreparedUpdate:
     removed: list[str]
     replace_rows: list[int] = field(default_factory=list)  # rows of ``vectors`` written at the swap
     replace_vectors: np.ndarray | None = None
+    upsert_texts: list[str] = field(default_factory=list)  # profile passages of the upserts (char TF-IDF)
 
 
 class FittedCorpus:
@@ -57,6 +59,7 @@ class FittedCorpus:
         cache=None,
     ) -> Self:
         """Map links (where missing), embed profiles (unless ``vectors`` given) and build the indexes."""
+        from index.char_tfidf import CharTfidfIndex
         from index.lexical import LexicalIndex
         from index.vector import VectorIndex
 
@@ -79,6 +82,10 @@ class FittedCorpus:
         self.vindex_.add([e.id for e in ents], vectors)
         self.lindex_ = LexicalIndex()
         self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
+        self.tfidf_ = CharTfidfIndex().build([e.id for e in ents], [self._tfidf_text(e) for e in ents])
+        self.space_ = ProductSpace().fit(
+            [[(m.link_id, m.score, m.share) for m in e.links] for e in ents], [e.sw_industry for e in ents]
+        )
         self._build_arrays()
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()  # shared by shallow copies (ablations)
         self._qlock = threading.Lock()
@@ -158,6 +165,7 @@ class FittedCorpus:
             enterprises=ents, vectors=np.ascontiguousarray(vectors, dtype=np.float32), id_to_idx=pos,
             arrays=self._arrays(ents, unchanged), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
             upsert_tokens=[self._doc_tokens(e) for e in ups], removed=sorted(gone),
+            upsert_texts=[self._tfidf_text(e) for e in ups],
         )  # fmt: skip
 
     def _prepare_upserts(self, ups: list[Enterprise], vecs: np.ndarray) -> PreparedUpdate:
@@ -187,6 +195,7 @@ class FittedCorpus:
             enterprises=ents, vectors=vectors, id_to_idx=pos, arrays=self._patched_arrays(ents, changed, n_old),
             upsert_ids=[e.id for e in ups], upsert_vectors=vecs, upsert_tokens=[self._doc_tokens(e) for e in ups],
             removed=[], replace_rows=replace_rows, replace_vectors=vecs[replace_idx] if replace_idx else None,
+            upsert_texts=[self._tfidf_text(e) for e in ups],
         )  # fmt: skip
 
     def _grown_vectors(self, extra: np.ndarray) -> np.ndarray:
@@ -214,6 +223,7 @@ class FittedCorpus:
         emp = np.concatenate([self.employees_, np.full(grow, np.nan)])
         listed = np.concatenate([self.listed_, np.zeros(grow, dtype=bool)])
         fictional = np.concatenate([self.fictional_, np.zeros(grow, dtype=bool)])
+        industry_code = np.concatenate([self.industry_code_, np.full(grow, -1, dtype=np.int32)])
         authored = np.concatenate([self.authored_, np.zeros(grow, dtype=bool)])
         codes = dict(self.tenant_codes_)
         tenant_code = np.concatenate([self.tenant_code_, np.zeros(grow, dtype=np.int32)])
@@ -247,6 +257,7 @@ class FittedCorpus:
             emp[i] = e.employees if e.employees else np.nan
             listed[i] = e.listed
             fictional[i], authored[i] = e.fictional, e.authored
+            industry_code[i] = self._industry_code(e)
             lists["tenant_"][i] = e.tenant
             if e.tenant is not None and e.tenant not in codes:
                 codes[e.tenant] = len(codes) + 1
@@ -263,7 +274,7 @@ class FittedCorpus:
                 del by_name[name]
         return {
             **lists, "employees_": emp, "listed_": listed, "capacity_": _capacity(emp, listed),
-            "fictional_": fictional, "authored_": authored,
+            "fictional_": fictional, "authored_": authored, "industry_code_": industry_code,
             "tenant_codes_": codes, "tenant_code_": tenant_code, "postings_": postings, "by_norm_name_": by_name,
             "n_": n,
         }  # fmt: skip
@@ -278,6 +289,11 @@ class FittedCorpus:
         # the lexical index changes in place: only the changed documents' postings (sub-millisecond)
         self.lindex_.remove(prepared.removed)
         self.lindex_.upsert(prepared.upsert_ids, prepared.upsert_tokens)
+        tfidf = self.__dict__.get("tfidf_")
+        if tfidf is not None:
+            tfidf.remove(prepared.removed)
+            tfidf.upsert(prepared.upsert_ids, prepared.upsert_texts or [self._tfidf_text(e) for e in
+                         (prepared.enterprises[prepared.id_to_idx[d]] for d in prepared.upsert_ids)])
         self.enterprises_ = prepared.enterprises
         self.vectors_ = prepared.vectors
         if prepared.replace_rows:
@@ -288,6 +304,10 @@ class FittedCorpus:
         logger.info(
             "recommender updated: %d upserted, %d removed", len(prepared.upsert_ids), len(prepared.removed)
         )
+
+    def _tfidf_text(self, e: Enterprise) -> str:
+        """The profile passage as the char TF-IDF reads it (the matcher's clean form, lower-cased)."""
+        return clean_text(profile_text(e, self.catalogue)).lower()
 
     def _doc_tokens(self, e: Enterprise) -> list[str]:
         parts = [e.name, *e.aliases, *(p.name for p in e.products), e.sw_industry or "", e.scope[:300]]
@@ -310,6 +330,7 @@ class FittedCorpus:
         out: dict[str, Any] = {"employees_": emp, "listed_": listed, "capacity_": _capacity(emp, listed)}
         out["fictional_"] = np.array([e.fictional for e in ents], dtype=bool)
         out["authored_"] = np.array([e.authored for e in ents], dtype=bool)
+        out["industry_code_"] = np.array([self._industry_code(e) for e in ents], dtype=np.int32)
         out["tenant_"] = [e.tenant for e in ents]
         by_industry: dict[str, frozenset[str]] = {}  # a few hundred distinct industries: tokenise each once
         province, group, norm_name, industry = [], [], [], []
@@ -343,6 +364,11 @@ class FittedCorpus:
         out["posted_links_"] = [tuple(m.link_id for m in e.links) for e in ents]
         out["n_"] = n
         return out
+
+    def _industry_code(self, e: Enterprise) -> int:
+        """Row of the firm's industry in the product space's industry table (-1: unknown or no space)."""
+        space = self.__dict__.get("space_")
+        return space.industry_pos_.get(e.sw_industry or "", -1) if space is not None else -1
 
     @staticmethod
     def _firm_features(e: Enterprise, by_industry: dict[str, frozenset[str]]) -> tuple[Any, str, str, frozenset]:

@@ -36,7 +36,7 @@ from matcher.ranking.diversity import Diversity
 from matcher.ranking.explain import Explanations
 from matcher.ranking.query import NeedQuery, build_query, master_links_of
 from matcher.ranking.recommendation import Candidate, Filters, Recommendation, RecommendRequest
-from matcher.ranking.scoring import FEATURES, ScoringWeights, weighted_scores
+from matcher.ranking.scoring import FEATURES, BlendWeights, ScoringWeights, blend_scores, weighted_scores
 from matcher.records import Gap, Region, RegionLevel
 from matcher.text import normalize_text
 
@@ -55,7 +55,12 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         catalogue: the chain catalogue.
         embedder: any object with ``id``, ``dim``, ``encode_queries`` and ``encode_passages`` (models.embedders).
         weights: weights of the default scorer.
-        sources: which candidate sources are on (ablations): subset of {"dense", "lexical", "graph"}.
+        sources: which candidate sources are on (ablations): subset of {"dense", "lexical", "graph", "tfidf",
+            "related"}.
+        scorer: "blend" (the default chosen by the grouped-CV protocol, :class:`BlendWeights`) or "weighted"
+            (the transparent weighted sum of :class:`ScoringWeights`, for ablations).
+        blend: parameters of the blend scorer.
+        ltr: a :class:`~matcher.ranking.ltr.LearnedRanker` whose score the blend adds with weight ``blend.ltr``.
         depth: candidates per source.
         index_factory: FAISS factory for the vector index ("auto" = Flat for small corpora, HNSW above).
         diversity: MMR trade-off λ (1.0 = relevance only) and group dedupe on/off.
@@ -66,12 +71,15 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         catalogue: Catalogue,
         embedder,
         weights: ScoringWeights | None = None,
-        sources: Sequence[str] = ("dense", "lexical", "graph"),
+        sources: Sequence[str] = ("dense", "lexical", "graph", "tfidf", "related"),
         depth: SourceDepth | None = None,
         index_factory: str = "auto",
         mmr_lambda: float = 0.85,
         group_dedupe: bool = True,
         reranker=None,
+        scorer: str = "blend",
+        blend: BlendWeights | None = None,
+        ltr=None,
     ) -> None:
         self.catalogue = catalogue
         self.embedder = embedder
@@ -82,6 +90,11 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         self.mmr_lambda = mmr_lambda
         self.group_dedupe = group_dedupe
         self.reranker = reranker
+        if scorer not in ("blend", "weighted"):
+            raise InvalidRequestError("scorer", scorer, "expected 'blend' or 'weighted'")
+        self.scorer = scorer
+        self.blend = blend or BlendWeights()
+        self.ltr = ltr
         self.mapper = LinkMapper(catalogue)
 
     # ------------------------------------------------------------------------------------ requests
@@ -169,7 +182,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
             link_id=link_id,
             gap=gap,
             query_text=q.text,
-            scorer="reranker" if self.reranker is not None else "default",
+            scorer="reranker" if self.reranker is not None else self.scorer,
             candidates=cands,
             excluded_residents=excluded,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
@@ -210,6 +223,9 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         if self.reranker is not None:
             scores = self.reranker.predict(F)
             contrib = self.reranker.contributions(F)
+        elif self.scorer == "blend":
+            learned = self.ltr.model_scores(F) if self.ltr is not None and self.blend.ltr else None
+            scores, contrib = blend_scores(F, self.blend, learned)
         else:
             scores, contrib = weighted_scores(F, self.weights)
         order = self._diversify(idx, scores, k)

@@ -46,7 +46,8 @@ CORPUS_FILES = (
     "wp19991_gp/stock_company_location.csv",
 )
 CACHE_VERSION = "eval-corpus-v1"
-DEFAULT_SYSTEMS = ",".join(BASELINES)
+STRONG_SYSTEMS = ("tfidf+prior", "rrf+prior", "full-cv")
+DEFAULT_SYSTEMS = "tfidf,full"  # the strong baselines (tfidf+prior, rrf+prior) and full-cv join every deal run
 SYSTEMS_HELP = f"Comma-separated systems: baselines {', '.join(BASELINES)}, matcher systems, or 'all'."
 SUMMARY_COLUMNS = (
     ("recall@10", "R@10"),
@@ -228,6 +229,9 @@ def _build_systems(
         )
     valid = [*fixed, *matcher]
     names = [*BASELINES, *matcher] if "all" in requested else [n for n in requested if n != "all"]
+    for strong in STRONG_SYSTEMS:  # every deal report carries the strong baselines and the out-of-fold product
+        if strong in matcher and strong not in names:
+            names.append(strong)
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise UnknownSystemError(unknown, [*valid, "all"])
@@ -259,7 +263,10 @@ def register(app: typer.Typer) -> None:
             "--synthetic",
             help="Use the synthetic benchmark (truth known by construction) and self-check.",
         ),
-        baseline: str = typer.Option("tfidf", "--baseline", help="System every other one is tested against."),
+        baseline: str | None = typer.Option(
+            None, "--baseline", help="System every other one is tested against (default: rrf+prior when the "
+            "matcher runs on deals, else tfidf).",
+        ),
         k_max: int = typer.Option(100, "--k-max", min=1, help="Ranking depth requested from each system."),
         seed: int = typer.Option(0, "--seed", help="Seed of the random baseline, synthetic data and tests."),
         no_cache: bool = typer.Option(
@@ -293,8 +300,11 @@ def register(app: typer.Typer) -> None:
         extra = reference_systems(bench) if synthetic else {}
         chosen = _build_systems(requested, docs, tokens, extra, data, settings, seed, synthetic, case_list)
 
+        if baseline is None:
+            baseline = "rrf+prior" if "rrf+prior" in chosen else "tfidf"
         result = _progress_runner(case_list, chosen, k_max=k_max, baseline=baseline, docs=docs, seed=seed)
         result.environment = environment_info(embedder_id=settings.embedder)
+        result.protocol = getattr(chosen.get("full-cv"), "protocol", {})
         paths = write_outputs(result, out, plot_ablations=plot_ablations)
         typer.echo(f"environment: {environment_line(result.environment)}")
         typer.echo(
