@@ -114,14 +114,14 @@ def matcher_systems(
     zero = ScoringWeights(**{f: 0.0 for f in FEATURES})
     systems: dict[str, RankFn] = {
         "full": _ranker(base, catalogue),
-        "hybrid": _ranker(_variant(base, scorer="weighted", sources=("dense", "lexical"), weights=zero.model_copy(update={"rrf": 1.0})), catalogue),
-        "dense": _ranker(_variant(base, scorer="weighted", sources=("dense",), weights=zero.model_copy(update={"dense": 1.0})), catalogue),
-        "bm25-matcher": _ranker(_variant(base, scorer="weighted", sources=("lexical",), weights=zero.model_copy(update={"bm25": 1.0})), catalogue),
+        "hybrid": _ranker(_variant(base, scorer="weighted", evidence_bar=False, sources=("dense", "lexical"), weights=zero.model_copy(update={"rrf": 1.0})), catalogue),
+        "dense": _ranker(_variant(base, scorer="weighted", evidence_bar=False, sources=("dense",), weights=zero.model_copy(update={"dense": 1.0})), catalogue),
+        "bm25-matcher": _ranker(_variant(base, scorer="weighted", evidence_bar=False, sources=("lexical",), weights=zero.model_copy(update={"bm25": 1.0})), catalogue),
         "graph": _ranker(
-            _variant(base, scorer="weighted", sources=("graph",), weights=zero.model_copy(update={"link_fit": 1.0, "share": 0.5, "capacity": 0.2})),
+            _variant(base, scorer="weighted", evidence_bar=False, sources=("graph",), weights=zero.model_copy(update={"link_fit": 1.0, "share": 0.5, "capacity": 0.2})),
             catalogue,
         ),
-        "weighted": _ranker(_variant(base, scorer="weighted", sources=("dense", "lexical", "graph")), catalogue),
+        "weighted": _ranker(_variant(base, scorer="weighted", evidence_bar=False, sources=("dense", "lexical", "graph")), catalogue),
         "full-mmr": _ranker(_variant(base, mmr_lambda=1.0), catalogue),
     }
     for name, change in ABLATIONS.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -88,9 +89,15 @@ def test_supplier_of_the_chain_master_outranks_a_firm_with_similar_words(rec, bo
     r = rec.recommend(RecommendRequest(region="玛纳斯县", chain="alu", link="rod", k=5), book)
     order = ids(r)
     assert order[0] in {"e1", "e7", "e8"}
-    rod_makers = [order.index(i) for i in ("e1", "e7", "e8") if i in order]
-    assert "e2" in order and all(pos < order.index("e2") for pos in rod_makers)
-    assert r.candidates[order.index("e2")].evidence_strength == "weak"
+    # e2 only shares words with the need: below the evidence bar it is not listed, and the short list says so
+    assert "e2" not in order
+    assert r.below_evidence_bar >= 1 and len(order) < 5 and r.note and r.note.startswith(f"仅找到 {len(order)} 家")
+    weighted = copy.copy(rec)
+    weighted.evidence_bar = False
+    r2 = weighted.recommend(RecommendRequest(region="玛纳斯县", chain="alu", link="rod", k=5), book)
+    order2 = ids(r2)
+    assert "e2" in order2 and all(order2.index(i) < order2.index("e2") for i in ("e1", "e7", "e8") if i in order2)
+    assert r2.candidates[order2.index("e2")].evidence_strength == "weak"
     top = r.candidates[0]
     assert top.link_id == "rod" and top.evidence_strength == "strong"
     assert top.chain_master_relation and "嘉润" in top.chain_master_relation

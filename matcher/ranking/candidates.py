@@ -203,7 +203,7 @@ class CandidateSources:
         """Revenue share of the firm in the given (neighbouring) links, unknown shares counted 0.1, capped at 1."""
         if not links:
             return 0.0
-        tot = sum(m.share if m.share else 0.1 for m in self.enterprises_[i].links if m.link_id in links and m.score >= 0.5)
+        tot = sum(m.share if m.share else 0.1 for m in self.enterprises_[i].links if m.link_id in links and m.score >= 0.8)
         return min(1.0, tot)
 
     def prefetch_needs(self, needs: Sequence[tuple[str | None, str | None]], free_text: str = "") -> None:
@@ -257,6 +257,8 @@ class CandidateSources:
         relations = self._master_relations(q)
         best: tuple[int, str] | None = None
         for m in self.enterprises_[i].links:
+            if m.score < 0.8 or m.method == "trade":  # a weak name match or a trader never claims a 链主 relation
+                continue
             hit = relations.get(m.link_id)
             if hit is not None and q.target_links.get(m.link_id, 0.0) >= 0.5 and (best is None or hit < best):
                 best = hit

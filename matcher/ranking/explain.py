@@ -17,7 +17,40 @@ logger = logging.getLogger(__name__)
 __all__ = ["Explanations"]
 
 
-class Explanations:
+CONFIDENT = 0.8  # mapping confidence from which a product is said to fill the link
+MAIN_SHARE = 0.1  # revenue share from which a segment is called 主营
+
+
+def _share(s: float) -> str:
+    return "收入占比不足1%" if s < 0.005 else f"收入占比{s:.0%}"
+
+
+class ExpansionReasons:
+    """Plain reasons for the expansion features (relatedness, vertical integration); a mixin of Explanations."""
+
+    def _expansion_reasons(self, i: int, feats: dict[str, float], q, link_id: str) -> list[str]:
+        out: list[str] = []
+        lname = self.catalogue.links[link_id].name
+        space = self.__dict__.get("space_")
+        if feats.get("related", 0.0) >= 0.3 and space is not None:
+            _, best = self._density(i, link_id)
+            if best is not None:
+                other = self.catalogue.links[best.link_id].name if best.link_id in self.catalogue.links else best.link_id
+                out.append(f"同类企业常兼营「{other}」与「{lname}」（本企业已有「{other}」业务）")
+        if feats.get("ind_related", 0.0) >= 0.3 and self.enterprises_[i].sw_industry:
+            out.append(f"「{self.enterprises_[i].sw_industry}」行业企业多有「{lname}」业务")
+        if feats.get("vertical", 0.0) >= 0.3:
+            made = {m.link_id for m in self.enterprises_[i].links if m.score >= 0.8}
+            ups = [e.source for e in self.catalogue.suppliers(link_id, q.chain_id) if e.source in made]
+            downs = [e.target for e in self.catalogue.customers(link_id, q.chain_id) if e.target in made]
+            if ups:
+                out.append(f"上游原料企业向下游延伸：已生产「{self.catalogue.links[ups[0]].name}」")
+            elif downs:
+                out.append(f"下游用户向上游整合：已生产「{self.catalogue.links[downs[0]].name}」")
+        return out
+
+
+class Explanations(ExpansionReasons):
     """Why each candidate is recommended: link filled, matched products with revenue share, 链主 relation, aiding
     pairing, evidence strength and each feature's contribution to the score.
     """
@@ -29,12 +62,13 @@ class Explanations:
         e = self.enterprises_[i]
         target = q.link_id
         matches = [m for m in e.links if m.link_id == target] if target else []
-        if not matches:
+        neighbour = not matches
+        if not matches:  # a chain-level need, or a firm of a neighbouring link: its best match among the targets
             matches = sorted(
                 (m for m in e.links if m.link_id in q.target_links),
                 key=lambda m: -q.target_links[m.link_id] * m.score,
             )[:2]
-        link_id = matches[0].link_id if matches else target
+        link_id = (matches[0].link_id if matches else target) if target is None else target
         products = dedupe_products([(m.evidence, m.share) for m in matches if m.evidence])[:3]
         rel_score, relation = self._master_relation(i, q)
         strength, rule = evidence_strength(feats, matches[0].method if matches else None)
@@ -43,17 +77,37 @@ class Explanations:
         reasons = []
         if e.fictional:
             reasons.append("虚构示例企业（演示数据，并非真实企业）")
-        if link_id:
+        if target and neighbour and matches:  # it makes a neighbouring link, not the one asked for
+            m = matches[0]
+            nb = self.catalogue.links[m.link_id].name
+            if m.method == "trade" or m.score < CONFIDENT:
+                reasons.append(f"产品与相邻环节「{nb}」部分相似（{m.evidence or nb}），待核实")
+            elif m.share is not None and m.share < MAIN_SHARE:  # a small segment is never called 主营
+                reasons.append(f"相邻环节「{nb}」：涉及{m.evidence or nb}（{_share(m.share)}）")
+            else:
+                what = f"{m.evidence}（{m.share:.0%}）" if m.share else (m.evidence or nb)
+                reasons.append(f"相邻环节「{nb}」企业：主营{what}")
+            reasons.extend(self._expansion_reasons(i, feats, q, target))
+        elif link_id:
             lname = self.catalogue.links[link_id].name
-            main = [(p, s) for p, s in products if s is None or s > 0]
-            minor = [p for p, s in products if s is not None and s <= 0]
+            confident = [m for m in matches if m.score >= CONFIDENT and m.method != "trade"]
+            traded = [m for m in matches if m.method == "trade"]
+            made = dedupe_products([(m.evidence, m.share) for m in confident if m.evidence])[:3]
+            main = [(p, s) for p, s in made if s is None or s >= MAIN_SHARE]
+            minor = [(p, s) for p, s in made if s is not None and s < MAIN_SHARE]
             if main:
                 ps = "、".join(f"{p}（{s:.0%}）" if s else p for p, s in main)
                 reasons.append(f"可填补「{lname}」环节：主营{ps}")
-            elif minor:  # a segment with no revenue share is never called 主营
-                reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(minor)}（收入占比约0%）")
+            elif minor:  # a small segment is never called 主营
+                reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(f'{p}（{_share(s)}）' for p, s in minor)}")
+            elif traded:  # a trader is told apart from a maker
+                ts = "、".join(f"{m.evidence}（{m.share:.0%}）" if m.share else m.evidence for m in traded[:2])
+                reasons.append(f"经营「{lname}」相关贸易（{ts}），并非生产企业")
+            elif matches:
+                reasons.append(f"产品名称与「{lname}」部分相似（{matches[0].evidence}），待核实")
             else:
                 reasons.append(f"与「{lname}」环节文本相似")
+            reasons.extend(self._expansion_reasons(i, feats, q, link_id))
         if relation:
             reasons.append(relation)
         if aid:

@@ -51,12 +51,15 @@ class ProductSpace:
 
     Args:
         min_count: firms that must make both links (or be in the industry and make the link) for a pair to count.
-        min_score: mapping confidence for a link to count as made by a firm.
+        min_score: mapping confidence for a link to count as made by a firm (weak token matches are noise here:
+            "中板材" once looked like PVC型材, and steelmakers became "related" to PVC profiles).
+        shrink: NPMI × c / (c + shrink), so a pair seen in 3 firms counts less than one seen in 30.
     """
 
-    def __init__(self, min_count: int = 2, min_score: float = 0.5) -> None:
+    def __init__(self, min_count: int = 3, min_score: float = 0.8, shrink: float = 2.0) -> None:
         self.min_count = min_count
         self.min_score = min_score
+        self.shrink = shrink
 
     def fit(
         self, portfolios: Sequence[Sequence[tuple[str, float, float | None]]], industries: Sequence[str | None]
@@ -80,8 +83,13 @@ class ProductSpace:
         fcols = [self.industry_pos_[industries[f]] for f in frows]  # type: ignore[index]
         I = sp.csr_matrix((np.ones(len(frows), np.float32), (frows, fcols)), shape=(n, len(inds)))
         made = np.asarray(M.sum(0)).ravel()
-        self.R_ = _npmi((M.T @ M).toarray(), made, made, n, self.min_count, zero_diagonal=True)
-        self.RI_ = _npmi((I.T @ M).toarray(), np.asarray(I.sum(0)).ravel(), made, n, self.min_count, False)
+        joint = (M.T @ M).toarray()
+        self.R_ = _npmi(joint, made, made, n, self.min_count, zero_diagonal=True) * (joint / (joint + self.shrink))
+        joint_i = (I.T @ M).toarray()
+        self.RI_ = _npmi(joint_i, np.asarray(I.sum(0)).ravel(), made, n, self.min_count, False) * (
+            joint_i / (joint_i + self.shrink)
+        )
+        self.R_, self.RI_ = self.R_.astype(np.float32), self.RI_.astype(np.float32)
         self.n_firms_ = n
         logger.info(
             "product space: %d links, %d industries, %d related link pairs, %d industry-link pairs over %d firms",

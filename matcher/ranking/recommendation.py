@@ -82,4 +82,6 @@ class Recommendation(BaseModel):
     scorer: str = "default"
     candidates: list[Candidate] = Field(default_factory=list)
     excluded_residents: int = 0
+    below_evidence_bar: int = 0  # candidates left out because nothing ties them to the need (see scoring.evidence_bar)
+    note: str | None = None  # e.g. "仅找到 3 家有依据的候选" when fewer than k clear the bar
     took_ms: float = 0.0

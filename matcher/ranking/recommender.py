@@ -36,7 +36,14 @@ from matcher.ranking.diversity import Diversity
 from matcher.ranking.explain import Explanations
 from matcher.ranking.query import NeedQuery, build_query, master_links_of
 from matcher.ranking.recommendation import Candidate, Filters, Recommendation, RecommendRequest
-from matcher.ranking.scoring import FEATURES, BlendWeights, ScoringWeights, blend_scores, weighted_scores
+from matcher.ranking.scoring import (
+    FEATURES,
+    BlendWeights,
+    ScoringWeights,
+    blend_scores,
+    evidence_bar,
+    weighted_scores,
+)
 from matcher.records import Gap, Region, RegionLevel
 from matcher.text import normalize_text
 
@@ -61,6 +68,8 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
             (the transparent weighted sum of :class:`ScoringWeights`, for ablations).
         blend: parameters of the blend scorer.
         ltr: a :class:`~matcher.ranking.ltr.LearnedRanker` whose score the blend adds with weight ``blend.ltr``.
+        evidence_bar: list only candidates with some evidence for the need (:data:`scoring.EVIDENCE_BAR`); when
+            fewer than ``k`` clear it the list is shorter and says so instead of being padded.
         depth: candidates per source.
         index_factory: FAISS factory for the vector index ("auto" = Flat for small corpora, HNSW above).
         diversity: MMR trade-off λ (1.0 = relevance only) and group dedupe on/off.
@@ -80,6 +89,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         scorer: str = "blend",
         blend: BlendWeights | None = None,
         ltr=None,
+        evidence_bar: bool = True,
     ) -> None:
         self.catalogue = catalogue
         self.embedder = embedder
@@ -95,6 +105,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         self.scorer = scorer
         self.blend = blend or BlendWeights()
         self.ltr = ltr
+        self.evidence_bar = evidence_bar
         self.mapper = LinkMapper(catalogue)
 
     # ------------------------------------------------------------------------------------ requests
@@ -174,8 +185,13 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         if return_pool:
             pool, F, _ = self._pool(q, mask, region, aiding_provs)
             return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]
-        cands = self._rank(q, mask, region, aiding_provs, req.k)
+        cands, below = self._rank(q, mask, region, aiding_provs, req.k)
+        note = None
+        if len(cands) < req.k and below:
+            note = f"仅找到 {len(cands)} 家有依据的候选（另有 {below} 家仅文本弱相似，未列出）"
         return Recommendation(
+            below_evidence_bar=below,
+            note=note,
             region_id=region.id if region else None,
             region_name=region.name if region else None,
             chain_id=chain_id,
@@ -215,10 +231,19 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
 
     def _rank(
         self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int
-    ) -> list[Candidate]:
+    ) -> tuple[list[Candidate], int]:
+        """The top ``k`` candidates that clear the evidence bar, and how many pooled candidates did not."""
         pool, F, lists = self._pool(q, mask, region, aiding)
         if not pool:
-            return []
+            return [], 0
+        below = 0
+        if self.evidence_bar:
+            ok = evidence_bar(F)
+            below = int((~ok).sum())
+            pool = [i for i, keep in zip(pool, ok) if keep]
+            F = F[ok]
+            if not pool:
+                return [], below
         idx = np.array(pool)
         if self.reranker is not None:
             scores = self.reranker.predict(F)
@@ -236,7 +261,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
             feats = {f: round(float(F[j, c]), 4) for c, f in enumerate(FEATURES)}
             srcs = [s for s, st in list_sets.items() if i in st]
             out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs))
-        return out
+        return out, below
 
 
 def _phrases(text: str) -> list[str]:

@@ -206,3 +206,25 @@ def blend_scores(
         contrib[:, col["related"]] += v  # the learned part is mostly expansion evidence; shown under related
         scores = scores + v
     return scores, contrib
+
+
+#: The minimum evidence a candidate needs to be listed for a need: any one of these (issue 20, "no junk").
+EVIDENCE_BAR: dict[str, float] = {
+    "link_fit": 0.8,  # a product mapped to the gap link with confidence (traders map at 0.5 and never clear it)
+    "master": 0.5,  # supplies or serves the region's 链主 on this link
+    "related": 0.3,  # its other products often go with this one in firms (relatedness density)
+    "ind_related": 0.3,  # firms of its industry often make this link
+    "vertical": 0.3,  # ≥ 30% of revenue in the link's direct inputs or outputs
+    "tfidf": 0.2,  # strong character overlap with the need
+    "dense": 0.85,  # among the most similar profiles of the request (min-max scaled within the pool)
+}
+
+
+def evidence_bar(F: np.ndarray, bar: Mapping[str, float] | None = None) -> np.ndarray:
+    """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar (any one criterion)."""
+    bar = EVIDENCE_BAR if bar is None else bar
+    F = np.asarray(F)
+    ok = np.zeros(F.shape[0], dtype=bool)
+    for f, t in bar.items():
+        ok |= F[:, FEATURES.index(f)] >= t
+    return ok

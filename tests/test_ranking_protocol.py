@@ -1,0 +1,263 @@
+"""Issue 20: char TF-IDF index, product-space relatedness, the blend scorer, the evidence bar, segment hold-out
+training queries, the learned ranker and the grouped-CV protocol — on small real components (hash embedder)."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.protocol import (
+    clustered_randomization_test,
+    coordinate_search,
+    firm_groups,
+    rank_metrics,
+    select_by_grouped_cv,
+)
+from index.char_tfidf import CharTfidfIndex
+from matcher.knowledge.catalogue import load_catalogue
+from matcher.ranking.holdout import holdout_candidates, train_ranker
+from matcher.ranking.ltr import LTR_FEATURES, LearnedRanker
+from matcher.ranking.product_space import ProductSpace
+from matcher.ranking.recommendation import RecommendRequest
+from matcher.ranking.recommender import Recommender
+from matcher.ranking.scoring import (
+    EVIDENCE_BAR,
+    FEATURES,
+    BlendWeights,
+    blend_scores,
+    evidence_bar,
+    rank_rrf,
+    size_prior,
+)
+from matcher.records import Enterprise, Product
+from models.embedders import HashEmbedder
+
+CHAIN = """
+id: alu
+name: 铝产业链
+aliases: [铝]
+links:
+  - {id: alumina, name: 氧化铝, stage: 上游, aliases: [冶金级氧化铝]}
+  - {id: smelt, name: 电解铝, stage: 中游, aliases: [原铝, 铝锭]}
+  - {id: rod, name: 铝棒, stage: 中游, aliases: [铝合金圆棒]}
+  - {id: profile, name: 铝型材, stage: 下游, aliases: [工业铝型材]}
+  - {id: milk, name: 液态奶, stage: 下游, aliases: [乳制品]}
+edges:
+  - {from: alumina, to: smelt, flow: 氧化铝}
+  - {from: smelt, to: rod, flow: 铝水}
+  - {from: rod, to: profile, flow: 铝棒}
+"""
+
+
+def ent(i: int, products: list[tuple[str, float]], employees: int | None = 500, industry: str | None = None):
+    return Enterprise(
+        id=f"e{i}", name=f"测试{i}号实业有限公司", province="江苏", employees=employees, sw_industry=industry,
+        products=[Product(name=p, share=s) for p, s in products],
+    )
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chains")
+    (d / "alu.yaml").write_text(CHAIN, encoding="utf-8")
+    return load_catalogue(d)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    out = []
+    # smelters that also make rods (电解铝 and 铝棒 go together in firms), rod makers, profile makers, dairies
+    for i in range(12):
+        out.append(ent(i, [("电解铝", 0.7), ("铝棒", 0.3)], employees=2000 + i, industry="铝"))
+    for i in range(12, 20):
+        out.append(ent(i, [("铝棒", 0.9), ("铝型材", 0.1)], employees=300 + i, industry="铝"))
+    for i in range(20, 26):
+        out.append(ent(i, [("电解铝", 1.0)], employees=5000, industry="铝"))  # smelters only: expansion candidates
+    for i in range(26, 40):
+        out.append(ent(i, [("液态奶", 0.8), ("乳制品", 0.2)], employees=800, industry="乳品"))
+    out.append(ent(40, [("铝棒贸易", 0.6), ("钢材贸易", 0.4)], employees=50, industry="贸易"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def rec(catalogue, corpus):
+    return Recommender(catalogue, HashEmbedder(dim=64)).fit([e.model_copy(deep=True) for e in corpus])
+
+
+# --- char TF-IDF index --------------------------------------------------------------------------------------------
+def test_char_tfidf_search_upsert_remove_and_caller_rows():
+    idx = CharTfidfIndex().build(["a", "b", "c"], ["多晶硅 光伏", "电解铝 铝棒", "液态奶"])
+    assert idx.search("铝棒", k=2)[0][0] == "b"
+    before = idx.scores("铝棒", ["b"])[0]
+    idx.upsert(["d"], ["铝棒 铝型材"])
+    idx.upsert(["b"], ["液态奶 乳制品"])  # b no longer makes rods
+    assert idx.search("铝棒", k=3)[0][0] == "d"
+    assert idx.scores("铝棒", ["b"])[0] < before / 2
+    idx.remove(["d"])
+    assert "d" not in [d for d, _ in idx.search("铝棒", k=3)]
+    assert len(idx) == 3
+    rows = {"a": 0, "b": 1, "c": 2}
+    s = idx.caller_scores("液态奶", rows, 3)
+    assert s.shape == (3,) and s[2] > 0.9 and s[1] > 0.9 and s[0] < 0.2  # (char_wb pads words: a space unigram)
+    assert idx.scores("液态奶", ["c", "zz"])[1] == 0.0
+    with pytest.raises(RuntimeError):
+        CharTfidfIndex().search("x", 1)
+
+
+# --- product space -------------------------------------------------------------------------------------------------
+def test_relatedness_comes_from_co_occurrence_not_text(rec):
+    space = rec.space_
+    assert space.related_links("rod").get("smelt", 0) > 0.1  # smelters make rods
+    assert "milk" not in space.related_links("rod")  # nobody makes both
+    d, best = space.density([("smelt", 1.0, 1.0)], "rod")
+    assert d > 0.1 and best is not None and best.link_id == "smelt"
+    assert space.density([("milk", 1.0, 1.0)], "rod")[0] == 0.0
+    assert space.industry_relatedness("铝", "rod") > space.industry_relatedness("乳品", "rod") == 0.0
+
+
+def test_npmi_needs_min_count_and_shrinks_rare_pairs():
+    portfolios = [[("a", 1.0, 0.5), ("b", 1.0, 0.5)]] * 2 + [[("c", 1.0, 1.0)]] * 5
+    few = ProductSpace(min_count=3).fit(portfolios, [None] * 7)
+    assert few.related_links("a") == {}
+    many = ProductSpace(min_count=2).fit(portfolios, [None] * 7)
+    assert 0 < many.related_links("a")["b"] < 1.0  # shrunk: two firms are weak evidence
+
+
+# --- blend, evidence bar -------------------------------------------------------------------------------------------
+def test_blend_is_text_rrf_plus_prior_and_contributions_add_up():
+    F = np.zeros((3, len(FEATURES)), dtype=np.float32)
+    col = {f: j for j, f in enumerate(FEATURES)}
+    F[:, col["tfidf"]] = [0.9, 0.5, 0.1]
+    F[:, col["dense"]] = [1.0, 0.6, 0.0]
+    F[:, col["bm25"]] = [1.0, 0.2, 0.0]
+    F[:, col["capacity"]] = [0.1, 0.9, 0.5]
+    s0, _ = blend_scores(F, BlendWeights(prior=0.0, proximity=0.0, master=0.0))
+    assert list(np.argsort(-s0)) == [0, 1, 2]
+    s, contrib = blend_scores(F, BlendWeights(prior=5.0, proximity=0.0, master=0.0))
+    assert np.argmax(s) == 1  # a strong prior lifts the large firm
+    assert np.allclose(contrib.sum(axis=1), s)
+    assert rank_rrf(F[:, [col["tfidf"]]])[0] == pytest.approx(1 / 61)
+    assert size_prior(np.array([0.05, 0.45, 0.85])).tolist() == sorted(size_prior(np.array([0.05, 0.45, 0.85])))
+
+
+def test_evidence_bar_any_one_criterion():
+    F = np.zeros((4, len(FEATURES)), dtype=np.float32)
+    col = {f: j for j, f in enumerate(FEATURES)}
+    F[0, col["link_fit"]] = 1.0
+    F[1, col["related"]] = 0.5
+    F[2, col["link_fit"]] = 0.5  # a trader or a weak name match
+    F[3, col["tfidf"]] = 0.05
+    assert evidence_bar(F).tolist() == [True, True, False, False]
+
+
+def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec, monkeypatch):
+    # the hash embedder's similarity is noise, so this test ranks and bars on the lexical evidence only
+    import copy
+
+    import matcher.ranking.recommender as recommender_module
+
+    bar = {k: v for k, v in EVIDENCE_BAR.items() if k != "dense"}
+    monkeypatch.setattr(recommender_module, "evidence_bar", lambda F: evidence_bar(F, bar))
+    lexical = copy.copy(rec)
+    lexical.blend = BlendWeights(text=("tfidf", "bm25"))
+    r = lexical.recommend(RecommendRequest(chain="alu", link="rod", k=40))
+    ids = [c.enterprise_id for c in r.candidates]
+    assert set(ids) >= {f"e{i}" for i in range(20)}  # every rod maker
+    assert not any(f"e{j}" in ids for j in range(26, 40))  # no dairy padding
+    assert r.note and r.note.startswith(f"仅找到 {len(ids)} 家有依据的候选") and r.below_evidence_bar > 0
+    smelter = next(c for c in r.candidates if c.enterprise_id == "e20")
+    assert any("上游原料企业向下游延伸" in x or "同类企业常兼营" in x for x in smelter.reasons), smelter.reasons
+    assert not any("可填补「铝棒」" in x for x in smelter.reasons)  # it makes 电解铝, not rods: never claimed
+    trader = [c for c in r.candidates if c.enterprise_id == "e40"]
+    assert not trader or "并非生产企业" in "；".join(trader[0].reasons)
+
+
+# --- segment hold-out and the learned ranker ------------------------------------------------------------------------
+def test_holdout_hides_one_mapped_segment_and_labels_the_firm(rec, corpus):
+    cands = holdout_candidates(rec.enterprises_, rec.mapper, random.Random(0))
+    assert cands and all(len(rec.enterprises_[i].products) > len(drop) for i, _, drop in cands)
+    dairy = {i for i, _, _ in cands if rec.enterprises_[i].sw_industry == "乳品"}
+    assert all(lid in {"milk"} for i, lid, _ in cands if i in dairy)
+    ranker, stats, test = train_ranker(rec, rec.enterprises_, None, n_queries=60, seed=0, test_fraction=0.25,
+                                       params={"n_estimators": 20, "min_child_samples": 5})  # fmt: skip
+    assert stats.queries_asked > 0 and stats.queries_with_positive > 0
+    assert ranker.card["holdout"]["train_queries"] + ranker.card["holdout"]["test_queries"] == stats.queries_with_positive
+    for q in test:
+        assert (q.labels == 2).sum() == 1 and q.F.shape == (len(q.ids), len(FEATURES))
+    # the hidden segment cannot reach the query's features: the firm's link_fit to the hidden link is not a maker's
+    for q in test:
+        row = q.ids.index(q.firm_id)
+        assert q.F[row, FEATURES.index("link_fit")] < 0.99
+
+
+def test_learned_ranker_fits_saves_loads_and_predicts_identically(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    queries = []
+    for _ in range(30):
+        F = rng.random((40, len(FEATURES))).astype(np.float32)
+        y = np.zeros(40, dtype=np.int32)
+        y[int(np.argmax(F[:, FEATURES.index("related")]))] = 1
+        queries.append((F, y))
+    lr = LearnedRanker(prior_weight=0.3, params={"n_estimators": 30, "min_child_samples": 5}).fit(queries)
+    F = queries[0][0]
+    assert np.argmax(lr.model_scores(F)) == np.argmax(F[:, FEATURES.index("related")])
+    path = lr.save(tmp_path / "ltr", card={"note": "test"})
+    back = LearnedRanker.load(path)
+    assert np.allclose(back.predict(F), lr.predict(F))
+    assert back.card["features"] == list(LTR_FEATURES) and back.card["note"] == "test"
+    assert np.allclose(lr.contributions(F).sum(axis=1)[:3], lr.contributions(F).sum(axis=1)[:3])
+    with pytest.raises(ValueError):
+        LearnedRanker().fit([(F, np.zeros(40, dtype=np.int32))])
+
+
+# --- grouped CV and clustered significance --------------------------------------------------------------------------
+def test_grouped_cv_never_uses_a_firm_to_choose_its_own_parameters():
+    # every case of firm A rewards p=1, every other firm rewards p=0: A's cases must be ranked with p=0 out of fold
+    ids = [f"c{i}" for i in range(10)]
+    groups = ["A"] * 4 + ["B", "C", "D", "E", "F", "G"]
+    seen: list[tuple[str, float]] = []
+
+    def rank_of(cid: str, p) -> float:
+        seen.append((cid, p["p"]))
+        want = 1.0 if groups[ids.index(cid)] == "A" else 0.0
+        return 1.0 if p["p"] == want else 100.0
+
+    cv = select_by_grouped_cv(ids, groups, rank_of, {"p": 0.0}, {"p": (0.0, 1.0)}, n_splits=5)
+    assert all(cv.oof_ranks[c] == 100.0 for c in ids[:4])  # chosen on other firms: p = 0, wrong for A
+    assert all(cv.oof_ranks[c] == 1.0 for c in ids[4:])
+    assert cv.metrics()["recall@10"] == pytest.approx(0.6)
+    assert cv.final_params == {"p": 0.0}
+    assert all(len({groups[ids.index(c)] for c in fold}) >= 1 for fold in cv.folds)
+    for fold in cv.folds:  # a firm's cases sit in one fold only
+        for g in set(groups):
+            members = [c for c in ids if groups[ids.index(c)] == g]
+            assert all(c in fold for c in members) or not any(c in fold for c in members)
+
+
+def test_rank_metrics_and_coordinate_search():
+    assert rank_metrics([1, 20, math.inf]) == pytest.approx(
+        {"recall@10": 1 / 3, "recall@50": 2 / 3, "recall@100": 2 / 3, "mrr": (1 + 1 / 20) / 3}
+    )
+    best = coordinate_search(["x"], lambda c, p: 1.0 if (p["a"], p["b"]) == (2, 3) else 50.0,
+                             {"a": 0, "b": 0}, {"a": (0, 1, 2), "b": (0, 3)})  # fmt: skip
+    assert best in ({"a": 2, "b": 3}, {"a": 0, "b": 0})  # coordinate ascent: no single move improves from (0, 0)
+
+
+def test_clustered_test_counts_firms_not_cases():
+    # ten cases of one firm all better: one cluster, so p cannot be small
+    one_firm = clustered_randomization_test([1.0] * 10, [0.0] * 10, ["A"] * 10)
+    assert one_firm.n_clusters == 1 and one_firm.p_value == 1.0
+    many = clustered_randomization_test([1.0] * 10, [0.0] * 10, [f"F{i}" for i in range(10)])
+    assert many.p_value < 0.01 and many.delta == 1.0
+
+
+def test_firm_groups_use_stock_code_then_name():
+    class C:
+        def __init__(self, id, stock_code=None, enterprise=None):
+            self.id, self.stock_code, self.enterprise = id, stock_code, enterprise
+
+    assert firm_groups([C("1", "600000"), C("2", None, "甲"), C("3")]) == ["600000", "甲", "3"]
