@@ -261,3 +261,35 @@ def test_firm_groups_use_stock_code_then_name():
             self.id, self.stock_code, self.enterprise = id, stock_code, enterprise
 
     assert firm_groups([C("1", "600000"), C("2", None, "甲"), C("3")]) == ["600000", "甲", "3"]
+
+
+# --- the ranker job: reproducible artefact, used only when it beats the blend out of fold ------------------------
+def test_ranker_artefact_is_reproducible_and_loaded_only_when_it_wins(rec, tmp_path: Path):
+    from evaluation.ranker_job import build_ranker, write_ranker
+    from matcher.ranking.ltr import apply_saved_ranker
+
+    params = {"n_estimators": 15, "min_child_samples": 5}
+    a, card_a = build_ranker(rec, None, n_queries=40, seed=3, params=params)
+    b, _ = build_ranker(rec, None, n_queries=40, seed=3, params=params)
+    a.version = b.version = "ltr-test"
+    pa = write_ranker(a, tmp_path / "a" / "ranker")
+    pb = write_ranker(b, tmp_path / "b" / "ranker")
+    assert (pa / "model.txt").read_bytes() == (pb / "model.txt").read_bytes()  # seeded: the same model twice
+    assert card_a["beats_default"] is False and card_a["holdout"]["seed"] == 3
+    assert (tmp_path / "a" / "ranker" / "CURRENT").read_text().strip() == "ltr-test"
+    assert "environment" in card_a and card_a["environment"]["packages"]
+
+    root = tmp_path / "a" / "ranker"
+    fresh = Recommender(rec.catalogue, rec.embedder)
+    assert apply_saved_ranker(fresh, tmp_path / "nowhere") is False
+    apply_saved_ranker(fresh, root)
+    assert fresh.ltr is None and fresh.blend.ltr == 0.0  # it did not beat the blend: not used
+    card = LearnedRanker.load(pa).card
+    card["beats_default"], card["ltr_weight"] = True, 0.25
+    (pa / "card.json").write_text(__import__("json").dumps(card), encoding="utf-8")
+    assert apply_saved_ranker(fresh, root) is True
+    assert fresh.ltr is not None and fresh.blend.ltr == 0.25
+    (pa / "model.txt").write_text("garbage", encoding="utf-8")
+    broken = Recommender(rec.catalogue, rec.embedder)
+    assert apply_saved_ranker(broken, root) is False  # a broken artefact logs and is ignored
+    assert broken.ltr is None

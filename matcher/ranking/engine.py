@@ -17,6 +17,7 @@ from functools import cached_property
 from matcher.knowledge.aiding import aiding_for
 from matcher.knowledge.regions import RegionBook
 from matcher.ranking.fit import GapIndex, RegionFit
+from matcher.ranking.ltr import apply_saved_ranker
 from matcher.ranking.recommendation import Recommendation, RecommendRequest
 from matcher.ranking.recommender import Recommender
 from matcher.ranking.scoring import ScoringWeights
@@ -106,6 +107,7 @@ class Engine:
                     index_factory=self.settings.index_factory,
                 )
                 rec.reranker = self._load_reranker()
+                apply_saved_ranker(rec, self.settings.data_dir / "ranker")
                 self._recommender = rec.fit(ents, progress=progress, cache=self.embedding_cache)
             return self._recommender
 

@@ -25,7 +25,7 @@ from matcher.ranking.scoring import FEATURES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LTR_FEATURES", "LearnedRanker"]
+__all__ = ["LTR_FEATURES", "LearnedRanker", "apply_saved_ranker"]
 
 LTR_FEATURES: tuple[str, ...] = (
     "dense", "bm25", "tfidf", "link_fit", "share", "industry", "related", "ind_related", "vertical",
@@ -173,3 +173,26 @@ def _z_from_percentile(capacity: np.ndarray) -> np.ndarray:
 
     pct = np.clip(np.asarray(capacity, dtype=np.float64) / 0.9, 0.01, 0.99)
     return norm.ppf(pct)
+
+
+def apply_saved_ranker(rec: Any, root: Path) -> bool:
+    """Give ``rec`` the learned ranker of ``root/CURRENT`` when its card says it beat the blend out of fold.
+
+    A missing, broken or losing artefact leaves the blend as it is (logged); returns whether the ranker is used.
+    """
+    current = Path(root) / "CURRENT"
+    if not current.exists():
+        return False
+    try:
+        lr = LearnedRanker.load(Path(root) / current.read_text(encoding="utf-8").strip())
+        lr.model_scores(np.zeros((1, len(FEATURES)), dtype=np.float32))
+    except Exception as exc:  # a broken artefact must not take the service down
+        logger.warning("learned ranker under %s not usable (%s); using the blend without it", root, exc)
+        return False
+    if not lr.card.get("beats_default"):
+        logger.info("learned ranker %s did not beat the blend out of fold: not used", lr.version)
+        return False
+    rec.ltr = lr
+    rec.blend = rec.blend.model_copy(update={"ltr": float(lr.card.get("ltr_weight", 0.0))})
+    logger.info("learned ranker %s used with weight %s", lr.version, rec.blend.ltr)
+    return True

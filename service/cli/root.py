@@ -53,6 +53,7 @@ def _register() -> None:
     for module in (bench_load, bench_recommend, catalog, doctor, evaluate, index, mapping, recommend, server, store,
                    train):
         module.register(app)
+    train.register_ranker(app)
 
 
 _register()

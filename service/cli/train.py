@@ -71,3 +71,57 @@ def register(app: typer.Typer) -> None:
         if save:
             path = model.save(settings.data_dir / "reranker")
             typer.echo(f"saved reranker {model.version} to {path} (used by the service when present)")
+
+
+def register_ranker(app: typer.Typer) -> None:
+    from service.cli.common import handle_errors
+
+    @app.command("train-ranker")
+    @handle_errors
+    def train_ranker_cmd(
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="Reference data (A-share corpus)."),
+        cases: Path | None = typer.Option(
+            None, "--cases", help="Deals file: selects the ranker by grouped CV (without it the service never uses it)."
+        ),
+        queries: int = typer.Option(1200, "--queries", min=50, max=20000, help="Segment hold-out training queries."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the hold-out sampling and of LightGBM."),
+        save: bool = typer.Option(True, "--save/--no-save", help="Write the artefact to {data_dir}/ranker/<version>."),
+    ) -> None:
+        """Train the learned ranker on segment hold-out queries (no deal labels); select it on deals out of fold."""
+        import json
+
+        from evaluation.ranker_job import build_ranker, write_ranker
+        from evaluation.systems import fitted_recommender
+        from matcher.settings import get_settings
+        from matcher.store.ashare import load_ashare_corpus
+        from models.cache import EmbeddingCache
+
+        settings = get_settings()
+        corpus = load_ashare_corpus(Path(data_dir) if data_dir else settings.shared_data_dir)
+        rec = fitted_recommender(corpus, settings)
+        case_list = None
+        if cases is not None:
+            from evaluation.cases import load_cases
+
+            case_list = load_cases(cases)
+        cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+        step = max(1, queries // 10)
+        ltr, card = build_ranker(
+            rec, case_list, cache, n_queries=queries, seed=seed,
+            progress=lambda d, t: typer.echo(f"  hold-out query {d}/{t}", err=True) if d % step == 0 else None,
+        )  # fmt: skip
+        hold = card["holdout"]
+        typer.echo(f"hold-out queries: {hold['queries_asked']} asked, {hold['queries_with_positive']} usable "
+                   f"({hold['train_queries']} train / {hold['test_queries']} test, {hold['links']} links)")  # fmt: skip
+        if "cv_with_ranker" in card:
+            typer.echo("| blend | OOF R@10 | OOF R@50 | OOF MRR |\n|---|---|---|---|")
+            for name in ("cv_without_ranker", "cv_with_ranker"):
+                m = card[name]["out_of_fold"]
+                typer.echo(f"| {name[3:]} | {m['recall@10']:.3f} | {m['recall@50']:.3f} | {m['mrr']:.3f} |")
+            sl = card["expansion_slice"]
+            typer.echo("expansion slice (held-out firms): " + json.dumps(
+                {k: round(v["recall@50"], 3) for k, v in sl.items() if isinstance(v, dict)}, ensure_ascii=False))
+        typer.echo(f"used by the service: {'yes, weight ' + str(card['ltr_weight']) if card['beats_default'] else 'no'}")
+        if save:
+            path = write_ranker(ltr, settings.data_dir / "ranker")
+            typer.echo(f"saved ranker {ltr.version} to {path} (model card: {path / 'card.json'})")
