@@ -135,7 +135,7 @@ class BlendWeights(BaseModel):
 
     prior: float = 0.5
     ltr: float = 0.0  # the learned ranker did not beat the blend out of fold on deals_dev (docs/results.md)
-    link_fit: float = 0.0
+    link_fit: float = 0.25
     master: float = 0.3  # not fittable on deals (their requests have no residents): a fixed product choice
     aiding: float = 0.0
     proximity: float = 0.5
