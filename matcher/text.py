@@ -13,6 +13,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -159,21 +160,33 @@ def _jieba():
 
                 jieba.setLogLevel(logging.WARNING)
                 jieba.initialize()
+                for w in sorted(_domain_words()):  # the one dictionary, fixed before the first token is cut
+                    jieba.add_word(w, freq=2000)
                 _JIEBA = jieba
     return _JIEBA
 
 
-_ADDED_WORDS: set[str] = set()
+def _domain_words() -> set[str]:
+    """Link names, aliases and products of the embedded chain catalogue (matcher/data/chains), normalised."""
+    import yaml
+
+    words: set[str] = set()
+    for path in sorted((Path(__file__).parent / "data" / "chains").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for link in doc.get("links") or []:
+            for text in (link.get("name"), *(link.get("aliases") or []), *(link.get("products") or [])):
+                w = normalize_text(str(text)) if text else ""
+                if len(w) >= 2:
+                    words.add(w)
+    return words
 
 
 def add_words(words: Iterable[str]) -> None:
-    """Teach jieba domain terms (link names, aliases) so they stay one token."""
-    jb = _jieba()
-    for w in words:
-        w = normalize_text(w)
-        if len(w) >= 2 and w not in _ADDED_WORDS:
-            jb.add_word(w, freq=2000)
-            _ADDED_WORDS.add(w)
+    """Kept for callers of earlier versions: the tokenizer's dictionary is fixed at start-up (the embedded catalogue's
+    terms, :func:`_domain_words`) and never changes afterwards, so a query and a document tokenised at different
+    times always agree. Words are ignored."""
+    for _ in words:
+        pass
 
 
 STOP_WORDS: frozenset[str] = frozenset(

@@ -293,3 +293,22 @@ def test_ranker_artefact_is_reproducible_and_loaded_only_when_it_wins(rec, tmp_p
     broken = Recommender(rec.catalogue, rec.embedder)
     assert apply_saved_ranker(broken, root) is False  # a broken artefact logs and is ignored
     assert broken.ltr is None
+
+
+def test_the_tokenizer_never_changes_after_start_up(tmp_path: Path):
+    """Issue 20: building a LinkMapper used to add catalogue words to jieba's global dictionary, so a query cut after
+    it stopped matching documents cut before (磷酸铁锂正极材料 became one token, 铁锂 disappeared)."""
+    from matcher.knowledge.mapping import LinkMapper
+    from matcher.text import tokenize
+
+    text = "磷酸铁锂正极材料 甲乙丙丁新材料 铁锂"
+    before = tokenize(text)
+    d = tmp_path / "chains"
+    d.mkdir()
+    (d / "x.yaml").write_text(
+        "id: x\nname: 测试链\nlinks:\n  - {id: a, name: 甲乙丙丁新材料, stage: 上游, aliases: [磷酸铁锂正极材料]}\n",
+        encoding="utf-8",
+    )
+    LinkMapper(load_catalogue(d))
+    assert tokenize(text) == before
+    assert "铁锂" in before  # search mode keeps the sub-word a query may use

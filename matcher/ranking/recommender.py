@@ -188,7 +188,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         cands, below = self._rank(q, mask, region, aiding_provs, req.k)
         note = None
         if len(cands) < req.k and below:
-            note = f"仅找到 {len(cands)} 家有依据的候选（另有 {below} 家仅文本弱相似，未列出）"
+            note = f"仅找到 {len(cands)} 家有依据的候选（另有 {below} 家证据不足，未列出）"
         return Recommendation(
             below_evidence_bar=below,
             note=note,
