@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matcher.errors import ChainMatchError
 from matcher.settings import Settings, get_settings
 from service.api.deps import ApiError, ServiceState, authenticate
+from service.api.disconnect import ClientGone, DisconnectWatchMiddleware
 from service.api.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
 from service.api.routes import api_router, ops_router
 from service.api.schemas import text_problem
@@ -175,6 +176,11 @@ def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse | None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClientGone)
+    async def _client_gone(_: Request, exc: ClientGone) -> JSONResponse:
+        # nobody reads this answer: 499 (nginx's "client closed request") keeps the access log honest
+        return error_response(499, "client_closed_request", f"客户端已断开，{exc} 已停止 (client disconnected)")
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(
@@ -506,6 +512,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, warm: bo
     app.add_middleware(SecurityHeadersMiddleware)
     templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))
     app.add_middleware(RequestContextMiddleware, metrics=svc.metrics, templates=templates)
+    app.add_middleware(DisconnectWatchMiddleware)  # outermost: it alone reads the client's channel
     return app
 
 

@@ -136,6 +136,12 @@ class Metrics:
         self.rate_limited = Counter(
             "chainmatch_rate_limited", "Requests refused by the rate limiter.", registry=self.registry
         )
+        self.cancelled = Counter(
+            "chainmatch_cancelled",
+            "Requests whose work stopped because the client disconnected, by route.",
+            ["route"],
+            registry=self.registry,
+        )
         self._gauges = ((self.index_size, index_size), (self.pending, pending), (self.unsaved, unsaved))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -16,6 +16,7 @@ from matcher.ranking.recommendation import Candidate, Recommendation, RecommendR
 from matcher.records import Region
 from matcher.store.lead_store import Lead, LeadStatus, list_leads
 from service.api.deps import ApiError, ServiceDep, TenantDep, charge_work
+from service.api.disconnect import check_client
 from service.api.export import ShortlistRow, to_csv, to_xlsx
 from service.api.routes._common import find_enterprise, region_or_404, resolve_chain, resolve_link
 from service.api.schemas import ShortlistBody
@@ -86,13 +87,15 @@ def _lead_rows(svc: ServiceDep, tenant: str, region: Region, include_dropped: bo
 
 
 def _recommended_rows(
-    svc: ServiceDep, tenant: str, region: Region, k: int, max_gaps: int
+    svc: ServiceDep, tenant: str, region: Region, k: int, max_gaps: int, request: Request | None = None
 ) -> list[ShortlistRow]:
     from matcher.knowledge.gaps import diagnose
 
     book = svc.engine.regions(tenant)
     rows: list[ShortlistRow] = []
     for g in diagnose(region, svc.engine.catalogue, book=book).gaps[:max_gaps]:
+        if request is not None:
+            check_client(request, "shortlist_export")
         req = RecommendRequest(
             region=region.id, chain=g.chain_id, link=g.link_id, gap_type=g.type, k=k, tenant=tenant
         )
@@ -139,7 +142,7 @@ def export_shortlist(
     rows = _lead_rows(svc, tenant, region, include_abandoned)
     if not rows and not list_leads(svc.store, tenant, region_id=region.id, limit=1):
         charge_work(request, svc, max_gaps, f"{max_gaps} 个缺口")
-        rows = _recommended_rows(svc, tenant, region, k, max_gaps)
+        rows = _recommended_rows(svc, tenant, region, k, max_gaps, request)
     return _file(rows, region, fmt)
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 from matcher.knowledge.gaps import diagnose
 from matcher.ranking.recommendation import RecommendRequest
 from service.api.deps import ServiceDep, TenantDep, charge_work
+from service.api.disconnect import check_client
 from service.api.routes._common import (
     check_filters,
     enterprise_or_404,
@@ -73,6 +74,7 @@ def recommend_region(
     charge_work(request, svc, min(body.max_gaps, len(gm.gaps)), f"{min(body.max_gaps, len(gm.gaps))} 个缺口")
     out = []
     for g in gm.gaps[: body.max_gaps]:
+        check_client(request, "region_recommendations")
         req = RecommendRequest(
             region=region.id,
             chain=g.chain_id,
