@@ -148,3 +148,30 @@ def test_cli_rejects_an_unknown_embedder_name(built, settings: Settings, monkeyp
     get_settings.cache_clear()
     out = CliRunner().invoke(cli, ["doctor"])
     assert out.exit_code == 2 and "unknown embedder 'bert-huge'" in out.output
+
+
+def test_repair_reports_progress_and_keeps_the_chunks_it_finished(built, settings: Settings):
+    """Issue 18 item 5: a long repair shows progress and an interruption keeps what was done."""
+    ents = load_demo_enterprises()
+    built.upsert_enterprises(ents[N : N + 7])  # 7 never indexed
+    calls: list[tuple[int, int]] = []
+
+    class Failing(HashEmbedder):
+        """Embeds the first chunk, then the process 'dies' (raises) on the next one."""
+
+        n = 0
+
+        def encode_passages(self, texts, **kw):
+            Failing.n += 1
+            if Failing.n > 1:
+                raise KeyboardInterrupt("killed during the repair")
+            return super().encode_passages(texts, **kw)
+
+    emb = Failing()
+    with pytest.raises(KeyboardInterrupt):
+        repair(built, settings, embedder=emb, progress=lambda d, t: calls.append((d, t)), chunk=3)
+    assert calls == [(3, 7)]
+    assert len(check(built, settings).vector.missing) == 4  # the first chunk of 3 stayed saved
+    calls.clear()
+    done = repair(built, settings, embedder=HashEmbedder(), progress=lambda d, t: calls.append((d, t)), chunk=3)
+    assert calls == [(3, 4), (4, 4)] and not done.after.drift and done.status.embedded == 4

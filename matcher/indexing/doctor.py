@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,13 +285,27 @@ def check(store, settings: Settings, embedder_id: str | None = None) -> DoctorRe
     return report
 
 
+REPAIR_CHUNK = 2000  # ids re-embedded and saved per step of a repair
+
+
+def _merged(a: IndexStatus, b: IndexStatus) -> IndexStatus:
+    """The status of two consecutive updates: the later index, the summed work."""
+    import dataclasses
+
+    return dataclasses.replace(b, embedded=a.embedded + b.embedded, cached=a.cached + b.cached,
+                               removed=a.removed + b.removed, seconds=a.seconds + b.seconds)  # fmt: skip
+
+
 def repair(
-    store, settings: Settings, embedder=None, report: DoctorReport | None = None, catalogue=None
+    store, settings: Settings, embedder=None, report: DoctorReport | None = None, catalogue=None,
+    progress: Callable[[int, int], None] | None = None, chunk: int = REPAIR_CHUNK,
 ) -> RepairResult:
     """Bring the indexes back in step with the store, then check again.
 
     Unreadable indexes or an embedder mismatch → full rebuild (:func:`build_index`, cache-aware); otherwise
-    the missing, stale and orphaned ids are refreshed in place (:func:`update_index`).
+    the missing, stale and orphaned ids are refreshed in place (:func:`update_index`) in chunks of ``chunk`` ids,
+    each saved as a new index version before the next starts: an interrupted repair keeps what it finished, and
+    ``progress(done, total)`` is called after each chunk.
 
     Args:
         store: A :class:`matcher.store.store.Store`.
@@ -298,6 +313,8 @@ def repair(
         embedder: Default: the configured embedder.
         report: A fresh :func:`check` result to act on (default: checks first).
         catalogue: For the profile texts (default: the packaged catalogue).
+        progress: Called as ``progress(ids done, ids to repair)``.
+        chunk: Ids refreshed (and saved) per step.
     """
     if embedder is None:
         from models.embedders import get_embedder
@@ -314,7 +331,13 @@ def repair(
         ids = set(before.stale)
         for ix in (before.vector, before.lexical):
             ids.update(ix.missing, ix.orphans)
-        status = update_index(store, sorted(ids), embedder=embedder, settings=settings, catalogue=catalogue)
+        todo = sorted(ids)
+        for start in range(0, len(todo), max(1, chunk)):
+            part = update_index(store, todo[start : start + chunk], embedder=embedder, settings=settings,
+                                catalogue=catalogue)  # fmt: skip
+            status = part if status is None else _merged(status, part)
+            if progress:
+                progress(min(start + chunk, len(todo)), len(todo))
     after = check(store, settings, embedder.id)
     logger.info("doctor repair: %s; drift after: %s", action, after.drift)
     return RepairResult(before=before, action=action, status=status, after=after)

@@ -57,7 +57,10 @@ def register(app: typer.Typer) -> None:
                     typer.echo("nothing to repair")
                 raise typer.Exit(code=0)
             try:
-                result = repair_index(store, settings, report=report)
+                result = repair_index(
+                    store, settings, report=report,
+                    progress=None if as_json else lambda d, t: typer.echo(f"  repaired {d}/{t} ids (saved)", err=True),
+                )  # fmt: skip
             except VectorIndexError as exc:
                 typer.echo(f"错误 error: repair failed: {exc}", err=True)
                 raise typer.Exit(code=2) from None
