@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -109,17 +110,19 @@ def test_enterprise_show_unknown_name_is_a_clean_error():
 def test_corpus_import_a_share_loads_and_maps_the_listed_companies(shared_data):
     from matcher.store.ashare import load_ashare_corpus
 
-    expected = len(load_ashare_corpus(shared_data))
+    from matcher.store.demo import load_demo_enterprises
+
+    given = len(load_ashare_corpus(shared_data)) + len(load_demo_enterprises())
     result = run("corpus", "import-a-share", "--data-dir", str(shared_data))
     assert result.exit_code == 0, result.output
-    assert (
-        f"A-share corpus: {expected} companies" in result.output and f"inserted {expected}" in result.output
-    )
-    assert run("enterprise", "count").output.strip() == str(expected)
+    assert f"A-share + embedded demo corpus: {given} companies" in result.output and "merge report:" in result.output
+    inserted = int(re.search(r"inserted (\d+)", result.output).group(1))
+    assert inserted < given  # a listed firm the demo also describes is one record
+    assert run("enterprise", "count").output.strip() == str(inserted)
     shown = run("enterprise", "show", "特变电工")
     assert shown.exit_code == 0 and "新疆" in shown.output
     again = run("corpus", "import-a-share", "--data-dir", str(shared_data))
-    assert f"unchanged {expected}" in again.output
+    assert f"unchanged {inserted}" in again.output
 
 
 def test_corpus_import_demo_loads_the_embedded_enterprises():

@@ -58,7 +58,14 @@ from matcher.store.change_feed import ChangeFeed
 from matcher.store.credit_code import validate_credit_code
 from matcher.store.database import _WRITE_TXN, _chunks, _like_escape, _now, make_engine, upgrade
 from matcher.store.db_models import EnterpriseRow
-from matcher.store.identity import _aliases_key, _compatible, _profile_json, branch_of, content_hash
+from matcher.store.identity import (
+    _aliases_key,
+    _compatible,
+    _profile_json,
+    branch_of,
+    content_hash,
+    merge_profiles,
+)
 from matcher.store.region_store import RegionStore
 from matcher.store.tenancy import ALL_TENANTS, SharedCorpusReadOnlyError, check_tenant, scoped_id
 from matcher.text import clean_text, normalize_company_name, normalize_text
@@ -96,9 +103,22 @@ class UpsertSummary:
     changed_ids: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 
+    merged: int = 0  # stored rows whose profile was merged with one from another source
+    conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows where two sources disagreed
+
     @property
     def total(self) -> int:
         return self.inserted + self.updated + self.unchanged
+
+    def note_conflicts(self, fields: list[str]) -> None:
+        for f in fields:
+            self.conflicts[f] = self.conflicts.get(f, 0) + 1
+
+    def merge_report(self) -> str:
+        """One line: new, merged, conflicting fields."""
+        conf = ", ".join(f"{f} ×{n}" for f, n in sorted(self.conflicts.items(), key=lambda x: -x[1])) or "none"
+        return (f"new {self.inserted}, updated {self.updated} (merged across sources {self.merged}), "
+                f"unchanged {self.unchanged}; conflicting fields kept from the more trusted source: {conf}")  # fmt: skip
 
 
 class Store(ChangeFeed, RegionStore):
@@ -227,6 +247,25 @@ class Store(ChangeFeed, RegionStore):
             update_["credit_code"] = None
         return e.model_copy(update=update_)
 
+    def _merge_stored(
+        self, session: Session, final: dict[str, Enterprise], state: dict[str, dict[str, Any]], summary: UpsertSummary
+    ) -> None:
+        """Merge each incoming profile with the stored one it updates (field by field, :func:`merge_profiles`), so
+        an import never replaces a known value with an empty or less trusted one."""
+        rows = [rid for rid in final if not state[rid].get("new")]
+        for chunk in _chunks(rows):
+            for rid, profile in session.execute(
+                select(EnterpriseRow.id, EnterpriseRow.profile).where(EnterpriseRow.id.in_(chunk))
+            ):
+                stored = Enterprise.model_validate(profile)
+                incoming = final[rid]
+                merged, lost = merge_profiles(stored, incoming)
+                changed = merged.model_dump(exclude={"updated_at"}) != stored.model_dump(exclude={"updated_at"})
+                if changed and stored.source != incoming.source:
+                    summary.merged += 1
+                    summary.note_conflicts(lost)
+                final[rid] = merged
+
     def _existing(
         self, session: Session, items: list[Enterprise], tenant: str | None
     ) -> dict[str, dict[str, Any]]:
@@ -245,6 +284,7 @@ class Store(ChangeFeed, RegionStore):
         found: dict[str, dict[str, Any]] = {}
         keys: list[tuple[Any, list[str]]] = [
             (e.credit_code, sorted({i.credit_code for i in items if i.credit_code})),
+            (e.stock_code, sorted({i.stock_code for i in items if i.stock_code})),
             (e.normalized_name, sorted({i.normalized_name for i in items})),
             (e.id, sorted({i.id for i in items})),
         ]
@@ -291,15 +331,24 @@ class Store(ChangeFeed, RegionStore):
             with self.transaction() as session:
                 state = self._existing(session, prepared, tenant)
                 by_code: dict[str, str] = {}
+                by_stock: dict[str, str] = {}
                 by_name: dict[tuple[str, str | None], list[str]] = {}
                 for rid in sorted(state):
                     row = state[rid]
                     if row["credit_code"]:
                         by_code[row["credit_code"]] = rid
+                    if row["stock_code"]:
+                        by_stock.setdefault(row["stock_code"], rid)
                     by_name.setdefault((row["normalized_name"], row["province"]), []).append(rid)
                 final: dict[str, Enterprise] = {}
                 for e in prepared:
                     target = by_code.get(e.credit_code) if e.credit_code else None
+                    if target is None and e.stock_code and not branch_of(e.name):
+                        # one listed firm, one record: a renamed shell keeps its code (天业通联 → 晶澳)
+                        cand = by_stock.get(e.stock_code)
+                        if cand is not None and not (e.credit_code and state[cand]["credit_code"]
+                                                     and state[cand]["credit_code"] != e.credit_code):  # fmt: skip
+                            target = cand
                     if target is None:
                         branch = branch_of(e.name)
                         for cand in by_name.get((e.normalized_name, e.province), []):
@@ -324,11 +373,17 @@ class Store(ChangeFeed, RegionStore):
                     )
                     if e.credit_code:
                         by_code[e.credit_code] = target
+                    if e.stock_code:
+                        by_stock.setdefault(e.stock_code, target)
                     names = by_name.setdefault((e.normalized_name, e.province), [])
                     if target not in names:
                         names.append(target)
+                    if target in final:  # two items of the batch are one firm: merge them too
+                        e, lost = merge_profiles(final[target], e.model_copy(update={"id": target}))
+                        summary.note_conflicts(lost)
                     final[target] = e if e.id == target else e.model_copy(update={"id": target})
                     summary.ids.append(target)
+                self._merge_stored(session, final, state, summary)
 
                 inserts: list[dict[str, Any]] = []
                 updates: list[dict[str, Any]] = []

@@ -291,14 +291,16 @@ def register(app: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, "--data-dir",
                                              help="The shared/data directory (default: settings.shared_data_dir)."),
     ) -> None:  # fmt: skip
-        """Load the ~4,600 A-share listed companies (shared corpus), mapped onto chain links."""
+        """Load the ~4,600 A-share listed companies (shared corpus), mapped onto chain links, merged with the embedded
+        demo firms (so the demo regions' residents exist whatever the order of imports; same firm = one record)."""
         from matcher.settings import get_settings
         from matcher.store.ashare import load_ashare_corpus
+        from matcher.store.demo import load_demo_enterprises
 
         data_dir = data_dir or get_settings().shared_data_dir
         t0 = time.perf_counter()
         companies = load_ashare_corpus(data_dir)
-        _load_corpus(companies, "A-share", t0)
+        _load_corpus(companies + load_demo_enterprises(), "A-share + embedded demo", t0)
 
     @corpus_app.command("import-demo")
     @handle_errors
@@ -323,6 +325,7 @@ def register(app: typer.Typer) -> None:
             f"inserted {summary.inserted}, updated {summary.updated}, unchanged {summary.unchanged} "
             f"({time.perf_counter() - t0:.1f} s)"
         )
+        typer.echo(f"merge report: {summary.merge_report()}")
 
     @enterprise_app.command("show")
     @handle_errors
