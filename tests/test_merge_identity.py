@@ -145,3 +145,35 @@ def test_the_real_corpora_in_either_order_give_the_same_store(tmp_path: Path, mo
     tbea = a["600089"]
     assert tbea["employees"] and any(link["link_id"] == "transformer" for link in tbea["links"])
     assert "昌吉" in json.dumps(a, ensure_ascii=False)  # the demo regions' residents are there in both orders
+
+
+def test_listing_status_and_renamed_shells_from_the_a_share_data(shared_data: Path):
+    from matcher.store.ashare import load_ashare_corpus
+
+    by_code = {e.stock_code: e for e in load_ashare_corpus(shared_data)}
+    for code in ("600205", "600401", "600472"):  # 山东铝业, 海润光伏, 包头铝业
+        assert by_code[code].extra["listing_status"] == "delisted" and "已退市" in by_code[code].tags
+    assert by_code["600089"].extra["listing_status"] == "listed"
+    jinko = by_code["002459"]  # 天业通联's shell is 晶澳科技 today
+    assert jinko.name == "晶澳科技" and "天业通联" in jinko.aliases
+    assert jinko.extra["former_names"] == ["秦皇岛天业通联重工股份有限公司", "天业通联"]
+
+
+def test_delisted_firms_are_left_out_unless_asked_for_and_say_so(tmp_path: Path):
+    from matcher.knowledge.catalogue import default_catalogue
+    from matcher.ranking.recommendation import Filters, RecommendRequest
+    from matcher.ranking.recommender import Recommender
+    from models.embedders import HashEmbedder
+
+    alive = ashare_firm(id="a1", name="甲铝棒股份有限公司", stock_code="600001",
+                        products=[Product(name="铝棒", share=0.9)], links=[], extra={"listing_status": "listed"})
+    gone = ashare_firm(id="a2", name="乙铝棒股份有限公司", stock_code="600002",
+                       products=[Product(name="铝棒", share=0.9)], links=[], extra={"listing_status": "delisted"})  # fmt: skip
+    rec = Recommender(default_catalogue(), HashEmbedder()).fit([alive, gone])
+    req = RecommendRequest(chain="aluminium", link="aluminium_rod", k=10)
+    assert [c.enterprise_id for c in rec.recommend(req).candidates] == ["a1"]
+    both = rec.recommend(req.model_copy(update={"filters": Filters(include_delisted=True)})).candidates
+    shown = {c.enterprise_id: c for c in both}
+    assert set(shown) == {"a1", "a2"} and shown["a2"].listing_status == "delisted"
+    assert any(r.startswith("已退市") for r in shown["a2"].reasons)
+    assert shown["a1"].stock_code == "600001" and shown["a1"].data_sources == [ASHARE] and shown["a1"].as_of

@@ -68,6 +68,8 @@ class CandidateSources:
             mask &= ok
         if f.listed_only:
             mask &= self.listed_
+        if not f.include_delisted:
+            mask &= ~self.delisted_
         for eid in f.exclude_ids:
             i = self.id_to_idx_.get(eid)
             if i is not None:

@@ -224,6 +224,7 @@ class FittedCorpus:
         listed = np.concatenate([self.listed_, np.zeros(grow, dtype=bool)])
         fictional = np.concatenate([self.fictional_, np.zeros(grow, dtype=bool)])
         industry_code = np.concatenate([self.industry_code_, np.full(grow, -1, dtype=np.int32)])
+        delisted = np.concatenate([self.delisted_, np.zeros(grow, dtype=bool)])
         authored = np.concatenate([self.authored_, np.zeros(grow, dtype=bool)])
         codes = dict(self.tenant_codes_)
         tenant_code = np.concatenate([self.tenant_code_, np.zeros(grow, dtype=np.int32)])
@@ -258,6 +259,7 @@ class FittedCorpus:
             listed[i] = e.listed
             fictional[i], authored[i] = e.fictional, e.authored
             industry_code[i] = self._industry_code(e)
+            delisted[i] = _delisted(e)
             lists["tenant_"][i] = e.tenant
             if e.tenant is not None and e.tenant not in codes:
                 codes[e.tenant] = len(codes) + 1
@@ -274,7 +276,7 @@ class FittedCorpus:
                 del by_name[name]
         return {
             **lists, "employees_": emp, "listed_": listed, "capacity_": _capacity(emp, listed),
-            "fictional_": fictional, "authored_": authored, "industry_code_": industry_code,
+            "fictional_": fictional, "authored_": authored, "industry_code_": industry_code, "delisted_": delisted,
             "tenant_codes_": codes, "tenant_code_": tenant_code, "postings_": postings, "by_norm_name_": by_name,
             "n_": n,
         }  # fmt: skip
@@ -331,6 +333,7 @@ class FittedCorpus:
         out["fictional_"] = np.array([e.fictional for e in ents], dtype=bool)
         out["authored_"] = np.array([e.authored for e in ents], dtype=bool)
         out["industry_code_"] = np.array([self._industry_code(e) for e in ents], dtype=np.int32)
+        out["delisted_"] = np.array([_delisted(e) for e in ents], dtype=bool)
         out["tenant_"] = [e.tenant for e in ents]
         by_industry: dict[str, frozenset[str]] = {}  # a few hundred distinct industries: tokenise each once
         province, group, norm_name, industry = [], [], [], []
@@ -386,6 +389,11 @@ class FittedCorpus:
     def _check_fitted(self) -> None:
         if not hasattr(self, "enterprises_"):
             raise NotFittedError("Recommender.fit() (or load) must run before recommend()")
+
+
+def _delisted(e: Enterprise) -> bool:
+    """The firm's shares were delisted (退市): left out of results unless a filter asks for them."""
+    return e.extra.get("listing_status") == "delisted"
 
 
 def _capacity(emp: np.ndarray, listed: np.ndarray) -> np.ndarray:

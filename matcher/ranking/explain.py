@@ -112,7 +112,9 @@ class Explanations(ExpansionReasons):
             reasons.append(relation)
         if aid:
             reasons.append(aid)
-        if e.listed:
+        if e.extra.get("listing_status") == "delisted":
+            reasons.append(f"已退市（原股票代码 {e.stock_code}）")
+        elif e.listed:
             reasons.append(f"上市公司（{e.stock_code}）")
         if e.employees and not e.fictional:  # an example firm's size is invented: never stated as a fact
             reasons.append(f"员工约{e.employees}人")
@@ -135,6 +137,11 @@ class Explanations(ExpansionReasons):
             reasons=reasons,
             sources=sources,
             fictional=e.fictional,
+            stock_code=e.stock_code,
+            listing_status=e.extra.get("listing_status") or ("listed" if e.listed else None),
+            former_names=list(e.extra.get("former_names") or []),
+            data_sources=list(e.extra.get("sources") or ([e.source] if e.source else [])),
+            as_of=e.updated_at.date().isoformat(),
         )
 
 

@@ -20,6 +20,7 @@ class Filters(BaseModel):
     listed_only: bool = False
     exclude_ids: list[str] = Field(default_factory=list)
     aiding_only: bool = Field(False, description="only firms from the region's 产业援疆 aiding provinces")
+    include_delisted: bool = Field(False, description="also list firms whose shares were delisted (退市)")
 
 
 class RecommendRequest(BaseModel):
@@ -68,6 +69,11 @@ class Candidate(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)  # dense / lexical / graph
     fictional: bool = False  # an authored example firm (demo-only mode), never a real enterprise
+    stock_code: str | None = None
+    listing_status: str | None = None  # listed / delisted (A-share data); None when unknown
+    former_names: list[str] = Field(default_factory=list)  # 曾用名 (a renamed shell's earlier names)
+    data_sources: list[str] = Field(default_factory=list)  # where the firm's facts come from
+    as_of: str | None = None  # date of the newest fact shown
 
 
 class Recommendation(BaseModel):

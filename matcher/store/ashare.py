@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,6 +27,24 @@ _GENERIC = {"其他业务", "其他", "其他(补充)", "补充", "其他业务�
 def ashare_id(code: str) -> str:
     """Enterprise id of an A-share company from its 6-digit code."""
     return f"ashare-{code[:6]}"
+
+
+_SHORT_NAME_NOISE = re.compile(r"^(?:退市|S\*ST|\*ST|ST|S)|-(?:U|W|UW)$")
+
+
+def _bare(short: str) -> str:
+    """A short name without risk-warning / reform prefixes and board suffixes (*ST海润 → 海润, 奥比中光-UW → 奥比中光)."""
+    return _SHORT_NAME_NOISE.sub("", short.replace(" ", ""))
+
+
+def listing_status(company: dict, location: dict) -> str:
+    """``delisted`` when the short name says 退市 or the listing table still holds the code but no name and no
+    listing date (its delisted rows, e.g. 山东铝业 600205, 包头铝业 600472, 海润光伏 600401); else ``listed``."""
+    if str(company.get("name", "")).startswith("退市"):
+        return "delisted"
+    if location and not location.get("name") and not location.get("list_date"):
+        return "delisted"
+    return "listed"
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -85,13 +104,22 @@ def load_ashare_corpus(data_dir: Path) -> list[Enterprise]:
         prods = [p for p in products.get(code, []) if p.name not in _GENERIC] or products.get(code, [])
         prods = sorted(prods, key=lambda p: -(p.share or 0.0))
         employees = loc.get("employees")
-        tags = ["上市公司"]
+        status = listing_status(row, loc)
+        tags = ["上市公司"] if status != "delisted" else ["已退市"]
+        legal = clean_text(row.get("fullname") or row["name"])
+        old_short, current = clean_text(row["name"]), clean_text(loc.get("name") or "")
+        a, b = _bare(current), _bare(old_short)
+        renamed = bool(a) and a not in b and b not in a  # *ST富吉 is 富吉瑞 under a risk warning, not a rename
+        extra = {"industry_tushare": loc.get("industry_tushare") or None, "list_date": row.get("time"),
+                 "listing_status": status}  # fmt: skip
+        if renamed:  # a renamed shell (天业通联 → 晶澳科技): the current short name is its identity, the old ones stay
+            extra.update(former_names=[legal, old_short], name_basis="current short name; legal name not in the data")
         out.append(
             Enterprise(
                 id=ashare_id(code),
-                name=clean_text(row.get("fullname") or row["name"]),
-                normalized_name=normalize_company_name(row.get("fullname") or row["name"]),
-                aliases=[clean_text(row["name"])],
+                name=a if renamed else legal,
+                normalized_name=normalize_company_name(a if renamed else legal),
+                aliases=[n for n in dict.fromkeys([current, legal, old_short]) if n != a] if renamed else [old_short],
                 province=(loc.get("province") or None),
                 city=(loc.get("city") or None),
                 sw_industry=industry.get(code),
@@ -100,7 +128,7 @@ def load_ashare_corpus(data_dir: Path) -> list[Enterprise]:
                 stock_code=code,
                 tags=tags,
                 source="ashare:ChainKnowledgeGraph+wp19991_gp",
-                extra={"industry_tushare": loc.get("industry_tushare") or None, "list_date": row.get("time")},
+                extra=extra,
             )
         )
     logger.info("A-share corpus: %d companies (%d corrupted duplicate rows dropped)", len(out), dropped)
