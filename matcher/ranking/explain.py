@@ -57,7 +57,7 @@ class Explanations(ExpansionReasons):
 
     def _explain(
         self, rank: int, i: int, score: float, feats: dict[str, float], contrib: np.ndarray, q: NeedQuery,
-        region: Region | None, aiding: set[str], sources: list[str],
+        region: Region | None, aiding: set[str], sources: list[str], presence: str | None = None,
     ) -> Candidate:
         e = self.enterprises_[i]
         target = q.link_id
@@ -108,6 +108,8 @@ class Explanations(ExpansionReasons):
             else:
                 reasons.append(f"与「{lname}」环节文本相似")
             reasons.extend(self._expansion_reasons(i, feats, q, link_id))
+        if presence:
+            reasons.append(f"已在本地布局（{presence}），可引导增资扩产")
         if relation:
             reasons.append(relation)
         if aid:
@@ -142,6 +144,7 @@ class Explanations(ExpansionReasons):
             former_names=list(e.extra.get("former_names") or []),
             data_sources=list(e.extra.get("sources") or ([e.source] if e.source else [])),
             as_of=e.updated_at.date().isoformat(),
+            local_presence=presence,
         )
 
 

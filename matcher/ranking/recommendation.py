@@ -74,6 +74,7 @@ class Candidate(BaseModel):
     former_names: list[str] = Field(default_factory=list)  # 曾用名 (a renamed shell's earlier names)
     data_sources: list[str] = Field(default_factory=list)  # where the firm's facts come from
     as_of: str | None = None  # date of the newest fact shown
+    local_presence: str | None = None  # 已在本地布局: why the firm (or its group) is already on site (强链 needs only)
 
 
 class Recommendation(BaseModel):

@@ -34,6 +34,7 @@ from matcher.ranking.candidates import CandidateSources, SourceDepth
 from matcher.ranking.corpus import FittedCorpus, PreparedUpdate
 from matcher.ranking.diversity import Diversity
 from matcher.ranking.explain import Explanations
+from matcher.ranking.presence import Presence
 from matcher.ranking.query import NeedQuery, build_query, master_links_of
 from matcher.ranking.recommendation import Candidate, Filters, Recommendation, RecommendRequest
 from matcher.ranking.scoring import (
@@ -55,7 +56,7 @@ __all__ = ["PreparedUpdate", "Recommender", "SourceDepth"]
 
 
 
-class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
+class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanations):
     """Ranks enterprises for a region's chain gaps.
 
     Args:
@@ -181,11 +182,17 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         if req.gap_type is not None:
             q.gap_type = req.gap_type
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
-        mask, excluded = self._mask(req.filters, req.tenant, residents, aiding_provs)
+        keep_present = self.keeps_present(q.gap_type)
+        mask, excluded = self._mask(req.filters, req.tenant, [] if keep_present else residents, aiding_provs)
+        present = self._present_rows(region, residents, book)
+        if present and not keep_present:  # 补链 / 延链: a firm (or group) already on site is not a newcomer
+            rows = np.fromiter(present, dtype=np.int64)
+            excluded += int(mask[rows].sum())
+            mask[rows] = False
         if return_pool:
             pool, F, _ = self._pool(q, mask, region, aiding_provs)
             return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]
-        cands, below = self._rank(q, mask, region, aiding_provs, req.k)
+        cands, below = self._rank(q, mask, region, aiding_provs, req.k, present if keep_present else {})
         note = None
         if len(cands) < req.k and below:
             note = f"仅找到 {len(cands)} 家有依据的候选（另有 {below} 家证据不足，未列出）"
@@ -230,7 +237,8 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         return list(dict.fromkeys(found))
 
     def _rank(
-        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int
+        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int,
+        present: dict[int, str] | None = None,
     ) -> tuple[list[Candidate], int]:
         """The top ``k`` candidates that clear the evidence bar, and how many pooled candidates did not."""
         pool, F, lists = self._pool(q, mask, region, aiding)
@@ -260,7 +268,8 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
             i = pool[j]
             feats = {f: round(float(F[j, c]), 4) for c, f in enumerate(FEATURES)}
             srcs = [s for s, st in list_sets.items() if i in st]
-            out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs))
+            out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs,
+                                     presence=(present or {}).get(i)))  # fmt: skip
         return out, below
 
 

@@ -1,0 +1,120 @@
+"""Groups and local presence: a region's residents exclude their whole group, and firms already on site are flagged.
+
+- **Group**: two firms are one group when they share a normalised group name (``parent_group``, else the firm's own
+  normalised name) or when a resident's name contains the firm's brand — its short name without generic words
+  (隆基绿能 → 隆基, 德方纳米 stays 德方纳米), at least two characters and not a place or generic word. So 曲靖隆基硅材料
+  excludes 隆基绿能 from 曲靖's lists, and 曲靖市德方纳米科技 excludes 德方纳米.
+- **Local presence** (已在本地布局): the firm or its group is a resident of the region, of a sub-region or of its
+  parent region, or the firm is registered in the region's (or its parent's) city. A need to fill a missing link
+  (补链) or extend the chain (延链) leaves such firms out — they are already there; a 强链 need (增资扩产) keeps them,
+  flagged.
+
+A mixin of the recommender over its fitted corpus arrays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from matcher.records import GapType, Region, RegionLevel, Resident
+from matcher.text import normalize_company_name, normalize_text
+
+__all__ = ["Presence", "brand"]
+
+_GENERIC = re.compile(
+    r"(股份|集团|控股|科技|实业|绿能|能源|电子|新材|材料|电气|电力|化工|化学|发展|投资|国际|技术|工业|产业|矿业|有限|公司|"
+    r"高新|新能源|光伏|光电|智能|信息|网络|环保|生物|医药|制药|农业|食品|设备|机械|重工|钢铁|铝业|铜业|建设|建材)$"
+)
+_NOT_BRANDS = frozenset("中国 中国中 国家 新疆 上海 北京 天津 重庆 广东 江苏 浙江 山东 四川 湖南 湖北 河南 河北 国际 东方 中华 华东 华南 西部 东北".split())
+
+
+def brand(short_or_name: str) -> str:
+    """A firm's brand: its short name without generic trailing words (隆基绿能 → 隆基); '' when too generic."""
+    b = normalize_company_name(normalize_text(short_or_name), strip_region=True)
+    for _ in range(3):
+        nb = _GENERIC.sub("", b)
+        if nb == b or len(nb) < 2:
+            break
+        b = nb
+    return b if len(b) >= 2 and b not in _NOT_BRANDS else ""
+
+
+class Presence:
+    """Group exclusion and 已在本地布局 for :class:`~matcher.ranking.recommender.Recommender`."""
+
+    def _brands(self) -> dict[str, list[int]]:
+        """Brand → corpus rows, built once per fitted corpus (recomputed after an update)."""
+        cached = self.__dict__.get("_brand_index")
+        if cached is not None and cached[0] is self.enterprises_:
+            return cached[1]
+        index: dict[str, list[int]] = {}
+        for i, e in enumerate(self.enterprises_):
+            short = next((a for a in e.aliases if 2 <= len(a) <= 8), "") or e.name
+            b = brand(short)
+            if b:
+                index.setdefault(b, []).append(i)
+        self.__dict__["_brand_index"] = (self.enterprises_, index)
+        return index
+
+    def _city_rows(self) -> dict[str, list[int]]:
+        cached = self.__dict__.get("_city_index")
+        if cached is not None and cached[0] is self.enterprises_:
+            return cached[1]
+        index: dict[str, list[int]] = {}
+        for i, e in enumerate(self.enterprises_):
+            if e.city:
+                index.setdefault(normalize_text(e.city), []).append(i)
+        self.__dict__["_city_index"] = (self.enterprises_, index)
+        return index
+
+    def _group_rows(self, residents: Sequence[Resident]) -> dict[int, str]:
+        """Corpus rows in a resident's group (the residents themselves included) → the resident's name."""
+        out: dict[int, str] = {}
+        groups: dict[str, str] = {}
+        for r in residents:
+            rows = set(self.by_norm_name_.get(normalize_company_name(r.name, strip_region=True), ()))
+            if r.enterprise_id in self.id_to_idx_:
+                rows.add(self.id_to_idx_[r.enterprise_id])
+            for i in rows:
+                out.setdefault(i, r.name)
+                groups.setdefault(self.group_[i], r.name)
+        brands = self._brands()
+        for r in residents:  # every substring of the resident's name that is some firm's brand
+            name = normalize_text(r.name)
+            for a in range(len(name)):
+                for b in range(a + 2, min(len(name), a + 8) + 1):
+                    for i in brands.get(name[a:b], ()):
+                        out.setdefault(i, r.name)
+        if groups:
+            for i, g in enumerate(self.group_):
+                if g in groups:
+                    out.setdefault(i, groups[g])
+        return out
+
+    def _present_rows(self, region: Region | None, residents: Sequence[Resident], book) -> dict[int, str]:
+        """Rows already present in the region (group of a resident in scope or in the parent region, or registered
+        in the region's / parent's city) → a short description of the presence."""
+        if region is None:
+            return {}
+        scope = list(residents)
+        names = {normalize_text(n) for n in (region.name, *region.aliases)}
+        parent = book.get(region.parent, region.tenant) if (book is not None and region.parent) else None
+        if parent is not None:
+            scope += parent.residents
+            names |= {normalize_text(n) for n in (parent.name, *parent.aliases)}
+        out = {i: f"{who}所在企业集团" for i, who in self._group_rows(scope).items()}
+        if region.level != RegionLevel.PROVINCE:  # a province-wide "presence" would flag every local firm
+            cities = self._city_rows()
+            for n in names:
+                for i in cities.get(n, ()):
+                    out.setdefault(i, f"注册地在{self.enterprises_[i].city}")
+        return out
+
+    @staticmethod
+    def keeps_present(gap_type: GapType | str | None) -> bool:
+        """Whether a need keeps firms already on site: 强链 (弱链, 增资扩产) does; 补链 and 延链 do not."""
+        value = gap_type.value if isinstance(gap_type, GapType) else gap_type
+        return value in ("弱链", "强链")

@@ -1,0 +1,66 @@
+"""Issue 15 item 4: a resident excludes its whole group; firms already on site are left out of 补链/延链 lists and
+flagged 已在本地布局 for 强链 (增资扩产)."""
+
+from __future__ import annotations
+
+import pytest
+
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.knowledge.regions import RegionBook
+from matcher.ranking.presence import brand
+from matcher.ranking.recommendation import RecommendRequest
+from matcher.ranking.recommender import Recommender
+from matcher.records import Enterprise, Product, Region, Resident
+from models.embedders import HashEmbedder
+
+
+def test_brands_drop_generic_words_and_refuse_places():
+    assert brand("隆基绿能") == "隆基" and brand("德方纳米") == "德方纳米" and brand("特变电工") == "特变电工"
+    assert brand("新疆") == "" and brand("中国") == ""
+
+
+def firm(i: str, name: str, short: str, city: str | None = None, province: str = "陕西") -> Enterprise:
+    return Enterprise(id=i, name=name, aliases=[short], province=province, city=city, employees=5000,
+                      products=[Product(name="单晶硅片", share=0.8)], stock_code=f"60{i[-4:]}")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rec():
+    corpus = [
+        firm("f0001", "隆基绿能科技股份有限公司", "隆基绿能", city="西安市"),
+        firm("f0002", "甲硅业股份有限公司", "甲硅业", city="无锡市", province="江苏"),
+        firm("f0003", "乙光伏科技股份有限公司", "乙光伏", city="曲靖市", province="云南"),  # registered on site
+        firm("f0004", "丙新能源股份有限公司", "丙新能", city="成都市", province="四川"),
+    ]
+    return Recommender(default_catalogue(), HashEmbedder()).fit(corpus)
+
+
+@pytest.fixture(scope="module")
+def book():
+    qujing = Region(
+        id="qujing", name="曲靖市", level="地州", province="云南", target_chains=["photovoltaic"],
+        residents=[Resident(name="曲靖隆基硅材料有限公司", links=["silicon_ingot"])],
+    )  # fmt: skip
+    return RegionBook([qujing])
+
+
+def ids(r):
+    return [c.enterprise_id for c in r.candidates]
+
+
+def test_fill_and_extend_needs_leave_out_the_residents_group_and_local_firms(rec, book):
+    r = rec.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                       gap_type="缺链", k=10), book)  # fmt: skip
+    assert "f0001" not in ids(r)  # 隆基绿能: its subsidiary is the resident
+    assert "f0003" not in ids(r)  # registered in 曲靖市 already
+    assert {"f0002", "f0004"} <= set(ids(r)) and r.excluded_residents >= 2
+
+
+def test_a_strengthen_need_keeps_them_flagged(rec, book):
+    r = rec.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                       gap_type="弱链", k=10), book)  # fmt: skip
+    by_id = {c.enterprise_id: c for c in r.candidates}
+    assert {"f0001", "f0003"} <= set(by_id)
+    assert "曲靖隆基硅材料有限公司" in by_id["f0001"].local_presence
+    assert any(x.startswith("已在本地布局") for x in by_id["f0001"].reasons)
+    assert by_id["f0002"].local_presence is None
