@@ -152,6 +152,11 @@ def test_evidence_bar_any_one_criterion():
     F[2, col["link_fit"]] = 0.5  # a trader or a weak name match
     F[3, col["tfidf"]] = 0.05
     assert evidence_bar(F).tolist() == [True, True, False, False]
+    # a firm that reports shares must make the product with ≥ 5% of revenue for the mapping to count
+    known = np.array([True, False, False, False])
+    assert evidence_bar(F, shares_known=known).tolist() == [False, True, False, False]
+    F[0, col["share"]] = np.sqrt(0.05)
+    assert evidence_bar(F, shares_known=known).tolist() == [True, True, False, False]
 
 
 def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec, monkeypatch):
@@ -161,7 +166,7 @@ def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec
     import matcher.ranking.recommender as recommender_module
 
     bar = {k: v for k, v in EVIDENCE_BAR.items() if k != "dense"}
-    monkeypatch.setattr(recommender_module, "evidence_bar", lambda F: evidence_bar(F, bar))
+    monkeypatch.setattr(recommender_module, "evidence_bar", lambda F, **kw: evidence_bar(F, bar, **kw))
     lexical = copy.copy(rec)
     lexical.blend = BlendWeights(text=("tfidf", "bm25"))
     r = lexical.recommend(RecommendRequest(chain="alu", link="rod", k=40))

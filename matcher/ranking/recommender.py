@@ -246,7 +246,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             return [], 0
         below = 0
         if self.evidence_bar:
-            ok = evidence_bar(F)
+            known = np.array([any(p.share is not None for p in self.enterprises_[i].products) for i in pool], dtype=bool)
+            ok = evidence_bar(F, shares_known=known)
             below = int((~ok).sum())
             pool = [i for i, keep in zip(pool, ok) if keep]
             F = F[ok]

@@ -210,7 +210,8 @@ def blend_scores(
 
 #: The minimum evidence a candidate needs to be listed for a need: any one of these (issue 20, "no junk").
 EVIDENCE_BAR: dict[str, float] = {
-    "link_fit": 0.8,  # a product mapped to the gap link with confidence (traders map at 0.5 and never clear it)
+    "link_fit": 0.8,  # a product mapped to the gap link with confidence (traders map at 0.5 and never clear it),
+    #                   from ≥ 5% of revenue when the firm reports shares (MIN_MAKER_SHARE)
     "master": 0.5,  # supplies or serves the region's 链主 on this link
     "related": 0.3,  # its other products often go with this one in firms (relatedness density)
     "ind_related": 0.3,  # firms of its industry often make this link
@@ -220,11 +221,23 @@ EVIDENCE_BAR: dict[str, float] = {
 }
 
 
-def evidence_bar(F: np.ndarray, bar: Mapping[str, float] | None = None) -> np.ndarray:
-    """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar (any one criterion)."""
+MIN_MAKER_SHARE = 0.05  # a segment below 5% of revenue is not evidence of making the product
+
+
+def evidence_bar(
+    F: np.ndarray, bar: Mapping[str, float] | None = None, shares_known: np.ndarray | None = None
+) -> np.ndarray:
+    """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar (any one criterion).
+
+    ``shares_known`` (per row): the firm reports revenue shares, so its mapped product must also be at least
+    :data:`MIN_MAKER_SHARE` of revenue for ``link_fit`` to count (the ``share`` feature is √share).
+    """
     bar = EVIDENCE_BAR if bar is None else bar
     F = np.asarray(F)
     ok = np.zeros(F.shape[0], dtype=bool)
     for f, t in bar.items():
-        ok |= F[:, FEATURES.index(f)] >= t
+        hit = F[:, FEATURES.index(f)] >= t
+        if f == "link_fit" and shares_known is not None:
+            hit &= ~np.asarray(shares_known, dtype=bool) | (F[:, FEATURES.index("share")] >= np.sqrt(MIN_MAKER_SHARE) - 1e-6)
+        ok |= hit
     return ok
