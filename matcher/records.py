@@ -196,6 +196,7 @@ class Gap(BaseModel):
     edges: list[Edge] = Field(default_factory=list)
     priority: float = 0.0
     priority_parts: dict[str, float] = Field(default_factory=dict)
+    chains: list[str] = Field(default_factory=list)  # every diagnosed chain holding the link (the row's chain first)
 
     @property
     def action(self) -> str:

@@ -121,3 +121,20 @@ def test_gaps_are_sorted_by_priority(catalogue):
     gm = diagnose(region(Resident(name="乙链主", links=["b"], chain_master=True)), catalogue)
     pr = [g.priority for g in gm.gaps]
     assert pr == sorted(pr, reverse=True)
+
+
+def test_one_row_per_link_in_every_demo_region_with_all_its_chains_listed():
+    """Issue 16 item 3: a link is one gap per region whatever umbrella chains contain it."""
+    from matcher.knowledge.catalogue import default_catalogue
+    from matcher.knowledge.regions import default_regions
+
+    cat, book = default_catalogue(), default_regions()
+    shared = 0
+    for region in book.regions.values():
+        gm = diagnose(region, cat, book=book)
+        links = [g.link_id for g in gm.gaps]
+        assert len(links) == len(set(links)), region.id
+        for g in gm.gaps:
+            assert g.chains[0] == g.chain_id and all(g.link_id in cat.chains[c].link_ids for c in g.chains)
+            shared += len(g.chains) > 1
+    assert shared > 0  # umbrella chains (能源装备 ⊃ 风电) really do share links

@@ -115,13 +115,20 @@ def diagnose(
     present_out: dict[str, list[str]] = {}
     for cid in chain_ids:
         gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out))
-    # one gap per (chain, link): keep the highest-priority reading
-    best: dict[tuple[str, str], Gap] = {}
+    # one row per link, whatever umbrella chains contain it: the highest-priority reading (ties: more evidence),
+    # every chain of the diagnosis that holds the link listed on the row
+    best: dict[str, Gap] = {}
+    chains_of: dict[str, list[str]] = {}
     for g in gaps:
-        k = (g.chain_id, g.link_id)
-        if k not in best or g.priority > best[k].priority:
-            best[k] = g
-    ordered = sorted(best.values(), key=lambda g: (-g.priority, g.chain_id, g.link_id))
+        chains_of.setdefault(g.link_id, [])
+        if g.chain_id not in chains_of[g.link_id]:
+            chains_of[g.link_id].append(g.chain_id)
+        cur = best.get(g.link_id)
+        if cur is None or (g.priority, len(g.evidence), len(g.residents)) > (cur.priority, len(cur.evidence), len(cur.residents)):
+            best[g.link_id] = g
+    for lid, g in best.items():
+        g.chains = [g.chain_id, *(c for c in chains_of[lid] if c != g.chain_id)]
+    ordered = sorted(best.values(), key=lambda g: (-g.priority, -len(g.evidence), -len(g.residents), g.chain_id, g.link_id))
     return GapMap(region_id=region.id, region_name=region.name, chains=chain_ids, present=present_out, gaps=ordered)
 
 
