@@ -53,6 +53,7 @@ class Link(BaseModel):
     products: tuple[str, ...] = ()
     gbt: tuple[str, ...] = ()
     description: str = ""
+    local_supply: bool = False  # bulky or perishable: economic only within a short transport radius of its user
 
     @property
     def terms(self) -> tuple[str, ...]:

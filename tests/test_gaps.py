@@ -138,3 +138,16 @@ def test_one_row_per_link_in_every_demo_region_with_all_its_chains_listed():
             assert g.chains[0] == g.chain_id and all(g.link_id in cat.chains[c].link_ids for c in g.chains)
             shared += len(g.chains) > 1
     assert shared > 0  # umbrella chains (能源装备 ⊃ 风电) really do share links
+
+
+def test_mulei_wind_towers_rank_first_among_its_wind_gaps():
+    """Issue 16: 风电塔筒 is the component most worth making locally (a tower section is hauled by road)."""
+    from matcher.knowledge.catalogue import default_catalogue
+    from matcher.knowledge.regions import default_regions
+
+    cat, book = default_catalogue(), default_regions()
+    wind = [g for g in diagnose(book.get("mulei"), cat, book=book).gaps if "wind_power" in g.chains]
+    names = [g.link_name for g in wind[:5]]
+    assert "风电塔筒" in names, names
+    tower = next(g for g in wind if g.link_name == "风电塔筒")
+    assert any("运输半径" in e for e in tower.evidence)

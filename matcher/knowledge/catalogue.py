@@ -221,6 +221,7 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
                 products=tuple(str(p) for p in entry.get("products") or ()),
                 gbt=tuple(str(g) for g in entry.get("gbt") or ()),
                 description=str(entry.get("description") or ""),
+                local_supply=bool(entry.get("local_supply", False)),
             )
         except KeyError as exc:
             raise CatalogueError(path.name, label, f"missing required key {exc}") from exc

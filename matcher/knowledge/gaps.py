@@ -222,6 +222,9 @@ def _diagnose_chain(
         mdist = master_near.get(lid)
         master_part = 1.0 if (master_in or master_out) else 0.5 if mdist == 2 else 0.0
         value = 1.0 if direction == "downstream" else 0.6 if direction == "upstream" else 0.8
+        if link.local_supply:  # 塔筒, 叶片: hauled far they lose to a local plant, so local supply is worth most
+            value = 1.0
+            evidence.append(f"{link.name}运输半径有限，宜就近配套")
         parts = {
             "adjacency": round(adjacency, 3),
             "chain_master": master_part,
