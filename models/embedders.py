@@ -206,10 +206,16 @@ class SentenceTransformerEmbedder(Embedder):
         # the id names the exact numeric path: caches and index manifests keyed by it never mix quantisations
         self.id = "e5-small-st-int8pc" if quantize == "int8" else "e5-small-st-fp32"
         self.batch_size = batch_size
+        # dynamic int8 quantisation scales activations per forward pass, so a text's vector would depend on the
+        # texts batched with it (cosine 0.991–0.995): queries are embedded one per pass, the same alone or in a
+        # warm-up batch, so the server, the CLI and the evaluation rank with identical query vectors
+        self.batch_invariant_queries = quantize == "int8"
         self.model_path = Path(model_path)
         logger.info("embedder %s loaded from %s (torch threads %d)", self.id, model_path, threads)
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        if prefix == QUERY_PREFIX and self.batch_invariant_queries and len(texts) > 1:
+            return np.vstack([self._encode([t], prefix) for t in texts])
         import torch
 
         # A few texts (a need's query) run on one thread: a 2-thread op waits for the slower core, which on

