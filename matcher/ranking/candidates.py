@@ -259,8 +259,8 @@ class CandidateSources:
         relations = self._master_relations(q)
         best: tuple[int, str] | None = None
         for m in self.enterprises_[i].links:
-            if m.score < 0.8 or m.method == "trade":  # a weak name match or a trader never claims a 链主 relation
-                continue
+            if m.score < 0.8 or m.method == "trade" or (m.share is not None and m.share < 0.05):
+                continue  # a weak name match, a trader or a sliver of revenue never claims a 链主 relation
             hit = relations.get(m.link_id)
             if hit is not None and q.target_links.get(m.link_id, 0.0) >= 0.5 and (best is None or hit < best):
                 best = hit
