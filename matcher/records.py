@@ -83,6 +83,7 @@ class Chain(BaseModel):
     description: str = ""
     link_ids: tuple[str, ...] = ()
     edges: tuple[Edge, ...] = ()
+    own_link_ids: tuple[str, ...] = ()  # the links this chain's file defines (link_ids also holds the ones it uses)
 
 
 class Resident(BaseModel):

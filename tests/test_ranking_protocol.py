@@ -166,7 +166,7 @@ def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec
     import matcher.ranking.recommender as recommender_module
 
     bar = {k: v for k, v in EVIDENCE_BAR.items() if k != "dense"}
-    monkeypatch.setattr(recommender_module, "evidence_bar", lambda F, **kw: evidence_bar(F, bar, **kw))
+    monkeypatch.setattr(recommender_module, "evidence_bar", lambda F, _bar=None, **kw: evidence_bar(F, bar, **kw))
     lexical = copy.copy(rec)
     lexical.blend = BlendWeights(text=("tfidf", "bm25"))
     r = lexical.recommend(RecommendRequest(chain="alu", link="rod", k=40))

@@ -287,6 +287,7 @@ def load_catalogue(directory: Path | None = None, gbt_codes: dict[str, str] | No
             description=str(raw.get("description") or ""),
             link_ids=tuple(members),
             edges=tuple(edges),
+            own_link_ids=tuple(own),
         )
 
     # GB/T codes and alias conflicts

@@ -39,6 +39,7 @@ from matcher.ranking.query import NeedQuery, build_query, master_links_of
 from matcher.ranking.recommendation import Candidate, Filters, Recommendation, RecommendRequest
 from matcher.ranking.scoring import (
     FEATURES,
+    MIN_MAKER_SHARE,
     BlendWeights,
     ScoringWeights,
     blend_scores,
@@ -228,6 +229,13 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             out.append(self.recommend(req, book))
         return out
 
+    def _makes_any(self, i: int, links: dict[str, float]) -> bool:
+        """The firm makes one of ``links``: a confident, non-trade mapping from ≥ 5% of revenue (or shares unknown)."""
+        return any(
+            m.link_id in links and m.score >= 0.8 and m.method != "trade" and (m.share is None or m.share >= MIN_MAKER_SHARE)
+            for m in self.enterprises_[i].links
+        )
+
     def _links_in_text(self, text: str, chain_id: str | None) -> list[str]:
         found: list[str] = []
         for phrase in _phrases(text):
@@ -248,6 +256,9 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         if self.evidence_bar:
             known = np.array([any(p.share is not None for p in self.enterprises_[i].products) for i in pool], dtype=bool)
             ok = evidence_bar(F, shares_known=known)
+            if q.link_id is None and q.chain_id:  # a chain-level need: confidently making one of the chain's own links
+                own = {lid: 1.0 for lid in self.catalogue.chains[q.chain_id].own_link_ids}
+                ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
             below = int((~ok).sum())
             pool = [i for i, keep in zip(pool, ok) if keep]
             F = F[ok]
