@@ -113,13 +113,7 @@ class CharTfidfIndex:
         q = self.query_vector(text)
         s = np.asarray((self._full() @ q.T).todense()).ravel()
         live = np.array([d is not None and (allow is None or d in allow) for d in self._ids], dtype=bool)
-        s = np.where(live, s, -1.0)
-        k = min(k, int(live.sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-s, k - 1)[:k]
-        top = top[np.lexsort((top, -s[top]))]
-        return [(self._ids[i], float(s[i])) for i in top if s[i] > 0]  # type: ignore[misc]
+        return [(self._ids[i], float(s[i])) for i in _top(s, live, k)]  # type: ignore[misc]
 
     def search_rows(self, text: str, k: int, row_of: dict[str, int], mask: np.ndarray) -> list[tuple[int, float]]:
         """Like :meth:`search` but in the caller's row space: ``row_of`` maps ids to caller rows and ``mask``
@@ -130,13 +124,7 @@ class CharTfidfIndex:
         caller = self._caller_rows(row_of)
         ok = caller >= 0
         ok[ok] = mask[caller[ok]]
-        s = np.where(ok, s, -1.0)
-        k = min(k, int(ok.sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-s, k - 1)[:k]
-        top = top[np.lexsort((top, -s[top]))]
-        return [(int(caller[i]), float(s[i])) for i in top if s[i] > 0]
+        return [(int(caller[i]), float(s[i])) for i in _top(s, ok, k)]
 
     def caller_scores(self, text: str, row_of: dict[str, int], n: int) -> np.ndarray:
         """Cosine of the query with every live document, placed at the caller's rows (``row_of``: id → row
@@ -164,3 +152,14 @@ class CharTfidfIndex:
     def _check(self) -> None:
         if not hasattr(self, "vectorizer_"):
             raise RuntimeError("CharTfidfIndex.build() must run before searches or upserts")
+
+
+def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
+    """Rows of the ``k`` best positive scores among ``allowed`` rows, best first (ties by row)."""
+    s = np.where(allowed, scores, -1.0)
+    k = min(k, int(allowed.sum()))
+    if k <= 0:
+        return []
+    top = np.argpartition(-s, k - 1)[:k]
+    top = top[np.lexsort((top, -s[top]))]
+    return [int(i) for i in top if s[i] > 0]
