@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 
 import numpy as np
@@ -16,6 +17,7 @@ from matcher.knowledge.geo import distance_km, province_short
 from matcher.ranking.query import NeedQuery, build_query
 from matcher.ranking.recommendation import Filters
 from matcher.ranking.scoring import FEATURES, minmax, rrf
+from matcher.ranking.signals_features import SIGNAL_FEATURES, SignalNeed
 from matcher.records import Region
 from matcher.text import normalize_company_name, tokenize
 
@@ -141,7 +143,18 @@ class CandidateSources:
         ind_terms = self._industry_terms(q)
         F[:, col["industry"]] = [1.0 if self.industry_tokens_[i] & ind_terms else 0.0 for i in pool]
         F[:, col["rrf"]] = fused / (max(len(lists), 1) / 61.0)
+        self._signal_columns(F, col, pool, q, region)
         return pool, F, lists
+
+    def _signal_columns(self, F: np.ndarray, col: dict[str, int], pool: list[int], q: NeedQuery, region) -> None:
+        """The sig_* columns from the recommender's signal book (none loaded: left at 0)."""
+        book = getattr(self, "signals", None)
+        if book is None:
+            return
+        need = SignalNeed(q.chain_id, q.link_id, region.province if region is not None else None,
+                          q.as_of or date.today())  # fmt: skip
+        firms = [(self.enterprises_[i].id, self.enterprises_[i].parent_group) for i in pool]
+        F[:, [col[f] for f in SIGNAL_FEATURES]] = book.features(firms, need)
 
     def prefetch_needs(self, needs: Sequence[tuple[str | None, str | None]], free_text: str = "") -> None:
         """Embed the queries of several (chain, link) needs in one batch (a whole region's gaps at once)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -36,6 +37,7 @@ class RecommendRequest(BaseModel):
     filters: Filters = Field(default_factory=Filters)
     k: int = Field(20, ge=1, le=MAX_K)
     tenant: str | None = None
+    as_of: date | None = Field(None, description="expansion signals dated before this day count (default today)")
 
     @field_validator("gap_type", mode="before")
     @classmethod

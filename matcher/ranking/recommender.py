@@ -83,6 +83,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         self.group_dedupe = group_dedupe
         self.reranker = reranker
         self.mapper = LinkMapper(catalogue)
+        self.signals = None  # a matcher.ranking.signals_features.SignalBook: fills the sig_* features
 
     # ------------------------------------------------------------------------------------ requests
     def resolve_region(self, req: RecommendRequest, book: RegionBook | None) -> Region | None:
@@ -156,6 +157,7 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         )
         if req.gap_type is not None:
             q.gap_type = req.gap_type
+        q.as_of = req.as_of
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
         mask, excluded = self._mask(req.filters, req.tenant, residents, aiding_provs)
         if return_pool:

@@ -13,6 +13,8 @@ aiding         the firm's home province is one of the region's 产业援疆 aidi
 proximity      1 − distance between home province and region province / 4 000 km
 industry       the firm's industry (申万 / GB/T) agrees with the chain or link
 rrf            reciprocal-rank fusion of the dense, lexical and graph candidate lists, scaled to [0, 1]
+sig_*          expansion signals before the request's date (:mod:`matcher.ranking.signals_features`): any, same
+               chain, same / neighbouring link, same province, amounts; weight 0 unless measured otherwise
 ============== ================================================================================================
 
 Default score = Σ weight × feature, weights from :class:`ScoringWeights` (configurable; documented in the README).
@@ -36,6 +38,11 @@ FEATURES: tuple[str, ...] = (
     "proximity",
     "industry",
     "rrf",
+    "sig_any",
+    "sig_chain",
+    "sig_link",
+    "sig_province",
+    "sig_amount",
 )
 
 
@@ -52,6 +59,11 @@ class ScoringWeights(BaseModel):
     proximity: float = 0.02
     industry: float = 0.05
     rrf: float = 0.0  # RRF fuses the candidate lists; as a score term it duplicated dense+bm25+link_fit (ablation)
+    sig_any: float = 0.0  # expansion signals (#19): 0 until grouped cross-validation says otherwise
+    sig_chain: float = 0.0
+    sig_link: float = 0.0
+    sig_province: float = 0.0
+    sig_amount: float = 0.0
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, f) for f in FEATURES], dtype=np.float32)
