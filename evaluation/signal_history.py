@@ -38,10 +38,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 WEIGHT_GRID: dict[str, tuple[float, ...]] = {
-    "sig_any": (0.0, 0.1, 0.3),
-    "sig_chain": (0.0, 0.1, 0.3, 1.0),
-    "sig_link": (0.0, 0.1, 0.3, 1.0),
-    "sig_province": (0.0, 0.1, 0.3),
+    "sig_any": (0.0, 0.1, 0.3, 1.0, 3.0),
+    "sig_chain": (0.0, 0.3, 1.0, 3.0),
+    "sig_link": (0.0, 0.3, 1.0, 3.0),
+    "sig_province": (0.0, 0.3, 1.0),
 }
 """The grid the grouped cross-validation picks signal weights from (sig_amount stays 0)."""
 
@@ -113,17 +113,20 @@ def annotate_history(cases: Sequence[Case], events: Sequence[SignalEvent]) -> di
     return out
 
 
-def _recall_at_10(pools: Sequence[dict], idx: Sequence[int], base: np.ndarray, w: np.ndarray) -> float:
-    hits = []
+def _fit_score(pools: Sequence[dict], idx: Sequence[int], base: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(recall@10, MRR) of the weighted sum over some pools: what a fold's training cases reward."""
+    hits, rr = [], []
     for i in idx:
         p = pools[i]
         if not p["labels"].any():
             hits.append(0.0)
+            rr.append(0.0)
             continue
         s = p["F"] @ (base + w)
-        order = np.argsort(-s, kind="stable")[:10]
-        hits.append(float(p["labels"][order].any()))
-    return float(np.mean(hits)) if hits else 0.0
+        rank = int(np.flatnonzero(p["labels"][np.argsort(-s, kind="stable")]).min()) + 1
+        hits.append(float(rank <= 10))
+        rr.append(1.0 / rank)
+    return (float(np.mean(hits)), float(np.mean(rr))) if hits else (0.0, 0.0)
 
 
 def fold_weights(
@@ -132,7 +135,7 @@ def fold_weights(
     """Per case, the signal weight vector (ordered as ``features``) chosen on the other folds.
 
     Folds are grouped by ``groups`` (the investing firm); in each, the grid point with the best recall@10 over
-    the training folds' pools wins (ties: the smaller total weight).
+    the training folds' pools wins (ties: the better MRR, then the smaller total weight).
     """
     from sklearn.model_selection import GroupKFold
 
@@ -146,7 +149,7 @@ def fold_weights(
     chosen: dict[str, np.ndarray] = {}
     folds = GroupKFold(n_splits=min(n_splits, len(set(groups))))
     for train, test in folds.split(np.zeros(len(pools)), groups=np.asarray(groups)):
-        best = max(grid, key=lambda w: (_recall_at_10(pools, train, base, w), -float(w.sum())))
+        best = max(grid, key=lambda w: (*_fit_score(pools, train, base, w), -float(w.sum())))
         logger.info("fold: signal weights %s", {f: float(best[cols[f]]) for f in WEIGHT_GRID})
         for i in test:
             chosen[pools[i]["case_id"]] = best

@@ -119,6 +119,7 @@ class CandidateSources:
             graph = [i for i in link_fit if mask[i] and link_fit[i] >= 0.45]
             graph.sort(key=lambda i: (-link_fit[i], -share.get(i, 0.0), -self.capacity_[i]))
             lists["graph"] = graph[: self.depth.graph]
+        self._signal_source(q, mask, lists)
         pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
         if not pool:
             return [], np.zeros((0, len(FEATURES)), np.float32), lists
@@ -145,6 +146,18 @@ class CandidateSources:
         F[:, col["rrf"]] = fused / (max(len(lists), 1) / 61.0)
         self._signal_columns(F, col, pool, q, region)
         return pool, F, lists
+
+    def _signal_source(self, q: NeedQuery, mask: np.ndarray, lists: dict[str, list[int]]) -> None:
+        """With a signal book loaded: firms that expanded on the need's links before as_of join the pool."""
+        book = getattr(self, "signals", None)
+        if book is None or not (q.target_links or q.chain_id):
+            return
+        links = dict(q.target_links)
+        if q.chain_id and q.chain_id in self.catalogue.chains:  # the chain's other links count a little
+            for lid in self.catalogue.chains[q.chain_id].link_ids:
+                links.setdefault(lid, 0.3)
+        found = (self.id_to_idx_.get(f) for f in book.candidates(links, q.as_of or date.today()))
+        lists["signals"] = [i for i in found if i is not None and mask[i]]
 
     def _signal_columns(self, F: np.ndarray, col: dict[str, int], pool: list[int], q: NeedQuery, region) -> None:
         """The sig_* columns from the recommender's signal book (none loaded: left at 0)."""

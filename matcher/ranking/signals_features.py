@@ -62,11 +62,14 @@ class SignalBook:
         self.half_life_days = float(half_life_days)
         self.by_firm: dict[str, list[SignalEvent]] = defaultdict(list)
         self.by_group: dict[str, list[SignalEvent]] = defaultdict(list)
+        self.by_link: dict[str, list[SignalEvent]] = defaultdict(list)
         for e in events:
             if e.kind not in EXPANSION_KINDS:
                 continue
             if e.enterprise_id:
                 self.by_firm[e.enterprise_id].append(e)
+                if e.link_id:
+                    self.by_link[e.link_id].append(e)
             if e.group:
                 self.by_group[e.group].append(e)
         for lst in (*self.by_firm.values(), *self.by_group.values()):
@@ -82,6 +85,17 @@ class SignalBook:
             if e.day < as_of:
                 seen.setdefault(e.id or f"{e.firm}:{e.day}:{e.kind}:{e.product}", e)
         return sorted(seen.values(), key=lambda e: e.day, reverse=True)
+
+    def candidates(self, links: dict[str, float], as_of: date, limit: int = 50) -> list[str]:
+        """Firms with expansion events before ``as_of`` on the need's links (``{link: weight}``, e.g. the gap
+        link 1.0 and its neighbours 0.5), strongest recency-weighted evidence first: a candidate source."""
+        scores: dict[str, float] = defaultdict(float)
+        for link, weight in links.items():
+            for e in self.by_link.get(link, ()):
+                if e.day < as_of and e.enterprise_id:
+                    age = (as_of - e.day).days
+                    scores[e.enterprise_id] += weight * e.confidence * 0.5 ** (age / self.half_life_days)
+        return sorted(scores, key=lambda f: (-scores[f], f))[:limit]
 
     def features(self, firms: Sequence[tuple[str, str | None]], need: SignalNeed) -> np.ndarray:
         """Feature rows (len(firms), len(SIGNAL_FEATURES)) for ``(firm id, group)`` pairs."""
