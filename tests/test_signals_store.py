@@ -110,3 +110,15 @@ def test_lead_outcome_becomes_tenant_event(store) -> None:
     assert kinds == ["签约", "考察"]
     assert all(e.origin == "lead" and e.tenant == "acme" for e in signals_of(store, ["e9"], "acme"))
     assert signals_of(store, ["e9"], "other") == []
+
+
+def test_starter_set_imports_cleanly_with_sources(store) -> None:
+    from matcher.store.signal_import import STARTER_FILE
+
+    report = import_signals(store, STARTER_FILE, mapper=default_mapper())
+    assert report.ok and report.committed and report.rows >= 30
+    events = signals_of(store)
+    assert len(events) >= 28  # a few reports of one event merge
+    assert all(any(s.url.startswith("http") for s in e.sources) for e in events)
+    assert sum(e.link_id is not None for e in events) >= 0.7 * len(events)
+    assert {e.kind for e in events} <= {"签约", "对外投资", "新设子公司"}

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from matcher.knowledge.mapping import LinkMapper
     from matcher.store.store import Store
 
-__all__ = ["SIGNAL_COLUMNS", "import_signals", "read_signals"]
+__all__ = ["SIGNAL_COLUMNS", "STARTER_FILE", "import_signals", "map_product_link", "read_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,36 @@ SIGNAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("标题", "来源标题", "title"),
     "confidence": ("置信度", "confidence"),
 }
+STARTER_FILE = Path(__file__).resolve().parents[1] / "data" / "signals" / "starter.jsonl"
+"""The shipped starter set: expansion events of A-share firms authored from public reports, each with its URL."""
+
 _HEADER: dict[str, str] = {
     re.sub(r"[（(].*?[)）]", "", h).strip().lower(): f for f, hs in SIGNAL_COLUMNS.items() for h in hs
 }
 _MONTH = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?\s*$")
+
+
+_SPLIT = re.compile(r"[、，,；;/（）()]|及|和|与|配套")
+_CAPACITY = re.compile(r"^(?:年产|年处理|年回收)?[0-9.]+\s*(?:万吨|千吨|吨|GWh|GW|MW|万支|万套|台|套)?(?:/年)?")
+_SUFFIX = re.compile(r"(?:生产基地|制造基地|一体化基地|一体化项目|产业园|生产线|建设项目|项目|基地|工厂)$")
+
+
+def map_product_link(mapper: LinkMapper, text: str) -> str | None:
+    """The catalogue link of an event's product text: the whole phrase, else its parts with capacities
+    ("年产20万吨") and project words ("项目", "生产基地") stripped, first match wins."""
+    if not text:
+        return None
+    candidates = [text]
+    for part in _SPLIT.split(text):
+        core = _SUFFIX.sub("", _CAPACITY.sub("", part.strip())).strip()
+        core = _SUFFIX.sub("", core).strip()
+        if len(core) >= 2:
+            candidates.append(core)
+    for phrase in dict.fromkeys(candidates):
+        hits = mapper.map_product(phrase)
+        if hits:
+            return hits[0].link_id
+    return None
 
 
 def _field(header: str) -> tuple[str | None, str]:
@@ -204,8 +230,7 @@ def import_signals(
             update["enterprise_id"] = hit[0]
         if event.link_id is None and event.product and mapper is not None:
             if event.product not in link_cache:
-                matches = mapper.map_product(event.product)
-                link_cache[event.product] = matches[0].link_id if matches else None
+                link_cache[event.product] = map_product_link(mapper, event.product)
             update["link_id"] = link_cache[event.product]
         events.append(event.model_copy(update=update) if update else event)
     report.timings["resolve"] = time.perf_counter() - t0 - report.timings["read"]

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field, ValidationError
 
 from matcher.knowledge.geo import province_short
+from matcher.store.signal_import import map_product_link
 from matcher.store.signals import SignalEvent, SignalSource, signals_of, upsert_signals
 from matcher.text import clean_text
 from service.api.deps import ApiError, ServiceDep, TenantDep
@@ -61,8 +62,7 @@ def _event(i: int, item: SignalIn, tenant: str, svc: ServiceDep) -> SignalEvent:
         raise ApiError(422, "missing_firm", "缺少企业 (expected enterprise_id or firm)", field=f"[{i}].firm", value=None)
     link_id = item.link_id
     if link_id is None and item.product:
-        hits = svc.mapper.map_product(clean_text(item.product))
-        link_id = hits[0].link_id if hits else None
+        link_id = map_product_link(svc.mapper, clean_text(item.product))
     try:
         return SignalEvent(
             enterprise_id=enterprise_id,
