@@ -40,3 +40,37 @@ def test_bad_items_are_named_and_nothing_written(api: Api) -> None:
     resp = api.client.post("/v1/signals", json=[{**good, "enterprise_id": "nope"}], headers=t.headers)
     assert resp.status_code == 404
     assert api.client.get(f"/v1/enterprises/{eid}/signals", headers=t.headers).json() == []
+
+
+def test_shared_signals_reach_recommendations_with_sources(tmp_path_factory) -> None:
+    from datetime import date
+
+    from api_support import make_settings, seed_demo_store
+
+    from matcher.store.signals import SignalEvent, SignalSource, upsert_signals
+    from matcher.store.store import Store
+
+    gap = {"region": "manas", "chain": "aluminium", "link": "aluminium_rod", "k": 5}
+    first = Api(make_settings(seed_demo_store(tmp_path_factory.mktemp("sig0"), tmp_path_factory)))
+    try:
+        top = first.client.post("/v1/recommendations", json=gap, headers=first.tenant().headers).json()
+    finally:
+        first.close()
+    eid = top["candidates"][0]["enterprise_id"]
+    assert top["candidates"][0]["signals"] == []
+
+    settings = make_settings(seed_demo_store(tmp_path_factory.mktemp("sig1"), tmp_path_factory))
+    store = Store.from_settings(settings)
+    upsert_signals(store, [SignalEvent(enterprise_id=eid, firm="某企业", day=date(2024, 3, 1), kind="投产",
+                                       product="铝棒生产线", region="甘肃",
+                                       sources=[SignalSource(url="https://x.example/1", title="某公告")])])
+    store.close()
+    api = Api(settings)
+    try:
+        body = api.client.post("/v1/recommendations", json=gap, headers=api.tenant().headers).json()
+        cand = next(c for c in body["candidates"] if c["enterprise_id"] == eid)
+        assert cand["signals"][0]["month"] == "2024-03" and cand["signals"][0]["urls"] == ["https://x.example/1"]
+        assert any(r.startswith("近期扩张：2024-03 在甘肃投产") and "某公告" in r for r in cand["reasons"])
+        assert cand["features"]["sig_any"] > 0
+    finally:
+        api.close()

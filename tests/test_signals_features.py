@@ -104,3 +104,21 @@ def test_recommender_columns_and_weight(catalogue) -> None:
     early = req.model_copy(update={"as_of": date(2022, 10, 1)})
     assert all(c.features["sig_link"] == 0 for c in rec.recommend(early).candidates)
     assert set(SIGNAL_FEATURES) <= set(FEATURES)
+
+
+def test_reasons_cite_earlier_events_with_sources(catalogue) -> None:
+    corpus = [Enterprise(id="e1", name="甲铝棒有限公司", province="江苏", products=[Product(name="铝棒", share=0.8)])]
+    rec = Recommender(catalogue, HashEmbedder()).fit(corpus)
+    rec.signals = SignalBook(
+        [ev("e1", date(2022, 5, 3), region="甘肃", product="年产10万吨铝棒项目", amount=150_000),
+         ev("e1", date(2024, 1, 1), product="未来的项目")],
+        catalogue,
+    )
+    req = RecommendRequest(chain="alu", link="rod", k=1, as_of=date(2023, 1, 1))
+    (cand,) = rec.recommend(req).candidates
+    assert len(cand.signals) == 1 and cand.signals[0].month == "2022-05"
+    assert cand.signals[0].urls == ["https://a.example/1"]
+    text = cand.signals[0].text
+    assert text.startswith("2022-05 在甘肃签约") and "年产10万吨铝棒项目" in text and "15 亿元" in text and "来源" in text
+    assert any(r.startswith("近期扩张：2022-05") for r in cand.reasons)
+    assert "未来的项目" not in " ".join(cand.reasons)

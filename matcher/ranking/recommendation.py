@@ -49,6 +49,15 @@ class RecommendRequest(BaseModel):
         return v
 
 
+class SignalReason(BaseModel):
+    """One of the candidate's earlier expansion events, as a reason with its sources."""
+
+    month: str  # YYYY-MM
+    kind: str
+    text: str  # "2023-05 在甘肃签约 年产10万吨负极材料项目（来源：…）"
+    urls: list[str] = Field(default_factory=list)
+
+
 class Candidate(BaseModel):
     """A ranked enterprise with the reasons a promotion officer can act on."""
 
@@ -69,6 +78,7 @@ class Candidate(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)  # dense / lexical / graph
+    signals: list[SignalReason] = Field(default_factory=list)  # newest first, dated before the request's as_of
     fictional: bool = False  # an authored example firm (demo-only mode), never a real enterprise
 
 
