@@ -122,3 +122,16 @@ def test_starter_set_imports_cleanly_with_sources(store) -> None:
     assert all(any(s.url.startswith("http") for s in e.sources) for e in events)
     assert sum(e.link_id is not None for e in events) >= 0.7 * len(events)
     assert {e.kind for e in events} <= {"签约", "对外投资", "新设子公司"}
+
+
+def test_a_later_source_of_a_stored_event_merges_into_it(store) -> None:
+    def report(url: str, confidence: float) -> SignalEvent:
+        return SignalEvent(firm="甲公司", day=date(2024, 5, 9), kind="开工", product="电解铝", province="新疆",
+                           confidence=confidence, sources=[SignalSource(url=url)])
+
+    assert upsert_signals(store, [report("https://a.example/1", 0.6)]).inserted == 1
+    s = upsert_signals(store, [report("https://b.example/2", 0.9), report("https://a.example/1", 0.6)])
+    assert (s.inserted, s.merged, s.unchanged) == (0, 1, 1)
+    (event,) = signals_of(store)
+    assert [x.url for x in event.sources] == ["https://a.example/1", "https://b.example/2"]
+    assert event.confidence == 0.9

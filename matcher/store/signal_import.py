@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,12 +91,32 @@ def map_product_link(mapper: LinkMapper, text: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def _field(header: str) -> tuple[str | None, str]:
     """Canonical field of a header and the unit in its brackets (投资金额（亿元） → amount, 亿元)."""
     unit = "".join(re.findall(r"[（(](.*?)[)）]", header))
     return _HEADER.get(re.sub(r"[（(].*?[)）]", "", header).strip().lower()), unit
 
 
+@lru_cache(maxsize=65536)
+def _clean_cached(text: str) -> str:
+    return clean_text(text)
+
+
+def _clean(text: str) -> str:
+    """:func:`clean_text` of a cell; ASCII cells (URLs, numbers, dates) only need stripping, and repeated cells
+    (firm names, products, provinces) are cleaned once."""
+    if text.isascii():
+        return text.strip()
+    return _clean_cached(text) if len(text) <= 200 else clean_text(text)
+
+
+@lru_cache(maxsize=65536)
+def _norm_name(name: str) -> str:
+    return normalize_company_name(name)
+
+
+@lru_cache(maxsize=8192)
 def _day(value: Any) -> date | None:
     iso = _parse_date(value)
     if iso:
@@ -113,7 +134,7 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
         field, unit = _field(str(col.header))
         if field is None or field in values or value is None:
             continue
-        text = clean_text(str(value)) if not isinstance(value, (date,)) else value.isoformat()
+        text = _clean(value if isinstance(value, str) else str(value)) if not isinstance(value, date) else value.isoformat()
         if text:
             values[field], units[field] = text, unit
     issues: list[RowIssue] = []
@@ -224,7 +245,7 @@ def import_signals(
         hit = None
         for k in (f"c:{values.get('credit_code', '')}", f"s:{values.get('stock_code', '')}"):
             hit = hit or keys.get(k)
-        hit = hit or keys.get(f"n:{normalize_company_name(event.firm)}")
+        hit = hit or keys.get(f"n:{_norm_name(event.firm)}")
         update: dict[str, Any] = {}
         if hit:
             update["enterprise_id"] = hit[0]
@@ -232,7 +253,9 @@ def import_signals(
             if event.product not in link_cache:
                 link_cache[event.product] = map_product_link(mapper, event.product)
             update["link_id"] = link_cache[event.product]
-        events.append(event.model_copy(update=update) if update else event)
+        for k, v in update.items():  # the event is this import's own: set in place (no copy per row)
+            setattr(event, k, v)
+        events.append(event)
     report.timings["resolve"] = time.perf_counter() - t0 - report.timings["read"]
     summary = upsert_signals(store, events, tenant)
     report.inserted, report.updated, report.unchanged = summary.inserted, summary.merged, summary.unchanged

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import Date, DateTime, Float, Index, String, Text, insert, or_, select
+from sqlalchemy import Date, DateTime, Float, Index, String, Text, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from matcher.store.db_models import JSON_TYPE, Base
@@ -254,34 +254,41 @@ def upsert_signals(
         key = event_key(e, tenant)
         row = batch.get(key)
         if row is None:
-            batch[key] = _to_row(e.model_copy(update={"id": key}), tenant, now)
+            row = batch[key] = _to_row(e, tenant, now)
+            row["id"] = key
             continue
         row["sources"] = _merge_sources(row["sources"], (s.model_dump() for s in e.sources))
         row["confidence"] = max(row["confidence"], e.confidence)
         row["amount"] = row["amount"] if row["amount"] is not None else e.amount
     keys = list(batch)
     with store.transaction() as session:
-        existing: dict[str, SignalRow] = {}
+        existing: dict[str, tuple[list[dict[str, Any]], float]] = {}
+        cols = (SignalRow.id, SignalRow.sources, SignalRow.confidence)
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
-            for r in session.execute(select(SignalRow).where(SignalRow.id.in_(chunk))).scalars():
-                existing[r.id] = r
-        fresh = []
+            for rid, sources, confidence in session.execute(select(*cols).where(SignalRow.id.in_(chunk))):
+                existing[rid] = (sources, confidence)
+        fresh, changed = [], []
         for key, row in batch.items():
             old = existing.get(key)
             if old is None:
                 fresh.append(row)
                 summary.merged += max(len(row["sources"]) - 1, 0)
                 continue
-            merged = _merge_sources(old.sources, row["sources"])
-            if len(merged) == len(old.sources):
+            merged = _merge_sources(old[0], row["sources"])
+            if len(merged) == len(old[0]):
                 continue
-            summary.merged += len(merged) - len(old.sources)
-            old.sources = merged
-            old.confidence = max(old.confidence, row["confidence"])
-            old.updated_at = now
-        for i in range(0, len(fresh), 5000):
-            session.execute(insert(SignalRow), fresh[i : i + 5000])
+            summary.merged += len(merged) - len(old[0])
+            changed.append({"b_id": key, "sources": merged, "confidence": max(old[1], row["confidence"]),
+                            "updated_at": now})  # fmt: skip
+        if changed:
+            t = SignalRow.__table__
+            stmt = update(t).where(t.c.id == bindparam("b_id"))
+            session.execute(stmt.values(sources=bindparam("sources"), confidence=bindparam("confidence"),
+                                        updated_at=bindparam("updated_at")), changed)  # fmt: skip
+        table = SignalRow.__table__
+        for i in range(0, len(fresh), 5000):  # Core executemany: no ORM bookkeeping per row
+            session.execute(insert(table), fresh[i : i + 5000])
         summary.inserted = len(fresh)
     summary.unchanged = max(n_input - summary.inserted - summary.merged, 0)
     logger.info(
