@@ -122,3 +122,25 @@ def test_reasons_cite_earlier_events_with_sources(catalogue) -> None:
     assert text.startswith("2022-05 在甘肃签约") and "年产10万吨铝棒项目" in text and "15 亿元" in text and "来源" in text
     assert any(r.startswith("近期扩张：2022-05") for r in cand.reasons)
     assert "未来的项目" not in " ".join(cand.reasons)
+
+
+def test_filter_recent_expansion(catalogue) -> None:
+    from matcher.ranking.recommendation import Filters
+
+    corpus = [
+        Enterprise(id=f"e{i}", name=f"{n}铝棒有限公司", province="江苏", products=[Product(name="铝棒", share=0.8)],
+                   parent_group="某集团" if i == 3 else None)
+        for i, n in enumerate("甲乙丙丁")
+    ]
+    rec = Recommender(catalogue, HashEmbedder()).fit(corpus)
+    rec.signals = SignalBook(
+        [ev("e0", date(2022, 6, 1)), ev("e1", date(2019, 6, 1)), ev("e2", date(2023, 6, 1)),
+         ev("x", date(2022, 1, 1)).model_copy(update={"group": "某集团"})],
+        catalogue,
+    )
+    req = RecommendRequest(chain="alu", link="rod", k=4, as_of=date(2023, 1, 1),
+                           filters=Filters(recent_expansion=True))
+    # e0 within two years; e1 too old; e2 after as_of; e3 through its group's event
+    assert {c.enterprise_id for c in rec.recommend(req).candidates} == {"e0", "e3"}
+    rec.signals = None
+    assert rec.recommend(req).candidates == []

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -146,6 +146,25 @@ class CandidateSources:
         F[:, col["rrf"]] = fused / (max(len(lists), 1) / 61.0)
         self._signal_columns(F, col, pool, q, region)
         return pool, F, lists
+
+    def _recent_expanders(self, as_of: date | None, days: int = 730) -> np.ndarray:
+        """Corpus rows whose firm (or group) has an expansion event in the ``days`` before ``as_of``."""
+        book = getattr(self, "signals", None)
+        out = np.zeros(self.n_, dtype=bool)
+        if book is None:
+            return out
+        end = as_of or date.today()
+        start = end - timedelta(days=days)
+        active_firms, active_groups = book.active(start, end)
+        for fid in active_firms:
+            i = self.id_to_idx_.get(fid)
+            if i is not None:
+                out[i] = True
+        if active_groups:
+            for i, e in enumerate(self.enterprises_):
+                if e.parent_group in active_groups:
+                    out[i] = True
+        return out
 
     def _signal_source(self, q: NeedQuery, mask: np.ndarray, lists: dict[str, list[int]]) -> None:
         """With a signal book loaded: firms that expanded on the need's links before as_of join the pool."""

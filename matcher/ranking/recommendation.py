@@ -21,6 +21,9 @@ class Filters(BaseModel):
     listed_only: bool = False
     exclude_ids: list[str] = Field(default_factory=list)
     aiding_only: bool = Field(False, description="only firms from the region's 产业援疆 aiding provinces")
+    recent_expansion: bool = Field(
+        False, description="近两年有扩张动作: only firms (or their groups) with an expansion event in the two years before as_of"
+    )
 
 
 class RecommendRequest(BaseModel):

@@ -160,6 +160,8 @@ class Recommender(FittedCorpus, CandidateSources, Diversity, Explanations):
         q.as_of = req.as_of
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
         mask, excluded = self._mask(req.filters, req.tenant, residents, aiding_provs)
+        if req.filters.recent_expansion:
+            mask &= self._recent_expanders(req.as_of)
         if return_pool:
             pool, F, _ = self._pool(q, mask, region, aiding_provs)
             return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]

@@ -86,6 +86,12 @@ class SignalBook:
                 seen.setdefault(e.id or f"{e.firm}:{e.day}:{e.kind}:{e.product}", e)
         return sorted(seen.values(), key=lambda e: e.day, reverse=True)
 
+    def active(self, start: date, end: date) -> tuple[set[str], set[str]]:
+        """Firm ids and group names with an expansion event dated in ``[start, end)``."""
+        firms = {f for f, evs in self.by_firm.items() if any(start <= e.day < end for e in evs)}
+        groups = {g for g, evs in self.by_group.items() if any(start <= e.day < end for e in evs)}
+        return firms, groups
+
     def candidates(self, links: dict[str, float], as_of: date, limit: int = 50) -> list[str]:
         """Firms with expansion events before ``as_of`` on the need's links (``{link: weight}``, e.g. the gap
         link 1.0 and its neighbours 0.5), strongest recency-weighted evidence first: a candidate source."""
