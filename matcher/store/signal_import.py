@@ -111,6 +111,28 @@ def _clean(text: str) -> str:
     return _clean_cached(text) if len(text) <= 200 else clean_text(text)
 
 
+_AMOUNT = re.compile(r"^([0-9][0-9,]*(?:\.[0-9]+)?)\s*(亿|万|千|百)?\s*(元|人民币|元人民币)?$")
+_FACTOR = {"亿": 10_000.0, "万": 1.0, "千": 0.1, "百": 0.01}
+
+
+def _amount(text: str, header_unit: str) -> float | None:
+    """An amount in 万元: "35" (unit from the header, 万元 unless it says 亿元 / 元), "5000万元", "10亿", "1,200"."""
+    m = _AMOUNT.match(text.strip())
+    if m is None:
+        amount, currency = _parse_money(text, header_unit)  # other spellings: the importer's parser
+        return amount if currency is None else None  # a foreign-currency amount is not counted as 万元
+    num = float(m.group(1).replace(",", ""))
+    if m.group(2):
+        return round(num * _FACTOR[m.group(2)], 6)
+    if m.group(3):
+        return round(num * 0.0001, 6)
+    if "亿" in header_unit:
+        return round(num * 10_000.0, 6)
+    if "万" not in header_unit and "元" in header_unit:
+        return round(num * 0.0001, 6)
+    return num
+
+
 @lru_cache(maxsize=65536)
 def _norm_name(name: str) -> str:
     return normalize_company_name(name)
@@ -145,10 +167,7 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
         issues.append(RowIssue(row, "日期", "missing or not a date (2023-05-12, 2023年5月, 20230512)", values.get("date", "")))
     amount = None
     if values.get("amount"):
-        text, unit = values["amount"], units.get("amount") or "万元"
-        if "亿" in unit and re.fullmatch(r"[0-9.,\s]+", text):
-            text += "亿"
-        amount, _ = _parse_money(text, unit)
+        amount = _amount(values["amount"], units.get("amount") or "万元")
         if amount is None:
             issues.append(RowIssue(row, "金额", "not an amount (e.g. 5000万元, 10亿元)", values["amount"]))
     confidence = 0.8

@@ -168,7 +168,7 @@ def event_key(event: SignalEvent, tenant: str | None) -> str:
     """The de-duplication key: tenant + firm (id, else name) + kind + link (else product) + province + month."""
     firm = event.enterprise_id or event.firm
     what = event.link_id or event.product
-    raw = "\x1f".join((tenant or "", firm, event.kind, what, event.province or "", event.month))
+    raw = "\x1f".join((tenant or "", firm, event.kind, what, event.province or "", event.day.isoformat()[:7]))
     return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -188,7 +188,7 @@ def _to_row(e: SignalEvent, tenant: str | None, now: datetime) -> dict[str, Any]
         "amount": e.amount,
         "confidence": e.confidence,
         "origin": e.origin,
-        "sources": [s.model_dump() for s in e.sources],
+        "sources": [{"url": s.url, "document": s.document, "title": s.title} for s in e.sources],
         "updated_at": now,
     }
 
@@ -235,6 +235,7 @@ class UpsertSignalsSummary:
 
 
 _CHUNK = 500
+_LOOKUP_CHUNK = 5000  # ids per existence look-up (well under SQLite's 32,766 bound parameters)
 
 
 def upsert_signals(
@@ -264,8 +265,8 @@ def upsert_signals(
     with store.transaction() as session:
         existing: dict[str, tuple[list[dict[str, Any]], float]] = {}
         cols = (SignalRow.id, SignalRow.sources, SignalRow.confidence)
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
+        for i in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[i : i + _LOOKUP_CHUNK]
             for rid, sources, confidence in session.execute(select(*cols).where(SignalRow.id.in_(chunk))):
                 existing[rid] = (sources, confidence)
         fresh, changed = [], []
