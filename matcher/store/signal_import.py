@@ -169,7 +169,7 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
     if values.get("amount"):
         amount = _amount(values["amount"], units.get("amount") or "万元")
         if amount is None:
-            issues.append(RowIssue(row, "金额", "not an amount (e.g. 5000万元, 10亿元)", values["amount"]))
+            issues.append(RowIssue(row, "金额", "not an amount in RMB (e.g. 5000万元, 10亿元; other currencies are not accepted)", values["amount"]))
     confidence = 0.8
     if values.get("confidence"):
         try:
