@@ -135,3 +135,22 @@ def test_a_later_source_of_a_stored_event_merges_into_it(store) -> None:
     (event,) = signals_of(store)
     assert [x.url for x in event.sources] == ["https://a.example/1", "https://b.example/2"]
     assert event.confidence == 0.9
+
+
+def test_migration_0004_adds_and_drops_the_signals_table(store_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, inspect
+
+    from matcher.store.database import alembic_config
+    from matcher.store.store import Store
+
+    Store(store_url).close()  # opening migrates to head
+    engine = create_engine(store_url)
+    try:
+        assert "signals" in inspect(engine).get_table_names()
+        command.downgrade(alembic_config(store_url), "0003")
+        assert "signals" not in inspect(engine).get_table_names()
+        command.upgrade(alembic_config(store_url), "head")
+        assert "signals" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
