@@ -30,7 +30,7 @@ from matcher.store.db_models import EnterpriseRow
 from matcher.store.importer.cells import _parse_date, _parse_money
 from matcher.store.importer.formats import _open
 from matcher.store.importer.report import ImportReport, RowIssue
-from matcher.store.signals import SignalEvent, SignalSource, upsert_signals
+from matcher.store.signals import KIND_ALIASES, KINDS, SignalEvent, SignalSource, upsert_signals
 from matcher.store.tenancy import check_tenant
 from matcher.text import clean_text, normalize_company_name
 
@@ -133,6 +133,11 @@ def _amount(text: str, header_unit: str) -> float | None:
     return num
 
 
+@lru_cache(maxsize=4096)
+def _province(name: str) -> str | None:
+    return province_short(name)
+
+
 @lru_cache(maxsize=65536)
 def _norm_name(name: str) -> str:
     return normalize_company_name(name)
@@ -178,6 +183,13 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
             issues.append(RowIssue(row, "置信度", "not a number in [0, 1]", values["confidence"]))
     if not values.get("url") and not values.get("document"):
         issues.append(RowIssue(row, "来源", "missing; every event needs a source URL or document"))
+    kind = KIND_ALIASES.get(values.get("kind", ""), values.get("kind", ""))
+    if kind not in KINDS:
+        issues.append(RowIssue(row, "类型", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", kind))
+    if not 0.0 <= confidence <= 1.0:
+        issues.append(RowIssue(row, "置信度", "not a number in [0, 1]", values["confidence"]))
+    if len(values.get("firm", "")) > 400:
+        issues.append(RowIssue(row, "企业名称", "longer than 400 characters", values["firm"][:80]))
     if issues:
         return None, issues, values
     try:
@@ -185,10 +197,10 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
             firm=values["firm"],
             group=values.get("group"),
             day=day,
-            kind=values.get("kind", ""),
+            kind=kind,
             product=values.get("product", ""),
             link_id=values.get("link_id"),
-            province=province_short(values.get("province")) if values.get("province") else None,
+            province=_province(values["province"]) if values.get("province") else None,
             region=values.get("region", ""),
             amount=amount,
             confidence=confidence,
