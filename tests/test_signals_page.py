@@ -51,7 +51,8 @@ def test_timeline_and_recent_expansion_filter(browser, served: Served) -> None: 
     Select(d.find_element(By.ID, "region-select")).select_by_value("manas")
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#chain-tabs button[data-chain='aluminium']"))
     d.find_element(By.CSS_SELECTOR, "#chain-tabs button[data-chain='aluminium']").click()
-    _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#gapmap svg[data-chain='aluminium'] g.node.gap[data-link='aluminium_rod']"))
+    rod = "#gapmap svg[data-chain='aluminium'] g.node.gap[data-link='aluminium_rod']"
+    _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, rod))
     d.find_element(By.CSS_SELECTOR, "#gapmap g.node.gap[data-link='aluminium_rod']").click()
     _wait(d, ec.visibility_of_element_located((By.ID, "candidate-table")))
     rows = d.find_elements(By.CSS_SELECTOR, "#candidate-table tr.candidate")

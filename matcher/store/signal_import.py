@@ -161,7 +161,10 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
         field, unit = _field(str(col.header))
         if field is None or field in values or value is None:
             continue
-        text = _clean(value if isinstance(value, str) else str(value)) if not isinstance(value, date) else value.isoformat()
+        if isinstance(value, date):
+            text = value.isoformat()
+        else:
+            text = _clean(value if isinstance(value, str) else str(value))
         if text:
             values[field], units[field] = text, unit
     issues: list[RowIssue] = []
@@ -169,12 +172,14 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
         issues.append(RowIssue(row, "企业名称", "empty; every event names its firm"))
     day = _day(values.get("date", ""))
     if day is None:
-        issues.append(RowIssue(row, "日期", "missing or not a date (2023-05-12, 2023年5月, 20230512)", values.get("date", "")))
+        reason = "missing or not a date (2023-05-12, 2023年5月, 20230512)"
+        issues.append(RowIssue(row, "日期", reason, values.get("date", "")))
     amount = None
     if values.get("amount"):
         amount = _amount(values["amount"], units.get("amount") or "万元")
         if amount is None:
-            issues.append(RowIssue(row, "金额", "not an amount in RMB (e.g. 5000万元, 10亿元; other currencies are not accepted)", values["amount"]))
+            reason = "not an amount in RMB (e.g. 5000万元, 10亿元; other currencies are not accepted)"
+            issues.append(RowIssue(row, "金额", reason, values["amount"]))
     confidence = 0.8
     if values.get("confidence"):
         try:

@@ -333,11 +333,6 @@ def signals_of(
     return sorted(uniq.values(), key=lambda e: (e.day, e.id))
 
 
-def count_signals(store: Store, tenant: str | None = None) -> int:
-    """How many events the tenant sees (shared + own)."""
-    return len(signals_of(store, None, tenant))
-
-
 def lead_outcome_event(
     session: Session,
     *,

@@ -121,7 +121,8 @@ def register(app: typer.Typer) -> None:
             path = write_synthetic_signals(Path(tmp) / "signals.jsonl", events, firms, seed)
             store = Store(database_url or f"sqlite:///{Path(tmp) / 'bench.db'}")
             mapper = default_mapper()
-            typer.echo(f"| run | events | stored | wall s | CPU s | read / resolve / write s |\n|---|---|---|---|---|---|")
+            typer.echo("| run | events | stored | wall s | CPU s | read / resolve / write s |")
+            typer.echo("|---|---|---|---|---|---|")
             for label in ("first import", "re-import"):
                 t0, c0 = time.perf_counter(), _cpu()
                 report = import_signals(store, path, mapper=mapper)

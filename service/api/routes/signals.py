@@ -59,7 +59,8 @@ def _event(i: int, item: SignalIn, tenant: str, svc: ServiceDep) -> SignalEvent:
         ent = enterprise_or_404(svc.store, item.enterprise_id, tenant)
         enterprise_id, firm = ent.id, firm or ent.name
     if not firm:
-        raise ApiError(422, "missing_firm", "缺少企业 (expected enterprise_id or firm)", field=f"[{i}].firm", value=None)
+        message = "缺少企业 (expected enterprise_id or firm)"
+        raise ApiError(422, "missing_firm", message, field=f"[{i}].firm", value=None)
     link_id = item.link_id
     if link_id is None and item.product:
         link_id = map_product_link(svc.mapper, clean_text(item.product))
