@@ -49,24 +49,42 @@ def test_timeline_and_recent_expansion_filter(browser, served: Served) -> None: 
     d.get(f"{served.url}/#key={served.key}")
     _wait(d, ec.visibility_of_element_located((By.ID, "workspace")))
     Select(d.find_element(By.ID, "region-select")).select_by_value("manas")
-    _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#chain-tabs button[data-chain='aluminium']"))
-    d.find_element(By.CSS_SELECTOR, "#chain-tabs button[data-chain='aluminium']").click()
+    _wait(d, lambda drv: "玛纳斯县" in drv.find_element(By.CSS_SELECTOR, "#gapmap svg").get_attribute("aria-label"))
+
+    def click(css: str):
+        def once(drv):  # a re-rendered (stale) element is looked up again; a done click is not repeated
+            drv.find_element(By.CSS_SELECTOR, css).click()
+            return True
+
+        _wait(d, once)
+
+    click("#chain-tabs button[data-chain='aluminium']")
     rod = "#gapmap svg[data-chain='aluminium'] g.node.gap[data-link='aluminium_rod']"
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, rod))
-    d.find_element(By.CSS_SELECTOR, "#gapmap g.node.gap[data-link='aluminium_rod']").click()
+    click(rod)
     _wait(d, ec.visibility_of_element_located((By.ID, "candidate-table")))
-    rows = d.find_elements(By.CSS_SELECTOR, "#candidate-table tr.candidate")
-    active = [r for r in rows if r.find_element(By.CSS_SELECTOR, "button.timeline-toggle").text == "动态 1"]
-    quiet = [r for r in rows if r.find_element(By.CSS_SELECTOR, "button.timeline-toggle").text == "动态"]
-    assert active and quiet
+    toggles = "#candidate-table tr.candidate button.timeline-toggle"
+
+    def labels(drv):  # re-read on every poll: the table may be re-rendered while the page settles
+        texts = [b.text for b in drv.find_elements(By.CSS_SELECTOR, toggles)]
+        return texts if "动态 1" in texts and "动态" in texts else False
+
+    _wait(d, labels)
+
+    def click_active(drv):
+        button = next(b for b in drv.find_elements(By.CSS_SELECTOR, toggles) if b.text == "动态 1")
+        button.click()
+        return True
 
     # the timeline under an active firm: month, kind, place and a link to its source
-    active[0].find_element(By.CSS_SELECTOR, "button.timeline-toggle").click()
+    _wait(d, click_active)  # once (a stale row is retried, a successful click is not repeated)
     item = _wait(d, lambda drv: drv.find_element(By.CSS_SELECTOR, "#candidate-table tr.timeline ul.signals li"))
     month = (date.today() - timedelta(days=60)).strftime("%Y-%m")
     assert item.text.startswith(f"{month} 扩产公告 甘肃")
     assert item.find_element(By.CSS_SELECTOR, "a.source").get_attribute("href").startswith("https://news.example/")
-    assert any(f"近期扩张：{month}" in li.text for li in active[0].find_elements(By.CSS_SELECTOR, "ul.reasons li"))
+    eid = d.find_element(By.CSS_SELECTOR, "#candidate-table tr.timeline").get_attribute("data-enterprise-id")
+    row = d.find_element(By.CSS_SELECTOR, f"#candidate-table tr.candidate[data-enterprise-id='{eid}']")
+    assert any(f"近期扩张：{month}" in li.text for li in row.find_elements(By.CSS_SELECTOR, "ul.reasons li"))
 
     # 近两年有扩张动作: only the active firms remain
     d.find_element(By.ID, "f-expansion").click()

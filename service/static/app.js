@@ -331,16 +331,16 @@ function renderCandidates(rec) {
       : el("button", { type: "button", class: "add-lead", onclick: (ev) => addLead(c, ev.target) }, "加入清单");
     tbody.append(el("tr", { class: "candidate", dataset: { enterpriseId: c.enterprise_id } },
       el("td", {}, c.rank),
-      el("td", { class: "name" }, c.name, c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null,
-        el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
-          onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态")),
+      el("td", { class: "name" }, c.name, c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null),
       el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
       el("td", {}, c.score.toFixed(3)),
       el("td", {}, el("span", { class: `strength ${c.evidence_strength}`, title: c.strength_rule },
         strengthZh[c.evidence_strength] || c.evidence_strength)),
       el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
       el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 4).map((r) => el("li", {}, r)))),
-      el("td", { class: "action" }, action)));
+      el("td", { class: "action" }, action,
+        el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
+          onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态"))));
   }
 }
 
