@@ -306,16 +306,18 @@ class Case:
 
     @property
     def slices(self) -> dict[str, str]:
-        """Slice labels: region (xinjiang/other), chain_family, self_expansion (yes/no), confidence."""
+        """Slice labels: region (xinjiang/other), chain_family, self_expansion (yes/no), confidence and
+        signal_history (yes: the firm has an earlier event, set by evaluation.signal_history.annotate_history)."""
         return {
             "region": "xinjiang" if _nfkc(self.region_province).startswith("新疆") else "other",
             "chain_family": chain_family(self.chain),
             "self_expansion": "yes" if self.chain_master_self_expansion else "no",
             "confidence": self.confidence,
+            "signal_history": str(self.extra.get("signal_history", "n/a")),
         }
 
 
-SLICE_DIMENSIONS = ("region", "chain_family", "self_expansion", "confidence")
+SLICE_DIMENSIONS = ("region", "chain_family", "self_expansion", "confidence", "signal_history")
 
 
 def load_cases(path: str | Path) -> list[Case]:

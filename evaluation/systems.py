@@ -17,11 +17,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from evaluation.cases import CaseQuery
 from evaluation.requests import case_request
 from matcher.knowledge.catalogue import Catalogue, default_catalogue
 from matcher.ranking.recommender import Recommender
-from matcher.ranking.scoring import FEATURES, ScoringWeights
+from matcher.ranking.scoring import FEATURES, ScoringWeights, blend_scores
 from matcher.records import Enterprise
 from matcher.settings import Settings
 
@@ -101,6 +103,44 @@ def reranker_cv_system(base: Recommender, cases: list, kind: str = "logreg", n_s
     return rank
 
 
+def signals_cv_system(
+    base: Recommender, cases: list, catalogue: Catalogue, half_life_days: float = 730.0, extra_events=()
+) -> RankFn:
+    """``full`` plus expansion signals, time-aware and fitted out of fold (#19).
+
+    Each case sees only events dated strictly before its month and never its own record
+    (:mod:`evaluation.signal_history`); the sig_* weights are chosen by cross-validation grouped by the
+    investing firm, so a case is ranked with weights fitted on other firms' cases only.
+    """
+    from evaluation.cases import split_evaluable
+    from evaluation.signal_history import annotate_history, case_as_of, case_book, deal_events, fold_weights
+    from evaluation.training import case_pools
+
+    events = [*deal_events(cases, base.mapper), *extra_events]
+    history = annotate_history(cases, events)
+    evaluable, _ = split_evaluable(cases)
+    pools = case_pools(base, evaluable, signal_events=events, half_life_days=half_life_days)
+    for p in pools:  # the product's blend is the base the signal weights are added to
+        p["base_scores"] = blend_scores(p["F"], base.blend)[0] if len(p["F"]) else np.zeros(0)
+    chosen = fold_weights(pools, base.weights.vector(), list(FEATURES), [c.stock_code or c.id for c in evaluable])
+    logger.info("signals: %d events, %d of %d evaluable cases with earlier history", len(events),
+                sum(history[c.id] for c in evaluable), len(evaluable))  # fmt: skip
+    by_id = {c.id: c for c in cases}
+    base_w = base.weights.vector()
+
+    def rank(q: CaseQuery, k: int) -> list[tuple[Any, ...]]:
+        case = by_id[q.case_id]
+        w = chosen.get(q.case_id, np.zeros_like(base_w))
+        sig = {f: float(v) for f, v in zip(FEATURES, w, strict=True) if f.startswith("sig_")}
+        rec = _variant(base, signals=case_book(events, case, catalogue, half_life_days),
+                       blend=base.blend.model_copy(update=sig))  # fmt: skip
+        req = case_request(q, catalogue, rec, k).model_copy(update={"as_of": case_as_of(case)})
+        result = rec.recommend(req, book=None)
+        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in result.candidates]
+
+    return rank
+
+
 def matcher_systems(
     corpus: list[Enterprise], settings: Settings, embedder=None, cases: list | None = None
 ) -> dict[str, RankFn]:
@@ -129,6 +169,7 @@ def matcher_systems(
     if cases:
         systems["reranker-cv"] = reranker_cv_system(base, cases)
         systems.update(protocol_systems(base, cases, settings))
+        systems["full+signals"] = signals_cv_system(base, cases, catalogue)
     return systems
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,18 +19,28 @@ import numpy as np
 
 from evaluation.cases import Case, build_qrels, split_evaluable
 from evaluation.requests import case_request
+from evaluation.signal_history import case_as_of, case_book
 from matcher.knowledge.catalogue import default_catalogue
 from matcher.ranking.recommender import Recommender
 from matcher.ranking.reranker import TrainingSet, connected_groups
 from matcher.ranking.scoring import FEATURES
+from matcher.store.signals import SignalEvent
 
 logger = logging.getLogger(__name__)
 
 
 def case_pools(
-    rec: Recommender, cases: Sequence[Case], progress: Callable[[int, int], None] | None = None
+    rec: Recommender,
+    cases: Sequence[Case],
+    progress: Callable[[int, int], None] | None = None,
+    signal_events: Sequence[SignalEvent] | None = None,
+    half_life_days: float = 730.0,
 ) -> list[dict[str, Any]]:
-    """Candidate ids, feature rows and labels of every evaluable case (one matcher pass each)."""
+    """Candidate ids, feature rows and labels of every evaluable case (one matcher pass each).
+
+    With ``signal_events`` each case's sig_* columns come from its own time-safe view
+    (:func:`evaluation.signal_history.case_view`: strictly earlier events, never its own record).
+    """
     catalogue = default_catalogue()
     evaluable, _ = split_evaluable(cases)
     qrels = build_qrels(evaluable)
@@ -39,7 +50,12 @@ def case_pools(
     pools = []
     for n, (case, group) in enumerate(zip(evaluable, groups), start=1):
         req = case_request(case.query, catalogue, rec, 200)
-        ids, F = rec.candidate_features(req, None)
+        case_rec = rec
+        if signal_events is not None:
+            case_rec = copy.copy(rec)
+            case_rec.signals = case_book(signal_events, case, catalogue, half_life_days)
+            req = req.model_copy(update={"as_of": case_as_of(case)})
+        ids, F = case_rec.candidate_features(req, None)
         truth = set(qrels.get(case.id, {}))
         pools.append({"case_id": case.id, "group": group, "ids": ids, "F": F,
                       "labels": np.array([i in truth for i in ids], dtype=np.int32)})

@@ -63,7 +63,7 @@ def test_metrics_json_has_exactly_the_agreed_shape(result, tmp_path):
     for sig in doc["significance"].values():
         assert sig["vs"] == "tfidf" and sig["metric"] == "recall@50"
         assert 0.0 < sig["p_value"] <= 1.0 and isinstance(sig["delta"], float)
-    assert set(doc["slices"]) == {"region", "chain_family", "self_expansion", "confidence"}
+    assert set(doc["slices"]) == {"region", "chain_family", "self_expansion", "confidence", "signal_history"}
     for groups in doc["slices"].values():
         assert sum(g["n"] for g in groups.values()) == doc["n_in_corpus"]
     per_query = json.loads(paths["per_query"].read_text(encoding="utf-8"))

@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -16,6 +17,7 @@ from matcher.knowledge.geo import distance_km, province_short
 from matcher.ranking.query import NeedQuery, build_query
 from matcher.ranking.recommendation import Filters
 from matcher.ranking.scoring import FEATURES, minmax, rrf
+from matcher.ranking.signals_features import SIGNAL_FEATURES, SignalNeed
 from matcher.records import Region
 from matcher.text import clean_text, normalize_company_name, tokenize
 
@@ -131,6 +133,7 @@ class CandidateSources:
             graph = [i for i in link_fit if mask[i] and link_fit[i] >= 0.45]
             graph.sort(key=lambda i: (-link_fit[i], -share.get(i, 0.0), -self.capacity_[i]))
             lists["graph"] = graph[: self.depth.graph]
+        self._signal_source(q, mask, lists)
         pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
         if not pool:
             return [], np.zeros((0, len(FEATURES)), np.float32), lists
@@ -167,6 +170,7 @@ class CandidateSources:
                 F[:, col["ind_related"]] = np.where(codes >= 0, ri[np.maximum(codes, 0), j], 0.0)
             nb = self._vertical_links(q)
             F[:, col["vertical"]] = [self._vertical(i, nb) for i in pool]
+        self._signal_columns(F, col, pool, q, region)
         return pool, F, lists
 
     def _wants(self, *features: str) -> bool:
@@ -176,7 +180,11 @@ class CandidateSources:
             return True
         if getattr(self, "scorer", "weighted") == "blend" and set(features) & {"tfidf", "dense", "bm25"}:
             return True
-        return any(f in self.sources or getattr(self.weights, f, 0.0) > 0 for f in features)
+        blend = getattr(self, "blend", None) if getattr(self, "scorer", "weighted") == "blend" else None
+        return any(
+            f in self.sources or getattr(self.weights, f, 0.0) > 0 or (blend is not None and getattr(blend, f, 0.0) > 0)
+            for f in features
+        )
 
     def _related_scores(self, q: NeedQuery, mask: np.ndarray) -> dict[int, tuple[float, str | None]]:
         """Relatedness density to the gap link of every allowed firm making one of its most related links."""
@@ -207,6 +215,47 @@ class CandidateSources:
             return 0.0
         tot = sum(m.share if m.share else 0.1 for m in self.enterprises_[i].links if m.link_id in links and m.score >= 0.8)
         return min(1.0, tot)
+
+    def _recent_expanders(self, as_of: date | None, days: int = 730) -> np.ndarray:
+        """Corpus rows whose firm (or group) has an expansion event in the ``days`` before ``as_of``."""
+        book = getattr(self, "signals", None)
+        out = np.zeros(self.n_, dtype=bool)
+        if book is None:
+            return out
+        end = as_of or date.today()
+        start = end - timedelta(days=days)
+        active_firms, active_groups = book.active(start, end)
+        for fid in active_firms:
+            i = self.id_to_idx_.get(fid)
+            if i is not None:
+                out[i] = True
+        if active_groups:
+            for i, e in enumerate(self.enterprises_):
+                if e.parent_group in active_groups:
+                    out[i] = True
+        return out
+
+    def _signal_source(self, q: NeedQuery, mask: np.ndarray, lists: dict[str, list[int]]) -> None:
+        """With a signal book loaded: firms that expanded on the need's links before as_of join the pool."""
+        book = getattr(self, "signals", None)
+        if book is None or not (q.target_links or q.chain_id) or not self._wants(*SIGNAL_FEATURES):
+            return  # signals weigh 0 in the shipped blend: they then change no one's place, not even the pool
+        links = dict(q.target_links)
+        if q.chain_id and q.chain_id in self.catalogue.chains:  # the chain's other links count a little
+            for lid in self.catalogue.chains[q.chain_id].link_ids:
+                links.setdefault(lid, 0.3)
+        found = (self.id_to_idx_.get(f) for f in book.candidates(links, q.as_of or date.today()))
+        lists["signals"] = [i for i in found if i is not None and mask[i]]
+
+    def _signal_columns(self, F: np.ndarray, col: dict[str, int], pool: list[int], q: NeedQuery, region) -> None:
+        """The sig_* columns from the recommender's signal book (none loaded: left at 0)."""
+        book = getattr(self, "signals", None)
+        if book is None:
+            return
+        need = SignalNeed(q.chain_id, q.link_id, region.province if region is not None else None,
+                          q.as_of or date.today())  # fmt: skip
+        firms = [(self.enterprises_[i].id, self.enterprises_[i].parent_group) for i in pool]
+        F[:, [col[f] for f in SIGNAL_FEATURES]] = book.features(firms, need)
 
     def prefetch_needs(self, needs: Sequence[tuple[str | None, str | None]], free_text: str = "") -> None:
         """Embed the queries of several (chain, link) needs in one batch (a whole region's gaps at once)."""

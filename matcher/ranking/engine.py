@@ -108,8 +108,25 @@ class Engine:
                 )
                 rec.reranker = self._load_reranker()
                 apply_saved_ranker(rec, self.settings.data_dir / "ranker")
+                rec.signals = self._load_signals()
                 self._recommender = rec.fit(ents, progress=progress, cache=self.embedding_cache)
             return self._recommender
+
+    def _load_signals(self):
+        """The shared corpus's expansion signals as a SignalBook (None when there are none); tenants' private
+        events show on their firms' timelines but do not reach the shared ranking."""
+        from matcher.ranking.signals_features import SignalBook
+        from matcher.store.signals import signals_of
+
+        try:
+            events = signals_of(self.ws.store, None, None)
+        except Exception as exc:  # a store without the signals table must not take the service down
+            logger.warning("signals not loaded (%s)", exc)
+            return None
+        if not events:
+            return None
+        logger.info("expansion signals loaded: %d shared events", len(events))
+        return SignalBook(events, self.catalogue)
 
     def _load_reranker(self):
         from matcher.ranking.reranker import Reranker

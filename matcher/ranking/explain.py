@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 import numpy as np
 
 from matcher.ranking.query import NeedQuery
-from matcher.ranking.recommendation import Candidate
+from matcher.ranking.recommendation import Candidate, SignalReason
 from matcher.ranking.scoring import FEATURES, evidence_strength
 from matcher.records import Region
 from matcher.text import normalize_text
@@ -112,6 +113,9 @@ class Explanations(ExpansionReasons):
             reasons.append(f"已在本地布局（{presence}），可引导增资扩产")
         if relation:
             reasons.append(relation)
+        signals = self._signal_reasons(e, q)
+        if signals:
+            reasons.append(f"近期扩张：{signals[0].text}")
         if aid:
             reasons.append(aid)
         if e.extra.get("listing_status") == "delisted":
@@ -138,6 +142,7 @@ class Explanations(ExpansionReasons):
             contributions={f: round(float(c), 4) for f, c in zip(FEATURES, contrib)},
             reasons=reasons,
             sources=sources,
+            signals=signals,
             fictional=e.fictional,
             stock_code=e.stock_code,
             listing_status=e.extra.get("listing_status") or ("listed" if e.listed else None),
@@ -146,6 +151,16 @@ class Explanations(ExpansionReasons):
             as_of=e.updated_at.date().isoformat(),
             local_presence=presence,
         )
+
+    def _signal_reasons(self, e, q: NeedQuery, limit: int = 3) -> list[SignalReason]:
+        """The firm's (and its group's) latest expansion events before the need's date, with their sources."""
+        book = getattr(self, "signals", None)
+        if book is None:
+            return []
+        return [
+            SignalReason(month=ev.month, kind=ev.kind, text=ev.reason(), urls=[s.url for s in ev.sources if s.url])
+            for ev in book.history(e.id, e.parent_group, q.as_of or date.today())[:limit]
+        ]
 
 
 def dedupe_products(products: list[tuple[str, float | None]]) -> list[tuple[str, float | None]]:

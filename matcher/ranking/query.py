@@ -9,6 +9,7 @@ rest of the chain 0.2 (used by the graph source and the link-fit feature).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.records import Gap, GapType, Region
@@ -31,6 +32,7 @@ class NeedQuery:
     master_links: set[str] = field(default_factory=set)  # region 链主 links adjacent to the gap link
     master_names: dict[str, list[str]] = field(default_factory=dict)  # 链主 link -> resident names
     flows: list[str] = field(default_factory=list)  # what flows between the gap link and the 链主
+    as_of: date | None = None  # signals dated before this count (None: today)
 
 
 def master_links_of(region: Region | None, residents: list | None = None) -> dict[str, list[str]]:

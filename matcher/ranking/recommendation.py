@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -21,6 +22,9 @@ class Filters(BaseModel):
     exclude_ids: list[str] = Field(default_factory=list)
     aiding_only: bool = Field(False, description="only firms from the region's 产业援疆 aiding provinces")
     include_delisted: bool = Field(False, description="also list firms whose shares were delisted (退市)")
+    recent_expansion: bool = Field(
+        False, description="近两年有扩张动作: only firms (or their groups) with an expansion event in the two years before as_of"
+    )
 
 
 class RecommendRequest(BaseModel):
@@ -37,6 +41,7 @@ class RecommendRequest(BaseModel):
     filters: Filters = Field(default_factory=Filters)
     k: int = Field(20, ge=1, le=MAX_K)
     tenant: str | None = None
+    as_of: date | None = Field(None, description="expansion signals dated before this day count (default today)")
 
     @field_validator("gap_type", mode="before")
     @classmethod
@@ -46,6 +51,15 @@ class RecommendRequest(BaseModel):
         if v in ("", "unknown", None):
             return None
         return v
+
+
+class SignalReason(BaseModel):
+    """One of the candidate's earlier expansion events, as a reason with its sources."""
+
+    month: str  # YYYY-MM
+    kind: str
+    text: str  # "2023-05 在甘肃签约 年产10万吨负极材料项目（来源：…）"
+    urls: list[str] = Field(default_factory=list)
 
 
 class Candidate(BaseModel):
@@ -68,6 +82,7 @@ class Candidate(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)  # dense / lexical / graph
+    signals: list[SignalReason] = Field(default_factory=list)  # newest first, dated before the request's as_of
     fictional: bool = False  # an authored example firm (demo-only mode), never a real enterprise
     stock_code: str | None = None
     listing_status: str | None = None  # listed / delisted (A-share data); None when unknown

@@ -109,6 +109,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         self.ltr = ltr
         self.evidence_bar = evidence_bar
         self.mapper = LinkMapper(catalogue)
+        self.signals = None  # a matcher.ranking.signals_features.SignalBook: fills the sig_* features
 
     # ------------------------------------------------------------------------------------ requests
     def resolve_region(self, req: RecommendRequest, book: RegionBook | None) -> Region | None:
@@ -182,6 +183,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         )
         if req.gap_type is not None:
             q.gap_type = req.gap_type
+        q.as_of = req.as_of
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
         keep_present = self.keeps_present(q.gap_type)
         mask, excluded = self._mask(req.filters, req.tenant, [] if keep_present else residents, aiding_provs)
@@ -190,6 +192,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             rows = np.fromiter(present, dtype=np.int64)
             excluded += int(mask[rows].sum())
             mask[rows] = False
+        if req.filters.recent_expansion:
+            mask &= self._recent_expanders(req.as_of)
         if return_pool:
             pool, F, _ = self._pool(q, mask, region, aiding_provs)
             return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]

@@ -18,6 +18,8 @@ related        relatedness density: revenue-weighted mean co-occurrence relatedn
                products to the gap link (:mod:`matcher.ranking.product_space`)
 ind_related    how much more often than chance firms of the firm's industry make the gap link (NPMI)
 vertical       revenue share the firm has in the gap link's direct inputs or outputs (catalogue edges), ≤ 1
+sig_*          expansion signals before the request's date (:mod:`matcher.ranking.signals_features`): any, same
+               chain, same / neighbouring link, same province, amounts; weight 0 unless measured otherwise
 ============== ================================================================================================
 
 Default score = Σ weight × feature, weights from :class:`ScoringWeights` (configurable; documented in the README).
@@ -45,6 +47,11 @@ FEATURES: tuple[str, ...] = (
     "related",
     "ind_related",
     "vertical",
+    "sig_any",
+    "sig_chain",
+    "sig_link",
+    "sig_province",
+    "sig_amount",
 )
 
 
@@ -65,6 +72,11 @@ class ScoringWeights(BaseModel):
     related: float = 0.0
     ind_related: float = 0.0
     vertical: float = 0.0
+    sig_any: float = 0.0  # expansion signals (#19): 0 until grouped cross-validation says otherwise
+    sig_chain: float = 0.0
+    sig_link: float = 0.0
+    sig_province: float = 0.0
+    sig_amount: float = 0.0
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, f) for f in FEATURES], dtype=np.float32)
@@ -139,6 +151,11 @@ class BlendWeights(BaseModel):
     master: float = 0.3  # not fittable on deals (their requests have no residents): a fixed product choice
     aiding: float = 0.0
     proximity: float = 0.5
+    sig_any: float = 0.0  # expansion signals (#19): 0 in the shipped blend; `full+signals` fits them out of fold
+    sig_chain: float = 0.0
+    sig_link: float = 0.0
+    sig_province: float = 0.0
+    sig_amount: float = 0.0
     rrf_k: float = 60.0
     text: tuple[str, ...] = ("tfidf", "dense", "bm25")
 
@@ -146,7 +163,9 @@ class BlendWeights(BaseModel):
         return {k: float(v) for k, v in self.model_dump().items() if k not in ("rrf_k", "text")}
 
 
-BLEND_LINEAR: tuple[str, ...] = ("link_fit", "master", "aiding", "proximity")
+BLEND_LINEAR: tuple[str, ...] = (
+    "link_fit", "master", "aiding", "proximity", "sig_any", "sig_chain", "sig_link", "sig_province", "sig_amount",
+)  # fmt: skip
 
 
 def _zq(x: np.ndarray) -> np.ndarray:

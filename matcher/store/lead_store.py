@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from matcher.errors import ChainMatchError, InvalidRequestError
 from matcher.store.db_models import JSON_TYPE, Base
+from matcher.store.signals import lead_outcome_event
 
 if TYPE_CHECKING:
     from matcher.store.store import Store
@@ -436,6 +437,18 @@ def update_lead(
                 created_at=now,
             )
         )
+        if target is not current and target in (LeadStatus.VISITED, LeadStatus.SIGNED):
+            lead_outcome_event(
+                session,
+                tenant=tenant,
+                enterprise_id=row.enterprise_id,
+                firm=row.enterprise_name,
+                status=target.value,
+                link_id=row.link_id,
+                region_id=row.region_id,
+                lead_id=row.id,
+                when=now,
+            )
         session.flush()
         lead = Lead.from_row(row)
     logger.info("lead %s: %s → %s", lead_id, current.value, target.value)

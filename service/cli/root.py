@@ -22,6 +22,7 @@ from service.cli import (
     mapping,
     recommend,
     server,
+    signals,
     store,
     train,
 )
@@ -50,8 +51,8 @@ def main(
 
 
 def _register() -> None:
-    for module in (bench_load, bench_recommend, catalog, doctor, evaluate, index, mapping, recommend, server, store,
-                   train):
+    for module in (bench_load, bench_recommend, catalog, doctor, evaluate, index, mapping, recommend, server, signals,
+                   store, train):
         module.register(app)
     train.register_ranker(app)
 

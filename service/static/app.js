@@ -282,7 +282,8 @@ async function selectChain(chainId, gmAll) {
 function currentFilters() {
   const provinces = $("#f-provinces").value.split(/[,，、\s]+/).map((s) => s.trim()).filter(Boolean);
   const size = [...document.querySelectorAll("#filters input[name=size]:checked")].map((x) => x.value);
-  return { provinces, size, aiding_only: $("#f-aiding").checked, listed_only: $("#f-listed").checked };
+  return { provinces, size, aiding_only: $("#f-aiding").checked, listed_only: $("#f-listed").checked,
+    recent_expansion: $("#f-expansion").checked };
 }
 
 async function selectGap(chainId, linkId, gapType) {
@@ -337,8 +338,25 @@ function renderCandidates(rec) {
         strengthZh[c.evidence_strength] || c.evidence_strength)),
       el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
       el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 4).map((r) => el("li", {}, r)))),
-      el("td", { class: "action" }, action)));
+      el("td", { class: "action" }, action,
+        el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
+          onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态"))));
   }
+}
+
+// --- a firm's expansion signals (timeline under its row) ----------------------------------------------------------------
+async function toggleTimeline(c, row) {
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("timeline")) { next.remove(); return; }
+  try {
+    const events = await api(`/v1/enterprises/${encodeURIComponent(c.enterprise_id)}/signals`);
+    const items = events.slice().reverse().map((e) => el("li", {},
+      `${e.day.slice(0, 7)} ${e.kind} ${[e.region || e.province, e.product].filter(Boolean).join(" ")}`,
+      ...e.sources.filter((s) => s.url).slice(0, 2).map((s) =>
+        el("a", { href: s.url, target: "_blank", rel: "noopener noreferrer", class: "source" }, s.title || "来源"))));
+    row.after(el("tr", { class: "timeline", dataset: { enterpriseId: c.enterprise_id } },
+      el("td", { colspan: 8 }, items.length ? el("ul", { class: "signals" }, items) : el("span", { class: "muted" }, "暂无扩张动态记录"))));
+  } catch (e) { toast(e.message, true); }
 }
 
 // --- leads (shortlist) ---------------------------------------------------------------------------------------------

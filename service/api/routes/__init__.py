@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from service.api.deps import require_api_key
-from service.api.routes import catalogue, enterprises, exports, leads, ops, recommendations, regions, session
+from service.api.routes import (
+    catalogue,
+    enterprises,
+    exports,
+    leads,
+    ops,
+    recommendations,
+    regions,
+    session,
+    signals,
+)
 from service.api.schemas import ErrorResponse
 
 __all__ = ["ERROR_RESPONSES", "api_router", "ops_router"]
@@ -32,5 +42,6 @@ api_router.include_router(enterprises.router)
 api_router.include_router(leads.router)
 api_router.include_router(catalogue.router)
 api_router.include_router(session.router)
+api_router.include_router(signals.router)
 
 ops_router = ops.router
