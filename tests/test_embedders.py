@@ -225,7 +225,7 @@ def test_converted_folder_is_verified_and_rebuilt_when_corrupt(model_cache: Path
 @pytest.mark.model
 def test_e5_ranks_the_domain_paraphrase_above_the_unrelated_passage(model_cache: Path) -> None:
     emb = get_embedder("e5-int8", cache_dir=model_cache)
-    assert emb.id == "e5-small-st-int8pc" and emb.dim == 384
+    assert emb.id == "e5-small-st-int8row" and emb.dim == 384
     q = emb.encode_queries([a for a, _, _ in TRIPLETS])
     pos = emb.encode_passages([p for _, p, _ in TRIPLETS])
     neg = emb.encode_passages([n for _, _, n in TRIPLETS])
