@@ -166,6 +166,11 @@ def _jieba():
 _ADDED_WORDS: set[str] = set()
 
 
+def words_version() -> int:
+    """How many words :func:`add_words` has added (memoised tokens are keyed by it)."""
+    return len(_ADDED_WORDS)
+
+
 def add_words(words: Iterable[str]) -> None:
     """Teach jieba domain terms (link names, aliases) so they stay one token."""
     jb = _jieba()

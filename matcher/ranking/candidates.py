@@ -13,11 +13,11 @@ from functools import lru_cache
 import numpy as np
 
 from matcher.knowledge.geo import distance_km, province_short
-from matcher.ranking.query import NeedQuery, build_query
+from matcher.ranking.query import NeedQuery, build_query, phrase_tokens
 from matcher.ranking.recommendation import Filters
 from matcher.ranking.scoring import FEATURES, minmax, rrf
 from matcher.records import Region
-from matcher.text import normalize_company_name, tokenize
+from matcher.text import normalize_company_name
 
 logger = logging.getLogger(__name__)
 
@@ -235,11 +235,11 @@ class CandidateSources:
     def _industry_terms(self, q: NeedQuery) -> set[str]:
         terms: set[str] = set()
         if q.chain_id:
-            terms |= set(tokenize(self.catalogue.chains[q.chain_id].name))
+            terms |= set(phrase_tokens(self.catalogue.chains[q.chain_id].name))
         if q.link_id:
             link = self.catalogue.links[q.link_id]
             for t in (link.name, *link.aliases):
-                terms |= set(tokenize(t))
+                terms |= set(phrase_tokens(t))
         return {t for t in terms if len(t) >= 2 and t not in {"产业", "产业链", "制造"}}
 
     def _master_relation(self, i: int, q: NeedQuery) -> tuple[float, str | None]:
