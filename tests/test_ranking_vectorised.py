@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from matcher.knowledge.catalogue import default_catalogue
@@ -57,3 +60,20 @@ def test_a_province_filter_keeps_only_those_provinces() -> None:
         req = RecommendRequest(chain=chain_id, link=link_id, k=20, filters=Filters(provinces=["新疆", "甘肃"]))
         got = rec.recommend(req, None).candidates
         assert all(province[c.enterprise_id] in {"新疆", "甘肃"} for c in got)
+
+
+GOLDEN = Path(__file__).parent / "fixtures" / "ranking_golden.json"
+
+
+def test_vectorised_ranking_gives_the_top_10_and_scores_of_the_loop_version() -> None:
+    """Top 10 and scores of 30 requests on a fixed synthetic corpus, recorded before the ranking was vectorised
+    (#17 item 2). A deliberate change of the scoring regenerates the file with the same requests."""
+    catalogue = default_catalogue()
+    rec = Recommender(catalogue, HashEmbedder()).fit(_synthetic_corpus(catalogue, 5000, 1))
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    for j, ((chain_id, link_id), expected) in enumerate(zip(_needs(catalogue, 30, 2), want, strict=True)):
+        f = Filters(provinces=["新疆", "甘肃"]) if j % 3 == 0 else Filters()
+        req = RecommendRequest(province="新疆", chain=chain_id, link=link_id if j % 4 else None, k=20, filters=f)
+        got = rec.recommend(req, None).candidates[:10]
+        assert [c.enterprise_id for c in got] == [e[0] for e in expected], j
+        np.testing.assert_allclose([c.score for c in got], [e[1] for e in expected], atol=1e-6)

@@ -21,6 +21,7 @@ class Diversity:
     def _diversify(self, idx: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
         """Group dedupe (one firm per group) then MMR over profile vectors; returns positions into idx."""
         order = list(np.argsort(-scores, kind="stable"))
+        need = k if self.mmr_lambda >= 1.0 else max(3 * k, 30)  # the most positions used below
         if self.group_dedupe:
             seen: set[str] = set()
             kept = []
@@ -36,6 +37,8 @@ class Diversity:
                     continue
                 seen.update(keys)
                 kept.append(j)
+                if len(kept) >= need:  # the rest of the pool cannot enter the top k
+                    break
             order = kept
         if self.mmr_lambda >= 1.0 or len(order) <= 1:
             return order[:k]
