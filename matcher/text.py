@@ -181,6 +181,12 @@ def _domain_words() -> set[str]:
     return words
 
 
+def words_version() -> int:
+    """The tokenizer dictionary's version (memoised tokens are keyed by it): always 0, the dictionary is fixed at
+    start-up and never changes afterwards."""
+    return 0
+
+
 def add_words(words: Iterable[str]) -> None:
     """Kept for callers of earlier versions: the tokenizer's dictionary is fixed at start-up (the embedded catalogue's
     terms, :func:`_domain_words`) and never changes afterwards, so a query and a document tokenised at different

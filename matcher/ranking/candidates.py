@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from matcher.knowledge.geo import distance_km, province_short
-from matcher.ranking.query import NeedQuery, build_query
+from matcher.ranking.query import NeedQuery, build_query, phrase_tokens
 from matcher.ranking.recommendation import Filters
 from matcher.ranking.scoring import FEATURES, minmax, rrf
 from matcher.ranking.signals_features import SIGNAL_FEATURES, SignalNeed
@@ -57,10 +57,9 @@ class CandidateSources:
             code = self.tenant_codes_.get(tenant, -1) if tenant is not None else -1
             mask &= (self.tenant_code_ == 0) | (self.tenant_code_ == code)
         if f.provinces:
-            allowed = {province_short(p) or p for p in f.provinces}
-            mask &= np.array([p in allowed for p in self.province_], dtype=bool)
+            mask &= self._province_mask({province_short(p) or p for p in f.provinces})
         if f.aiding_only:
-            mask &= np.array([p in aiding for p in self.province_], dtype=bool)
+            mask &= self._province_mask(set(aiding))
         if f.size:
             emp = np.nan_to_num(self.employees_, nan=-1)
             ok = np.zeros(n, dtype=bool)
@@ -87,6 +86,71 @@ class CandidateSources:
                 mask[i] = False
         return mask, excluded
 
+    def _province_mask(self, allowed: set) -> np.ndarray:
+        """Firms whose province is in ``allowed``: province codes are computed once per fitted array."""
+        cached = getattr(self, "_province_codes", None)
+        if cached is None or cached[0] is not self.province_:
+            names: dict = {}
+            codes = np.fromiter((names.setdefault(p, len(names)) for p in self.province_), np.int64,
+                                len(self.province_))
+            cached = self._province_codes = (self.province_, names, codes)
+        names, codes = cached[1], cached[2]
+        wanted = np.array([names[p] for p in allowed if p in names], dtype=np.int64)
+        return np.isin(codes, wanted)
+
+    def _id_array(self) -> np.ndarray:
+        """Firm ids as a numpy object array (one per fitted enterprise list)."""
+        cached = getattr(self, "_ids_cache", None)
+        if cached is None or cached[0] is not self.enterprises_:
+            ids = np.array([e.id for e in self.enterprises_], dtype=object)
+            cached = self._ids_cache = (self.enterprises_, ids)
+        return cached[1]
+
+    def _csr(self, lid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """A link's postings as arrays (rows, score, share), cached while its posting list is unchanged."""
+        plist = self.postings_.get(lid)
+        if not plist:
+            return None
+        cache = getattr(self, "_csr_cache", None)
+        if cache is None:
+            cache = self._csr_cache = {}
+        hit = cache.get(lid)
+        if hit is None or hit[0] is not plist:
+            rows = np.fromiter((p[0] for p in plist), np.int64, len(plist))
+            score = np.fromiter((p[1] for p in plist), np.float64, len(plist))
+            sh = np.fromiter((p[2] for p in plist), np.float64, len(plist))
+            hit = cache[lid] = (plist, (rows, score, sh))
+        return hit[1]
+
+    def _link_fit(self, target_links: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Per firm: the best weighted link score, the best share on a main target link (w ≥ 0.99), and the
+        firms with link fit ≥ 0.45 ordered by (fit, share, capacity) desc, ties in order of first posting."""
+        n = self.n_
+        link_fit, share = np.zeros(n), np.zeros(n)
+        rows_all, first_all = [], []
+        offset = 0
+        for lid, w in target_links.items():
+            arrays = self._csr(lid)
+            if arrays is None:
+                continue
+            rows, score, sh = arrays
+            v = w * score
+            np.maximum.at(link_fit, rows, v)
+            if w >= 0.99:
+                np.maximum.at(share, rows, sh)
+            pos = v > 0.0
+            rows_all.append(rows[pos])
+            first_all.append(np.flatnonzero(pos) + offset)
+            offset += len(rows)
+        if not rows_all:
+            return link_fit, share, []
+        rows_cat, first_cat = np.concatenate(rows_all), np.concatenate(first_all)
+        seen, where = np.unique(rows_cat, return_index=True)  # first occurrence of each firm
+        keep = link_fit[seen] >= 0.45
+        cand, first = seen[keep], first_cat[where[keep]]
+        order = np.lexsort((first, -self.capacity_[cand], -share[cand], -link_fit[cand]))
+        return link_fit, share, cand[order].tolist()
+
     def _pool(
         self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str]
     ) -> tuple[list[int], np.ndarray, dict[str, list[int]]]:
@@ -94,7 +158,7 @@ class CandidateSources:
         allowed_frac = float(mask.mean()) if mask.size else 0.0
         if allowed_frac == 0.0:
             return [], np.zeros((0, len(FEATURES)), np.float32), {}
-        allow_ids = None if allowed_frac > 0.98 else [self.enterprises_[i].id for i in np.flatnonzero(mask)]
+        allow_ids = None if allowed_frac > 0.98 else self._id_array()[mask].tolist()
         lists: dict[str, list[int]] = {}
         qv = None
         if "dense" in self.sources or self._wants("dense"):
@@ -120,18 +184,9 @@ class CandidateSources:
         if "related" in self.sources and related:
             ranked_rel = sorted(related, key=lambda i: (-related[i][0], -self.capacity_[i], i))
             lists["related"] = [i for i in ranked_rel if related[i][0] >= 0.1][: self.depth.related]
-        link_fit: dict[int, float] = {}
-        share: dict[int, float] = {}
-        for lid, w in q.target_links.items():
-            for i, s, sh in self.postings_.get(lid, ()):
-                v = w * s
-                if v > link_fit.get(i, 0.0):
-                    link_fit[i] = v
-                if w >= 0.99:
-                    share[i] = max(share.get(i, 0.0), sh)
+        link_fit, share, graph_order = self._link_fit(q.target_links)
         if "graph" in self.sources:
-            graph = [i for i in link_fit if mask[i] and link_fit[i] >= 0.45]
-            graph.sort(key=lambda i: (-link_fit[i], -share.get(i, 0.0), -self.capacity_[i]))
+            graph = [i for i in graph_order if mask[i]]
             lists["graph"] = graph[: self.depth.graph]
         self._signal_source(q, mask, lists)
         pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
@@ -148,8 +203,8 @@ class CandidateSources:
         if bm25_scores:
             best = max(bm25_scores.values()) or 1.0
             F[:, col["bm25"]] = [bm25_scores.get(i, 0.0) / best for i in pool]
-        F[:, col["link_fit"]] = [min(link_fit.get(i, 0.0), 1.0) for i in pool]
-        F[:, col["share"]] = [math.sqrt(min(share.get(i, 0.0), 1.0)) for i in pool]
+        F[:, col["link_fit"]] = np.minimum(link_fit[idx], 1.0)
+        F[:, col["share"]] = np.sqrt(np.minimum(share[idx], 1.0))
         F[:, col["master"]] = [self._master_relation(i, q)[0] for i in pool]
         F[:, col["capacity"]] = self.capacity_[idx]
         F[:, col["aiding"]] = [1.0 if self.province_[i] in aiding else 0.0 for i in pool]
@@ -294,11 +349,11 @@ class CandidateSources:
     def _industry_terms(self, q: NeedQuery) -> set[str]:
         terms: set[str] = set()
         if q.chain_id:
-            terms |= set(tokenize(self.catalogue.chains[q.chain_id].name))
+            terms |= set(phrase_tokens(self.catalogue.chains[q.chain_id].name))
         if q.link_id:
             link = self.catalogue.links[q.link_id]
             for t in (link.name, *link.aliases):
-                terms |= set(tokenize(t))
+                terms |= set(phrase_tokens(t))
         return {t for t in terms if len(t) >= 2 and t not in {"产业", "产业链", "制造"}}
 
     def _master_relation(self, i: int, q: NeedQuery) -> tuple[float, str | None]:

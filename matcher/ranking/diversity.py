@@ -18,24 +18,36 @@ class Diversity:
     MMR over the profile vectors (``mmr_lambda``; 1.0 = relevance only).
     """
 
+    def _dedupe_keys(self) -> list[tuple[str, ...]]:
+        """Per firm: its group key and, when listed, its stock-code key (cached per fitted arrays)."""
+        cached = getattr(self, "_dedupe_cache", None)
+        if cached is None or cached[0] is not self.enterprises_ or cached[1] is not self.group_:
+            keys = [
+                (f"g:{g}", f"s:{e.stock_code[:6]}") if e.stock_code else (f"g:{g}",)
+                for e, g in zip(self.enterprises_, self.group_, strict=True)
+            ]
+            cached = self._dedupe_cache = (self.enterprises_, self.group_, keys)
+        return cached[2]
+
     def _diversify(self, idx: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
         """Group dedupe (one firm per group) then MMR over profile vectors; returns positions into idx."""
-        order = list(np.argsort(-scores, kind="stable"))
+        order = np.argsort(-scores, kind="stable").tolist()
+        need = k if self.mmr_lambda >= 1.0 else max(3 * k, 30)  # the most positions used below
         if self.group_dedupe:
+            keys_of = self._dedupe_keys()
+            rows = idx.tolist()
             seen: set[str] = set()
             kept = []
             for j in order:
-                i = idx[j]
                 # one record per real firm: the same group, or the same stock code under another record (a
                 # renamed shell, a demo profile of a listed firm)
-                keys = [f"g:{self.group_[i]}"]
-                code = self.enterprises_[i].stock_code
-                if code:
-                    keys.append(f"s:{code[:6]}")
+                keys = keys_of[rows[j]]
                 if any(key in seen for key in keys):
                     continue
                 seen.update(keys)
                 kept.append(j)
+                if len(kept) >= need:  # the rest of the pool cannot enter the top k
+                    break
             order = kept
         if self.mmr_lambda >= 1.0 or len(order) <= 1:
             return order[:k]

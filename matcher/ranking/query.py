@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.records import Gap, GapType, Region
-from matcher.text import clean_text, tokenize
+from matcher.text import clean_text, tokenize, words_version
 
 NEIGHBOUR_WEIGHT = 0.5
 CHAIN_WEIGHT = 0.2
@@ -43,6 +44,17 @@ def master_links_of(region: Region | None, residents: list | None = None) -> dic
             for lid in r.links:
                 out.setdefault(lid, []).append(r.name)
     return out
+
+
+def phrase_tokens(phrase: str) -> tuple[str, ...]:
+    """jieba tokens of a phrase, memoised (catalogue names, aliases and need texts never change) until the
+    tokenizer's dictionary grows."""
+    return _phrase_tokens(phrase, words_version())
+
+
+@lru_cache(maxsize=8192)
+def _phrase_tokens(phrase: str, version: int) -> tuple[str, ...]:
+    return tuple(tokenize(phrase))
 
 
 def build_query(
@@ -107,7 +119,7 @@ def build_query(
         lex.append(free)
     tokens: list[str] = []
     for phrase in lex:
-        tokens.extend(tokenize(phrase))
+        tokens.extend(phrase_tokens(phrase))
     text = "；".join(p for p in parts if p)
     return NeedQuery(
         text=text[:400],

@@ -62,21 +62,39 @@ def _synthetic_corpus(catalogue, n: int, seed: int):
     return out
 
 
-def _run(rec, catalogue, needs, raw_index, qk: int, k: int) -> tuple[list[float], list[float]]:
+def _raw_like(vindex):
+    """A raw FAISS reference of the same structure and parameters as ``vindex`` (HNSW when it is HNSW)."""
+    import faiss
+
+    return faiss.clone_index(vindex.faiss_index)
+
+
+def _run(rec, catalogue, needs, raw_index, qk: int, k: int) -> dict[str, tuple[list[float], list[float], float, float]]:
+    """Per need: ours and raw, wall ms per request, CPU-s in total — query embedded and not embedded apart."""
     from matcher.ranking.recommendation import RecommendRequest
 
-    ours, raw = [], []
-    for chain_id, link_id in needs:
-        rec._qcache.clear()
-        req = RecommendRequest(province="新疆", prefecture="昌吉州", chain=chain_id, link=link_id, k=k)
-        t0 = time.perf_counter()
-        r = rec.recommend(req, None)
-        ours.append((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
-        qv = rec.embedder.encode_queries([r.query_text])
-        raw_index.search(qv, qk)
-        raw.append((time.perf_counter() - t0) * 1000)
-    return ours, raw
+    out: dict[str, tuple[list[float], list[float], float, float]] = {}
+    for embedded in (False, True):
+        ours, raw, cpu_ours, cpu_raw = [], [], 0.0, 0.0
+        for chain_id, link_id in needs:
+            req = RecommendRequest(province="新疆", prefecture="昌吉州", chain=chain_id, link=link_id, k=k)
+            if embedded:
+                r = rec.recommend(req, None)  # primes the query cache, as the server's warm-up does
+                qv = rec.embedder.encode_queries([r.query_text])
+            else:
+                rec._qcache.clear()
+            c0, t0 = time.process_time(), time.perf_counter()
+            r = rec.recommend(req, None)
+            ours.append((time.perf_counter() - t0) * 1000)
+            cpu_ours += time.process_time() - c0
+            c0, t0 = time.process_time(), time.perf_counter()
+            if not embedded:
+                qv = rec.embedder.encode_queries([r.query_text])
+            raw_index.search(qv, qk)
+            raw.append((time.perf_counter() - t0) * 1000)
+            cpu_raw += time.process_time() - c0
+        out["query embedded" if embedded else "query not embedded"] = (ours, raw, cpu_ours, cpu_raw)
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -113,21 +131,21 @@ def register(app: typer.Typer) -> None:
         corpus = load_ashare_corpus(Path(data_dir) if data_dir else settings.shared_data_dir)
         typer.echo(f"fitting on the A-share corpus ({len(corpus)} firms, embedder {emb.id}) …", err=True)
         rec = fitted_recommender(corpus, settings, emb)
-        raw = faiss.IndexFlatIP(emb.dim)
-        raw.add(rec.vectors_)
+        raw = _raw_like(rec.vindex_)
         needs = _needs(catalogue, queries, seed)
         rec.recommend(RecommendRequest(chain=needs[0][0], k=k))  # warm-up (jieba, BLAS)
-        ours, base = _run(rec, catalogue, needs, raw, rec.depth.dense + 20, k)
-        rows.append(("one gap, A-share", len(corpus), len(needs), ours, base))
+        for mode, (ours, base, c_o, c_b) in _run(rec, catalogue, needs, raw, rec.depth.dense + 20, k).items():
+            rows.append((f"one gap, A-share ({rec.vindex_.kind}), {mode}", len(corpus), len(needs), ours, base, c_o, c_b))
         book = default_regions()
-        region_times = []
+        region_times, c0 = [], time.process_time()
         for region in ("changji", "manas", "zhundong", "gongliu", "mulei"):
             rec._qcache.clear()
             t0 = time.perf_counter()
             out = rec.recommend_region(region, book, k=k, max_gaps=10)
             region_times.append((time.perf_counter() - t0) * 1000)
             logger.info("region %s: %d gaps", region, len(out))
-        rows.append(("whole region (10 gaps), A-share", len(corpus), len(region_times), region_times, []))
+        rows.append(("whole region (10 gaps), A-share, queries not embedded", len(corpus), len(region_times),
+                     region_times, [], time.process_time() - c0, 0.0))
         if synthetic_n:
             from models.embedders import HashEmbedder
 
@@ -135,16 +153,23 @@ def register(app: typer.Typer) -> None:
             syn = _synthetic_corpus(catalogue, synthetic_n, seed)
             split = _SplitEmbedder(HashEmbedder(dim=emb.dim), emb)
             rec2 = Recommender(catalogue, split, index_factory=settings.index_factory).fit(syn)
-            raw2 = faiss.IndexFlatIP(emb.dim)
-            raw2.add(rec2.vectors_)
-            ours2, base2 = _run(rec2, catalogue, needs, raw2, rec2.depth.dense + 20, k)
-            rows.append((f"one gap, synthetic ({rec2.vindex_.kind})", synthetic_n, len(needs), ours2, base2))
-        typer.echo("\n| scenario | corpus | requests | p50 ms | p95 ms | raw embed+FAISS p50 / p95 ms | p50 ratio |")
-        typer.echo("|---|---|---|---|---|---|---|")
-        for name, n, q, o, b in rows:
-            rawtxt = f"{_pct(b, 50):.1f} / {_pct(b, 95):.1f}" if b else "-"
-            ratio = f"{_pct(o, 50) / _pct(b, 50):.2f}×" if b else "-"
-            typer.echo(f"| {name} | {n:,} | {q} | {_pct(o, 50):.1f} | {_pct(o, 95):.1f} | {rawtxt} | {ratio} |")
+            raw2 = _raw_like(rec2.vindex_)
+            for mode, (o2, b2, c_o, c_b) in _run(rec2, catalogue, needs, raw2, rec2.depth.dense + 20, k).items():
+                rows.append((f"one gap, synthetic ({rec2.vindex_.kind}), {mode}", synthetic_n, len(needs), o2, b2, c_o, c_b))
+        from evaluation.environment import environment_info, environment_line
+
+        typer.echo("\n" + environment_line(environment_info(emb.id)))
+        typer.echo("raw = the same FAISS structure (cloned from the corpus index) + the query embedding when the "
+                   "scenario does not have it; CPU-s summed over the scenario's requests")
+        typer.echo("\n| scenario | corpus | requests | p50 ms | p95 ms | CPU-s | raw p50 / p95 ms | raw CPU-s "
+                   "| p50 ratio | CPU ratio |")
+        typer.echo("|---|---|---|---|---|---|---|---|---|---|")
+        for name, n, q, o, b, c_o, c_b in rows:
+            rawtxt = f"{_pct(b, 50):.2f} / {_pct(b, 95):.2f}" if b else "-"
+            ratio = f"{_pct(o, 50) / _pct(b, 50):.1f}×" if b else "-"
+            cratio = f"{c_o / c_b:.1f}×" if b and c_b > 0 else "-"
+            typer.echo(f"| {name} | {n:,} | {q} | {_pct(o, 50):.2f} | {_pct(o, 95):.2f} | {c_o:.2f} | {rawtxt} "
+                       f"| {(f'{c_b:.3f}' if b else '-')} | {ratio} | {cratio} |")
 
     @bench_app.command("refresh")
     @handle_errors

@@ -212,7 +212,14 @@ def register(app: typer.Typer) -> None:
         rows = bench_embedders([x.strip() for x in embedders.split(",") if x.strip()], texts,
                                cache_dir=get_settings().cache_dir)  # fmt: skip
         mean, median = np.mean(tokens), np.median(tokens)
-        typer.echo(f"{n} profiles, mean {mean:.0f} tokens (median {median:.0f}) with e5's tokenizer")
-        typer.echo("| embedder | id | load s | profiles/s |\n|---|---|---|---|")
+        from evaluation.environment import environment_info, environment_line
+
+        typer.echo(environment_line(environment_info()))
+        typer.echo(f"{n} profiles, mean {mean:.0f} tokens (median {median:.0f}) with e5's tokenizer; "
+                   "st-raw = plain sentence-transformers fp32 in the same process (the reference)")
+        ref = next((r for r in rows if r["name"] == "st-raw"), None)
+        typer.echo("| embedder | id | load s | profiles/s | wall s | CPU-s | CPU-s vs st-raw |\n|---|---|---|---|---|---|---|")
         for r in rows:
-            typer.echo(f"| {r['name']} | {r['id']} | {r['load_s']:.1f} | {r['profiles_per_s']:.1f} |")
+            ratio = f"{r['cpu_s'] / ref['cpu_s']:.2f}×" if ref and ref["cpu_s"] > 0 else "-"
+            typer.echo(f"| {r['name']} | {r['id']} | {r['load_s']:.1f} | {r['profiles_per_s']:.1f} "
+                       f"| {r['seconds']:.2f} | {r['cpu_s']:.2f} | {ratio} |")
