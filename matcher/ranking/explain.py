@@ -91,8 +91,11 @@ class Explanations(ExpansionReasons):
             reasons.extend(self._expansion_reasons(i, feats, q, target))
         elif link_id:
             lname = self.catalogue.links[link_id].name
-            confident = [m for m in matches if m.score >= CONFIDENT and m.method != "trade"]
-            traded = [m for m in matches if m.method == "trade"]
+            # only the evidence of the link named (a chain-level need matches several links: never name one link
+            # with another link's product, as in "煤炭洗选：主营甲醇")
+            on_link = [m for m in matches if m.link_id == link_id]
+            confident = [m for m in on_link if m.score >= CONFIDENT and m.method != "trade"]
+            traded = [m for m in on_link if m.method == "trade"]
             made = dedupe_products([(m.evidence, m.share) for m in confident if m.evidence])[:3]
             main = [(p, s) for p, s in made if s is None or s >= MAIN_SHARE]
             minor = [(p, s) for p, s in made if s is not None and s < MAIN_SHARE]
@@ -104,8 +107,11 @@ class Explanations(ExpansionReasons):
             elif traded:  # a trader is told apart from a maker
                 ts = "、".join(f"{m.evidence}（{m.share:.0%}）" if m.share else m.evidence for m in traded[:2])
                 reasons.append(f"经营「{lname}」相关贸易（{ts}），并非生产企业")
+            elif on_link:
+                reasons.append(f"产品名称与「{lname}」部分相似（{on_link[0].evidence}），待核实")
             elif matches:
-                reasons.append(f"产品名称与「{lname}」部分相似（{matches[0].evidence}），待核实")
+                other = self.catalogue.links[matches[0].link_id].name
+                reasons.append(f"产品与「{other}」部分相似（{matches[0].evidence}），待核实")
             else:
                 reasons.append(f"与「{lname}」环节文本相似")
             reasons.extend(self._expansion_reasons(i, feats, q, link_id))
