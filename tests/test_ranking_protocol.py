@@ -175,7 +175,8 @@ def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec
     assert not any(f"e{j}" in ids for j in range(26, 40))  # no dairy padding
     assert r.note and r.note.startswith(f"仅找到 {len(ids)} 家有依据的候选") and r.below_evidence_bar > 0
     smelter = next(c for c in r.candidates if c.enterprise_id == "e20")
-    assert any("上游原料企业向下游延伸" in x or "同类企业常兼营" in x for x in smelter.reasons), smelter.reasons
+    assert any("上游原料企业向下游延伸" in x or "同时生产" in x for x in smelter.reasons), smelter.reasons
+    assert not any("多有" in x or "常兼营" in x for x in smelter.reasons)  # counts, never an unquantified "often"
     assert not any("可填补「铝棒」" in x for x in smelter.reasons)  # it makes 电解铝, not rods: never claimed
     trader = [c for c in r.candidates if c.enterprise_id == "e40"]
     assert not trader or "并非生产企业" in "；".join(trader[0].reasons)
@@ -317,3 +318,10 @@ def test_the_tokenizer_never_changes_after_start_up(tmp_path: Path):
     LinkMapper(load_catalogue(d))
     assert tokenize(text) == before
     assert "铁锂" in before  # search mode keeps the sub-word a query may use
+
+
+def test_relatedness_reasons_quote_counts_the_corpus_holds(rec):
+    """A reason never states a fact the data does not hold: the co-occurrence it cites is counted."""
+    space = rec.space_
+    assert space.co_makers("smelt", "rod") == 12 and space.co_makers("milk", "rod") == 0
+    assert space.industry_makers("铝", "rod") == 20 and space.industry_makers("乳品", "rod") == 0

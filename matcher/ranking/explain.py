@@ -37,9 +37,12 @@ class ExpansionReasons:
             _, best = self._density(i, link_id)
             if best is not None:
                 other = self.catalogue.links[best.link_id].name if best.link_id in self.catalogue.links else best.link_id
-                out.append(f"同类企业常兼营「{other}」与「{lname}」（本企业已有「{other}」业务）")
-        if feats.get("ind_related", 0.0) >= 0.3 and self.enterprises_[i].sw_industry:
-            out.append(f"「{self.enterprises_[i].sw_industry}」行业企业多有「{lname}」业务")
+                n = space.co_makers(best.link_id, link_id)
+                out.append(f"语料中 {n} 家企业同时生产「{other}」与「{lname}」，本企业已有「{other}」业务")
+        industry = self.enterprises_[i].sw_industry
+        if feats.get("ind_related", 0.0) >= 0.3 and industry and space is not None:
+            n = space.industry_makers(industry, link_id)
+            out.append(f"同属「{industry}」行业的 {n} 家企业生产「{lname}」")
         if feats.get("vertical", 0.0) >= 0.3:
             made = {m.link_id for m in self.enterprises_[i].links if m.score >= 0.8}
             ups = [e.source for e in self.catalogue.suppliers(link_id, q.chain_id) if e.source in made]

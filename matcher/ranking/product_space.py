@@ -84,8 +84,10 @@ class ProductSpace:
         I = sp.csr_matrix((np.ones(len(frows), np.float32), (frows, fcols)), shape=(n, len(inds)))
         made = np.asarray(M.sum(0)).ravel()
         joint = (M.T @ M).toarray()
+        self.joint_ = joint.astype(np.int32)  # firms making both links (the reasons quote these counts)
         self.R_ = _npmi(joint, made, made, n, self.min_count, zero_diagonal=True) * (joint / (joint + self.shrink))
         joint_i = (I.T @ M).toarray()
+        self.joint_industry_ = joint_i.astype(np.int32)
         self.RI_ = _npmi(joint_i, np.asarray(I.sum(0)).ravel(), made, n, self.min_count, False) * (
             joint_i / (joint_i + self.shrink)
         )
@@ -125,6 +127,16 @@ class ProductSpace:
             if r > 0 and (best is None or r > best.relatedness):
                 best = Related(lid, r)
         return (num / den if den > 0 else 0.0), best
+
+    def co_makers(self, a: str, b: str) -> int:
+        """How many corpus firms make both links (confident mappings)."""
+        i, j = self.link_pos_.get(a), self.link_pos_.get(b)
+        return int(self.joint_[i, j]) if i is not None and j is not None else 0
+
+    def industry_makers(self, industry: str | None, link_id: str) -> int:
+        """How many corpus firms of ``industry`` make ``link_id`` (confident mappings)."""
+        i, j = self.industry_pos_.get(industry or ""), self.link_pos_.get(link_id)
+        return int(self.joint_industry_[i, j]) if i is not None and j is not None else 0
 
     def industry_relatedness(self, industry: str | None, link_id: str) -> float:
         """How much more often than chance firms of ``industry`` make ``link_id`` (NPMI, ≥ 0)."""
