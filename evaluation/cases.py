@@ -165,11 +165,11 @@ CHAIN_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("锂电", ("锂",)),
     ("风电装备", ("风电", "风能")),
     ("光伏/硅基", ("光伏", "硅", "太阳能")),
-    ("纺织服装/化纤", ("纺织", "服装", "化纤", "纤维", "棉")),
+    ("纺织化纤", ("纺织", "服装", "化纤", "纤维", "棉")),
     ("煤化工/石化", ("煤化工", "石化", "石油化工", "氯碱", "炼化", "煤制")),
     ("有色金属", ("铝", "铜", "钛", "稀土", "镁", "锌", "镍", "钴", "有色")),
     ("电子材料", ("电子材料", "电极箔", "半导体", "电子")),
-    ("输变电", ("输变电", "输配电", "变压器", "电力装备", "电气装备")),
+    ("输变电", ("输变电", "输配电", "变压器", "电力装备", "开关设备")),
 )
 OTHER_FAMILY = "other"
 
@@ -177,9 +177,8 @@ OTHER_FAMILY = "other"
 def chain_family(chain: str) -> str:
     """Family of a chain name: the first family with a keyword in the first ``/`` segment, else anywhere.
 
-    The first segment names the main chain ("铜基新材料/锂电" is 有色金属, "风电装备/输变电" is
-    风电装备); only when it matches no family is the whole string searched ("磷化工/锂电池材料" is
-    锂电). Unmatched chains are ``other``.
+    The first segment names the main chain ("铝加工/锂电" is 有色金属, "风电/输配电" is 风电装备);
+    only when it matches no family is the whole string searched ("精细化工/锂电" is 锂电). Unmatched chains are ``other``.
     """
     chain = _nfkc(chain)
     for scope in (chain.split("/")[0], chain):

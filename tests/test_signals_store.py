@@ -116,9 +116,11 @@ def test_starter_set_imports_cleanly_with_sources(store) -> None:
     from matcher.store.signal_import import STARTER_FILE
 
     report = import_signals(store, STARTER_FILE, mapper=default_mapper())
-    assert report.ok and report.committed and report.rows >= 30
+    # 19 events: the 11 that were the same announcements as deals_dev records were removed (deals never shape
+    # the product's knowledge)
+    assert report.ok and report.committed and report.rows == 19
     events = signals_of(store)
-    assert len(events) >= 28  # a few reports of one event merge
+    assert len(events) >= 17  # a few reports of one event merge
     assert all(any(s.url.startswith("http") for s in e.sources) for e in events)
     assert sum(e.link_id is not None for e in events) >= 0.7 * len(events)
     assert {e.kind for e in events} <= {"签约", "对外投资", "新设子公司"}
