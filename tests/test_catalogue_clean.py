@@ -216,3 +216,74 @@ def test_every_chain_file_lists_the_domain_sources_it_was_built_from():
         assert all(isinstance(s, str) and s.strip() for s in sources), path.name
         assert any(s.startswith("GB/T 4754-2017") for s in sources), f"{path.name}: cite the GB/T 4754-2017 classes"
         assert not any("deal" in s.lower() for s in sources), f"{path.name}: evaluation deals are not a source"
+
+
+# --- beyond the catalogue: every file of product data ---------------------------------------------------------------
+#: Data the product ships or generates from: authored demo firms, regions, signals, aiding pairs, chain files (their
+#: comments too), the synthetic benchmark and the README's examples.
+PRODUCT_DATA = ("matcher/data/**/*.yaml", "matcher/data/**/*.jsonl", "evaluation/synthetic.py", "README.md")
+PLACE_FIELD = "region_county_or_park"
+#: Deal strings that name public geography or a standard product class, with the source they come from.
+SOURCED_ELSEWHERE: dict[str, str] = {
+    "图木舒克市": "GB/T 2260 administrative division (兵团第三师), named in the 产业援疆 pairing table",
+    "胡杨河市": "GB/T 2260 administrative division (兵团第七师), named in the 产业援疆 pairing table",
+    "电气装备": "part of 电气装备用电线电缆, the standard cable product class (GB/T 5023, JB/T 8734 titles)",
+    "输变电装备": "industry name of the 输变电装备 chain (seed 002: 特变电工 输变电装备)",
+    "磷酸铁锂正极材料": "GB/T 30835 锂离子电池用炭复合磷酸铁锂正极材料 (the standard's title)",
+    "开发区": "generic word of Chinese place names (经济技术开发区)",
+}
+
+
+def _product_files() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pattern in PRODUCT_DATA:
+        for path in sorted(REPO_ROOT.glob(pattern)):
+            out[str(path.relative_to(REPO_ROOT))] = normalize_text(path.read_text(encoding="utf-8"))
+    return out
+
+
+def _corpus_products() -> set[str]:
+    path = DEALS_DEV.parents[1] / "ChainKnowledgeGraph" / "company_product.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        return {normalize_text(json.loads(line)["product_name"]) for line in fh if line.strip()}
+
+
+def _seed_text() -> str:
+    return "".join(normalize_text(p.read_text(encoding="utf-8")) for p in sorted((DEALS_DEV.parents[2] / "seeds").glob("*")))
+
+
+def find_product_leaks(
+    files: dict[str, str], deals: list[dict], allowed: set[str], seeds: str
+) -> dict[str, set[str]]:
+    """Deal string (or part) → files holding it verbatim, for the strings no other source names."""
+    found: dict[str, set[str]] = {}
+    for deal in deals:
+        for field in (*DEAL_FIELDS, PLACE_FIELD):
+            text = deal.get(field)
+            if not isinstance(text, str) or not text.strip():
+                continue
+            for part in _deal_parts(text):
+                if len(part) < 3 or not re.search(r"[\u4e00-\u9fff]", part) or part in allowed or part in seeds:
+                    continue
+                for name, body in files.items():
+                    if part in body:
+                        found.setdefault(part, set()).add(f"{name} ({deal.get('id')}.{field})")
+    return found
+
+
+def test_no_deal_string_appears_in_any_product_data_file():
+    """Issue 20: deals measure the product; no deal string (chain, product link, project, park) may appear verbatim in
+    data the product ships, unless a standard, a corpus product name or a seed article names it too."""
+    allowed = {normalize_text(t) for t in (*STANDARD_TERMS, *SOURCED_ELSEWHERE)} | _corpus_products()
+    found = find_product_leaks(_product_files(), _deals(), allowed, _seed_text())
+    report = "\n".join(f"  {t}: {sorted(v)[:3]}" for t, v in sorted(found.items()))
+    assert not found, f"deal strings copied into product data:\n{report}"
+
+
+def test_the_product_data_checker_catches_a_copied_park_and_project():
+    deals = [{"id": "X1", "chain": "示例链", "product_link": "示例产品", "project": "年产9万吨示例材料项目",
+              "region_county_or_park": "示例经济开发区"}]  # fmt: skip
+    files = {"a.yaml": "落户示例经济开发区", "b.jsonl": "年产9万吨示例材料项目", "c.py": "无关内容"}
+    found = find_product_leaks(files, deals, allowed=set(), seeds="")
+    assert set(found) == {"示例经济开发区", "年产9万吨示例材料项目"}
+    assert find_product_leaks(files, deals, allowed={"示例经济开发区"}, seeds="年产9万吨示例材料项目") == {}
