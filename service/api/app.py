@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matcher.errors import ChainMatchError
 from matcher.settings import Settings, get_settings
 from service.api.deps import ApiError, ServiceState, authenticate
-from service.api.disconnect import ClientGone, DisconnectWatchMiddleware
+from service.api.disconnect import ClientGone, DisconnectWatchMiddleware, HttpMiddleware
 from service.api.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
 from service.api.routes import api_router, ops_router
 from service.api.schemas import text_problem
@@ -249,24 +249,7 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-class _HttpMiddleware:
-    """Pure-ASGI middleware base: non-HTTP scopes (lifespan, websocket) pass straight through to the app."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one HTTP request."""
-        raise NotImplementedError
-
-
-class CatchAllMiddleware(_HttpMiddleware):
+class CatchAllMiddleware(HttpMiddleware):
     """Any exception that escapes the app is logged (with the request id) and answered with a JSON 500."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -325,7 +308,7 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-class BodySizeLimitMiddleware(_HttpMiddleware):
+class BodySizeLimitMiddleware(HttpMiddleware):
     """Refuse request bodies over ``limit`` bytes with 413, by Content-Length or while streaming."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -361,7 +344,7 @@ class BodySizeLimitMiddleware(_HttpMiddleware):
         return error_response(413, "payload_too_large", f"请求体超过 {mb} MB 上限 (request body too large)")
 
 
-class QueryTextGuardMiddleware(_HttpMiddleware):
+class QueryTextGuardMiddleware(HttpMiddleware):
     """Refuse a query string holding NUL or text that is not valid UTF-8 (422 naming the parameter) before any
     route sees it, the same on SQLite and PostgreSQL (PostgreSQL rejects NUL in text; SQLite would store it)."""
 
@@ -388,7 +371,7 @@ _CSP = (
 )
 
 
-class SecurityHeadersMiddleware(_HttpMiddleware):
+class SecurityHeadersMiddleware(HttpMiddleware):
     """nosniff, no framing, no referrer; a strict Content-Security-Policy outside the OpenAPI docs."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,4 +1,4 @@
-"""Work stops when the client goes away.
+"""The pure-ASGI middleware base of the API, and work that stops when the client goes away.
 
 :class:`DisconnectWatchMiddleware` reads the ASGI ``receive`` channel on its own task for the whole request and sets a
 ``threading.Event`` (``request.state.client_gone``) when the client disconnects. Sync route handlers run in worker
@@ -18,15 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClientGone", "DisconnectWatchMiddleware", "check_client"]
+__all__ = ["ClientGone", "DisconnectWatchMiddleware", "HttpMiddleware", "check_client"]
 
 
 class ClientGone(Exception):
     """The client disconnected while its request was being served."""
 
 
-class DisconnectWatchMiddleware:
-    """Sets ``scope["state"]["client_gone"]`` when ``http.disconnect`` arrives, while the app runs."""
+class HttpMiddleware:
+    """Pure-ASGI middleware base: non-HTTP scopes (lifespan, websocket) pass straight through to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,6 +35,17 @@ class DisconnectWatchMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request."""
+        raise NotImplementedError
+
+
+class DisconnectWatchMiddleware(HttpMiddleware):
+    """Sets ``scope["state"]["client_gone"]`` when ``http.disconnect`` arrives, while the app runs."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = threading.Event()
         scope.setdefault("state", {})["client_gone"] = gone
         queue: asyncio.Queue[Message] = asyncio.Queue()
