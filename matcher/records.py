@@ -96,6 +96,7 @@ class Resident(BaseModel):
     capacity: str = ""
     size: str | None = None  # 大 / 中 / 小
     note: str = ""
+    integrated: list[str] = Field(default_factory=list)  # links its integrated plant covers (自备电厂, PVC 内氯乙烯)
 
 
 class Need(BaseModel):
@@ -105,6 +106,31 @@ class Need(BaseModel):
     chain: str | None = None
     links: list[str] = Field(default_factory=list)
     gap_type: GapType | None = None
+
+
+class Fact(BaseModel):
+    """One authored endowment fact of a region (资源禀赋、要素条件), with its source."""
+
+    key: str  # e.g. bauxite, coal, open_land, water_ample, wind_resource
+    value: bool
+    note: str = ""
+    source: str = Field(min_length=4)
+
+
+class ProjectStatus(str, Enum):
+    SIGNED = "签约"
+    BUILDING = "在建"
+    OPERATING = "投产"
+
+
+class Project(BaseModel):
+    """A signed, building or operating project of a region: it fills (在建/投产) or partly fills (签约) its links."""
+
+    name: str
+    links: list[str] = Field(min_length=1)
+    status: ProjectStatus
+    capacity: str = ""
+    source: str = Field(min_length=4)
 
 
 class Region(BaseModel):
@@ -120,6 +146,8 @@ class Region(BaseModel):
     residents: list[Resident] = Field(default_factory=list)
     needs: list[Need] = Field(default_factory=list)
     aiding: list[str] = Field(default_factory=list)  # 产业援疆 pairing: aiding provinces / cities
+    endowments: list[Fact] = Field(default_factory=list)  # resources and factor conditions; sub-regions inherit
+    projects: list[Project] = Field(default_factory=list)
     tenant: str | None = None
     description: str = ""
 
@@ -199,6 +227,8 @@ class Gap(BaseModel):
     priority: float = 0.0
     priority_parts: dict[str, float] = Field(default_factory=dict)
     chains: list[str] = Field(default_factory=list)  # every diagnosed chain holding the link (the row's chain first)
+    feasible: bool = True  # False: fails a hard requirement (不宜引进); shown only on request
+    infeasible: list[str] = Field(default_factory=list)  # the hard requirements it fails, with their sources
 
     @property
     def action(self) -> str:
@@ -216,4 +246,6 @@ class GapMap(BaseModel):
     region_name: str
     chains: list[str]
     present: dict[str, list[str]] = Field(default_factory=dict)  # link id -> resident names
+    present_sources: dict[str, list[str]] = Field(default_factory=dict)  # link id -> what made it present
+    hidden: int = 0  # gaps flagged 不宜引进 and left out of this view
     gaps: list[Gap] = Field(default_factory=list)

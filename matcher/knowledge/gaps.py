@@ -10,9 +10,15 @@ Definitions (within one chain, P = links held by residents of the region and of 
 - 弱链 (weak): a link in P held only by small residents, or by a single resident that is not a 链主, or named by a
   stated 强链 need.
 
+A link is present when a resident makes it, a resident's integrated plant covers it (自备电厂, 氯乙烯 inside a PVC
+plant), a project under way builds it (在建/投产) or a corpus firm located in the region makes it; the gap map says which
+(:attr:`GapMap.present_sources`). A signed project (签约) only partly fills its link: the gap stays, lowered.
+
 Each gap gets a priority in [0, 1] whose parts are shown (weights in :data:`PRIORITY_WEIGHTS`):
 adjacency (1/distance to the nearest present link), chain_master (adjacent to a 链主's link), stated_need (the region
-asked for this link or chain), value (downstream 延链 adds value; upstream secures inputs).
+asked for this link or chain), value (downstream 延链 adds value; upstream secures inputs), and two penalties shown
+only when they apply: feasibility (soft requirements the region misses) and project (a signed project covers it).
+A gap failing a hard requirement (:mod:`matcher.knowledge.feasibility`) is 不宜引进: left out unless asked for.
 """
 
 from __future__ import annotations
@@ -22,13 +28,18 @@ from collections import deque
 
 from matcher.errors import UnknownChainError
 from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.feasibility import assess, describe, endowments
 from matcher.knowledge.regions import RegionBook
-from matcher.records import Edge, Gap, GapMap, GapType, Region, Resident
+from matcher.records import Edge, Gap, GapMap, GapType, ProjectStatus, Region, Resident
 from matcher.text import strip_internal_tags
 
 logger = logging.getLogger(__name__)
 
-PRIORITY_WEIGHTS: dict[str, float] = {"adjacency": 0.35, "chain_master": 0.25, "stated_need": 0.25, "value": 0.15}
+PRIORITY_WEIGHTS: dict[str, float] = {
+    "adjacency": 0.35, "chain_master": 0.25, "stated_need": 0.25, "value": 0.15,  # fmt: skip
+    "feasibility": 0.2, "project": 0.3,  # penalties: parts in [-1, 0], present only when they apply
+}
+RESIDENT, INTEGRATED, PROJECT, LOCATED = "驻地企业", "一体化配套", "在建/投产项目", "本地企业（按注册地）"
 
 
 def residents_in_scope(region: Region, book: RegionBook | None = None) -> list[tuple[Resident, str]]:
@@ -79,6 +90,8 @@ def diagnose(
     catalogue: Catalogue,
     chain: str | None = None,
     book: RegionBook | None = None,
+    include_infeasible: bool = False,
+    located: dict[str, list[str]] | None = None,
 ) -> GapMap:
     """Diagnose a region's gaps in one chain (id, name or alias) or in all its target chains.
 
@@ -87,9 +100,11 @@ def diagnose(
         catalogue: the chain catalogue.
         chain: restrict to one chain; default = the region's target chains (or every chain a resident occupies).
         book: the region book, so residents of sub-regions count (a prefecture holds its counties' firms).
+        include_infeasible: also list the gaps flagged 不宜引进 (after the feasible ones).
+        located: link id → corpus firms located in the region that make it (:func:`located_presence`).
 
     Returns:
-        A GapMap: present links with their holders and the gaps sorted by priority (highest first).
+        A GapMap: present links with their holders and sources, and the gaps sorted by priority (highest first).
 
     Raises:
         UnknownChainError: ``chain`` is not in the catalogue.
@@ -106,15 +121,16 @@ def diagnose(
         if missing:
             raise UnknownChainError(missing[0], sorted(catalogue.chains))
 
-    holders: dict[str, list[tuple[Resident, str]]] = {}
-    for res, where in scoped:
-        for lid in res.links:
-            holders.setdefault(lid, []).append((res, where))
-
+    holders, sources, signed = _holders(region, scoped, book, located or {})
+    own = {lid: [(r, w) for r, w in scoped if lid in r.links] for lid in {x for r, _ in scoped for x in r.links}}
     gaps: list[Gap] = []
     present_out: dict[str, list[str]] = {}
     for cid in chain_ids:
-        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out))
+        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own))
+    facts = endowments(region, book)
+    for g in gaps:
+        if g.type != GapType.WEAK:
+            _apply_feasibility(g, facts, holders, signed.get(g.link_id, []))
     # one row per link, whatever umbrella chains contain it: the highest-priority reading (ties: more evidence),
     # every chain of the diagnosis that holds the link listed on the row
     best: dict[str, Gap] = {}
@@ -128,8 +144,76 @@ def diagnose(
             best[g.link_id] = g
     for lid, g in best.items():
         g.chains = [g.chain_id, *(c for c in chains_of[lid] if c != g.chain_id)]
-    ordered = sorted(best.values(), key=lambda g: (-g.priority, -len(g.evidence), -len(g.residents), g.chain_id, g.link_id))
-    return GapMap(region_id=region.id, region_name=region.name, chains=chain_ids, present=present_out, gaps=ordered)
+    ordered = sorted(
+        best.values(), key=lambda g: (not g.feasible, -g.priority, -len(g.evidence), -len(g.residents), g.chain_id, g.link_id)
+    )
+    shown = ordered if include_infeasible else [g for g in ordered if g.feasible]
+    return GapMap(
+        region_id=region.id,
+        region_name=region.name,
+        chains=chain_ids,
+        present=present_out,
+        present_sources={lid: sorted(sources[lid]) for lid in present_out},
+        gaps=shown,
+        hidden=len(ordered) - len(shown),
+    )
+
+
+def _holders(
+    region: Region, scoped: list[tuple[Resident, str]], book: RegionBook | None, located: dict[str, list[str]]
+) -> tuple[dict[str, list[tuple[Resident, str]]], dict[str, set[str]], dict[str, list[str]]]:
+    """Who holds each link and by which source; and the signed projects that partly fill a link."""
+    holders: dict[str, list[tuple[Resident, str]]] = {}
+    sources: dict[str, set[str]] = {}
+
+    def hold(lid: str, res: Resident, where: str, source: str) -> None:
+        holders.setdefault(lid, []).append((res, where))
+        sources.setdefault(lid, set()).add(source)
+
+    for res, where in scoped:
+        for lid in res.links:
+            hold(lid, res, where, RESIDENT)
+        for lid in res.integrated:  # a captive plant serves its owner, not the market: no 链主 reading of it
+            hold(lid, res.model_copy(update={"chain_master": False, "name": f"{res.name}（一体化配套）"}), where, INTEGRATED)
+    signed: dict[str, list[str]] = {}
+    for reg in _scope_regions(region, book):
+        for p in reg.projects:
+            for lid in p.links:
+                if p.status == ProjectStatus.SIGNED:
+                    signed.setdefault(lid, []).append(f"{p.name}（{p.status.value}，{reg.name}）")
+                else:
+                    hold(lid, Resident(name=f"{p.name}（{p.status.value}）", capacity=p.capacity), reg.name, PROJECT)
+    for lid, firms in located.items():
+        for name in firms:
+            hold(lid, Resident(name=name), region.name, LOCATED)
+    return holders, sources, signed
+
+
+def _scope_regions(region: Region, book: RegionBook | None) -> list[Region]:
+    out, stack = [region], [region.id]
+    while book is not None and stack:
+        for child in book.children(stack.pop()):
+            if all(child.id != r.id for r in out):
+                out.append(child)
+                stack.append(child.id)
+    return out
+
+
+def _apply_feasibility(
+    gap: Gap, facts: dict[str, bool], holders: dict[str, list[tuple[Resident, str]]], signed: list[str]
+) -> None:
+    """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects."""
+    verdict = assess(gap.link_id, facts, holders)
+    if not verdict.feasible:
+        gap.feasible = False
+        gap.infeasible = [f"不宜引进：{describe(r)}" for r in verdict.hard]
+    if verdict.soft:
+        gap.priority_parts["feasibility"] = -min(1.0, 0.5 * len(verdict.soft))
+        gap.evidence += [f"可行性不足：{describe(r)}" for r in verdict.soft]
+    if signed:
+        gap.priority_parts["project"] = -1.0
+        gap.evidence.append(f"已有签约项目部分填补：{'、'.join(signed)}")
+    gap.priority = round(sum(PRIORITY_WEIGHTS[k] * v for k, v in gap.priority_parts.items()), 4)
 
 
 def _need_score(region: Region, chain_id: str, link_id: str) -> tuple[float, str | None, GapType | None]:
@@ -148,6 +232,7 @@ def _diagnose_chain(
     chain_id: str,
     holders: dict[str, list[tuple[Resident, str]]],
     present_out: dict[str, list[str]],
+    own: dict[str, list[tuple[Resident, str]]],
 ) -> list[Gap]:
     chain = catalogue.chains[chain_id]
     members = set(chain.link_ids)
@@ -165,7 +250,9 @@ def _diagnose_chain(
         link = catalogue.links[lid]
         need, need_text, need_type = _need_score(region, chain_id, lid)
         if lid in present:
-            gap = _weak_gap(region, catalogue, chain_id, lid, holders[lid], need, need_text, need_type)
+            if lid not in own:  # held by a captive plant, a project or a located firm: no thin-resident reading
+                continue
+            gap = _weak_gap(region, catalogue, chain_id, lid, own[lid], need, need_text, need_type)
             if gap:
                 out.append(gap)
             continue

@@ -82,9 +82,13 @@ def check_region(region: Region, catalogue: Catalogue, source: str = "region") -
         if c not in catalogue.chains:
             raise RegionFileError(source, region.id, f"target chain '{c}' is not in the catalogue")
     for r in region.residents:
-        for lid in r.links:
+        for lid in (*r.links, *r.integrated):
             if lid not in catalogue.links:
                 raise RegionFileError(source, f"{region.id}/{r.name}", f"unknown link '{lid}'")
+    for p in region.projects:
+        for lid in p.links:
+            if lid not in catalogue.links:
+                raise RegionFileError(source, f"{region.id}/project {p.name}", f"unknown link '{lid}'")
     for n in region.needs:
         if n.chain and n.chain not in catalogue.chains:
             raise RegionFileError(source, f"{region.id}/need", f"unknown chain '{n.chain}'")

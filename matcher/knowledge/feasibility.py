@@ -1,0 +1,98 @@
+"""Feasibility of bringing a link into a region: the link's requirements against the region's endowments.
+
+A link's requirements (``matcher/data/feasibility.yaml``) are raw materials, inputs that must be built beside it and
+national policy (capacity caps, restricted classes of 产业结构调整指导目录, 环评 sensitivity). A region's endowments
+are authored facts with sources (``endowments:`` in the region YAML); a sub-region inherits its parents' facts unless
+it states its own. A failed *hard* requirement makes the gap 不宜引进; a failed *soft* one lowers its priority.
+An endowment nobody stated never fails a requirement: the data does not hold that fact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+from matcher.knowledge.catalogue import DATA_DIR
+from matcher.knowledge.regions import RegionBook
+from matcher.records import Region
+
+logger = logging.getLogger(__name__)
+
+REQUIREMENTS_FILE = DATA_DIR / "feasibility.yaml"
+
+
+class Requirement(BaseModel):
+    """One requirement of a link on its host region."""
+
+    kind: Literal["resource", "input", "policy"]
+    needs: list[str] = Field(default_factory=list)  # endowment keys or link ids; any one satisfies
+    hard: bool = True
+    reason: str
+    source: str = Field(min_length=4)
+
+
+@dataclass
+class Assessment:
+    """The requirements a link fails in a region: hard ones (不宜引进) and soft ones (lower priority)."""
+
+    hard: list[Requirement] = field(default_factory=list)
+    soft: list[Requirement] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.hard
+
+
+def load_requirements(path: Path = REQUIREMENTS_FILE) -> dict[str, list[Requirement]]:
+    """Link id → its requirements."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return {str(lid): [Requirement.model_validate(r) for r in reqs] for lid, reqs in raw.items()}
+
+
+@lru_cache(maxsize=1)
+def default_requirements() -> dict[str, list[Requirement]]:
+    return load_requirements()
+
+
+def endowments(region: Region, book: RegionBook | None = None) -> dict[str, bool]:
+    """The region's endowment facts, each inherited from the nearest enclosing region that states it."""
+    chain = [region]
+    seen = {region.id}
+    while book is not None and chain[-1].parent and chain[-1].parent in book.regions and chain[-1].parent not in seen:
+        seen.add(chain[-1].parent)
+        chain.append(book.regions[chain[-1].parent])
+    facts: dict[str, bool] = {}
+    for r in reversed(chain):  # the nearest region's statement wins
+        facts.update({f.key: f.value for f in r.endowments})
+    return facts
+
+
+def assess(
+    link_id: str,
+    facts: Mapping[str, bool],
+    present: Collection[str],
+    requirements: Mapping[str, list[Requirement]] | None = None,
+) -> Assessment:
+    """Which requirements of ``link_id`` the region fails, given its endowment facts and the links present in it."""
+    reqs = default_requirements() if requirements is None else requirements
+    out = Assessment()
+    for req in reqs.get(link_id, ()):
+        if req.kind == "resource":
+            failed = bool(req.needs) and all(facts.get(k) is False for k in req.needs)
+        else:  # input / policy: one of the needs must be there (a present link or a stated endowment)
+            failed = not any(k in present or facts.get(k) is True for k in req.needs)
+        if failed:
+            (out.hard if req.hard else out.soft).append(req)
+    return out
+
+
+def describe(req: Requirement) -> str:
+    """A failed requirement as one line for a 招商 officer: the reason and its source."""
+    return f"{req.reason}（依据：{req.source}）"
