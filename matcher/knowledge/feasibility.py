@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from matcher.knowledge.catalogue import DATA_DIR
 from matcher.knowledge.regions import RegionBook
-from matcher.records import Region
+from matcher.records import Fact, Region
 
 logger = logging.getLogger(__name__)
 
@@ -61,38 +61,44 @@ def default_requirements() -> dict[str, list[Requirement]]:
     return load_requirements()
 
 
-def endowments(region: Region, book: RegionBook | None = None) -> dict[str, bool]:
+def endowments(region: Region, book: RegionBook | None = None) -> dict[str, Fact]:
     """The region's endowment facts, each inherited from the nearest enclosing region that states it."""
     chain = [region]
     seen = {region.id}
     while book is not None and chain[-1].parent and chain[-1].parent in book.regions and chain[-1].parent not in seen:
         seen.add(chain[-1].parent)
         chain.append(book.regions[chain[-1].parent])
-    facts: dict[str, bool] = {}
+    facts: dict[str, Fact] = {}
     for r in reversed(chain):  # the nearest region's statement wins
-        facts.update({f.key: f.value for f in r.endowments})
+        facts.update({f.key: f for f in r.endowments})
     return facts
 
 
 def assess(
     link_id: str,
-    facts: Mapping[str, bool],
+    facts: Mapping[str, Fact],
     present: Collection[str],
     requirements: Mapping[str, list[Requirement]] | None = None,
 ) -> Assessment:
     """Which requirements of ``link_id`` the region fails, given its endowment facts and the links present in it."""
     reqs = default_requirements() if requirements is None else requirements
     out = Assessment()
+    stated = {k: f.value for k, f in facts.items()}
     for req in reqs.get(link_id, ()):
         if req.kind == "resource":
-            failed = bool(req.needs) and all(facts.get(k) is False for k in req.needs)
+            failed = bool(req.needs) and all(stated.get(k) is False for k in req.needs)
         else:  # input / policy: one of the needs must be there (a present link or a stated endowment)
-            failed = not any(k in present or facts.get(k) is True for k in req.needs)
+            failed = not any(k in present or stated.get(k) is True for k in req.needs)
         if failed:
             (out.hard if req.hard else out.soft).append(req)
     return out
 
 
-def describe(req: Requirement) -> str:
-    """A failed requirement as one line for a 招商 officer: the reason and its source."""
-    return f"{req.reason}（依据：{req.source}）"
+def describe(req: Requirement, facts: Mapping[str, Fact] | None = None) -> str:
+    """A failed requirement as one line for a 招商 officer: the reason, the region's fact and their sources."""
+    line = f"{req.reason}（依据：{req.source}）"
+    for k in req.needs if req.kind == "resource" else ():
+        fact = (facts or {}).get(k)
+        if fact is not None and fact.note:
+            line += f"；本地区：{fact.note}（来源：{fact.source}）"
+    return line

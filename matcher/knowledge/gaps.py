@@ -30,7 +30,7 @@ from matcher.errors import UnknownChainError
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.feasibility import assess, describe, endowments
 from matcher.knowledge.regions import RegionBook
-from matcher.records import Edge, Gap, GapMap, GapType, ProjectStatus, Region, Resident
+from matcher.records import Edge, Fact, Gap, GapMap, GapType, ProjectStatus, Region, Resident
 from matcher.text import strip_internal_tags
 
 logger = logging.getLogger(__name__)
@@ -200,16 +200,16 @@ def _scope_regions(region: Region, book: RegionBook | None) -> list[Region]:
 
 
 def _apply_feasibility(
-    gap: Gap, facts: dict[str, bool], holders: dict[str, list[tuple[Resident, str]]], signed: list[str]
+    gap: Gap, facts: dict[str, Fact], holders: dict[str, list[tuple[Resident, str]]], signed: list[str]
 ) -> None:
     """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects."""
     verdict = assess(gap.link_id, facts, holders)
     if not verdict.feasible:
         gap.feasible = False
-        gap.infeasible = [f"不宜引进：{describe(r)}" for r in verdict.hard]
+        gap.infeasible = [f"不宜引进：{describe(r, facts)}" for r in verdict.hard]
     if verdict.soft:
         gap.priority_parts["feasibility"] = -min(1.0, 0.5 * len(verdict.soft))
-        gap.evidence += [f"可行性不足：{describe(r)}" for r in verdict.soft]
+        gap.evidence += [f"可行性不足：{describe(r, facts)}" for r in verdict.soft]
     if signed:
         gap.priority_parts["project"] = -1.0
         gap.evidence.append(f"已有签约项目部分填补：{'、'.join(signed)}")
@@ -389,9 +389,13 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
             link = catalogue.links[lid]
             g = by_link.get((cid, lid))
             if lid in gm.present and (g is None or g.type != GapType.WEAK):
-                lines.append(f"  ● 已有 [{link.stage.value}] {link.name}: {'、'.join(gm.present[lid])}")
+                via = "、".join(s for s in gm.present_sources.get(lid, []) if s != RESIDENT)
+                lines.append(
+                    f"  ● 已有 [{link.stage.value}] {link.name}: {'、'.join(gm.present[lid])}" + (f"（来源：{via}）" if via else "")
+                )
             elif g is not None:
                 tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
+                tag = tag if g.feasible else f"⊘ 不宜引进（{g.type.value}）"
                 dirn = {"downstream": "向下游延链", "upstream": "向上游延链"}.get(g.direction or "", "")
                 if g.type != GapType.SHORT:
                     dirn = {"downstream": "(链主下游配套)", "upstream": "(链主上游配套)"}.get(g.direction or "", "")
@@ -399,6 +403,8 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
                     f"  {tag} [{link.stage.value}] {link.name} 优先级 {g.priority:.2f} {dirn} "
                     f"({', '.join(f'{k}={v:g}' for k, v in g.priority_parts.items())})"
                 )
-                for ev in g.evidence:
+                for ev in [*g.infeasible, *g.evidence]:
                     lines.append(f"      · {ev}")
+    if gm.hidden:
+        lines.append(f"\n另有 {gm.hidden} 个缺口不宜引进（资源、政策或配套条件不具备），加 --all 查看")
     return "\n".join(lines)

@@ -6,7 +6,9 @@ import logging
 from functools import cached_property
 
 from matcher.knowledge.catalogue import Catalogue, default_catalogue
+from matcher.knowledge.located import located_presence
 from matcher.knowledge.regions import RegionBook, default_regions
+from matcher.records import Region
 from matcher.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -41,3 +43,12 @@ class Workspace:
         for r in stored:
             regions[r.id] = r
         return RegionBook(list(regions.values()))
+
+    def located_presence(self, region: Region, book: RegionBook, tenant: str | None = None) -> dict[str, list[str]]:
+        """Links made by stored firms registered in the region (by province/city/county); {} without a store."""
+        try:
+            firms = self.store.enterprises_in_province(region.province, tenant)
+        except Exception as exc:  # store not initialised or unreachable: the diagnosis still works without it
+            logger.debug("store enterprises unavailable: %s", exc)
+            return {}
+        return located_presence(region, firms, self.catalogue, book)

@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         chain: str | None = typer.Option(None, "--chain", "-c", help="Only this chain (id, name or alias)."),
         as_json: bool = typer.Option(False, "--json", help="Print the GapMap JSON (the matcher/service contract)."),
         tenant: str | None = typer.Option(None, "--tenant", help="Tenant whose private regions are visible."),
+        show_all: bool = typer.Option(False, "--all", help="Also list the gaps flagged 不宜引进, with the reason."),
     ) -> None:
         """Diagnose a region's chain gaps (缺链 / 短链 / 弱链) with evidence and priority."""
         from matcher.store.workspace import Workspace
@@ -57,7 +58,8 @@ def register(app: typer.Typer) -> None:
         ws = Workspace.open()
         book = ws.regions(tenant)
         reg = book.get(region, tenant)
-        gm = diagnose(reg, ws.catalogue, chain=chain, book=book)
+        located = ws.located_presence(reg, book, tenant)
+        gm = diagnose(reg, ws.catalogue, chain=chain, book=book, include_infeasible=show_all, located=located)
         if as_json:
             typer.echo(gm.model_dump_json(indent=2))
         else:

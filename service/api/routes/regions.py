@@ -161,12 +161,13 @@ def delete_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Respons
 
 
 def _gap_map(
-    svc: ServiceDep, tenant: str, region_id: str, chain: str | None
+    svc: ServiceDep, tenant: str, region_id: str, chain: str | None, include_infeasible: bool = False
 ) -> tuple[Region, GapMap, str | None]:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
     chain_id = resolve_chain(svc.engine.catalogue, chain) if chain else None
-    return region, diagnose(region, svc.engine.catalogue, chain=chain_id, book=book), chain_id
+    gm = diagnose(region, svc.engine.catalogue, chain=chain_id, book=book, include_infeasible=include_infeasible)
+    return region, gm, chain_id
 
 
 @router.get(
@@ -179,8 +180,9 @@ def region_gaps(
     chain: str | None = Query(
         None, max_length=100, description="one chain (id / name); default: target chains"
     ),
+    include_infeasible: bool = Query(False, description="also list the gaps flagged 不宜引进 (feasible=false)"),
 ) -> GapMap:
-    return _gap_map(svc, tenant, region_id, chain)[1]
+    return _gap_map(svc, tenant, region_id, chain, include_infeasible)[1]
 
 
 @router.get(
