@@ -85,3 +85,26 @@ def test_high_purity_aluminium_is_present_in_xinjiang_from_the_ashare_corpus(sha
     assert LOCATED in gm.present_sources["high_purity_aluminium"]
     assert "high_purity_aluminium" not in {g.link_id for g in gm.gaps}
     assert "high_purity_aluminium" not in located_presence(book.get("manas"), xj, cat, book)
+
+
+def test_gaps_cli_reads_located_firms_from_the_store_and_flags_infeasible_rows_on_request():
+    import json
+
+    from typer.testing import CliRunner
+
+    from matcher.settings import get_settings
+    from matcher.store.store import Store
+    from service.cli import app
+
+    with Store(get_settings().database_url) as store:
+        store.upsert_enterprises([_firm("某高纯铝厂", "新疆", "乌鲁木齐市", ("高纯铝", 0.3)), _firm("某厂", "江苏", "苏州市", ("高纯铝", 0.3))])
+    runner = CliRunner()
+    r = runner.invoke(app, ["gaps", "xinjiang", "--json"])
+    assert r.exit_code == 0, r.output
+    gm = json.loads(r.output[r.output.index("{"):])
+    assert gm["present"]["high_purity_aluminium"] == ["某高纯铝厂"]
+    assert gm["present_sources"]["high_purity_aluminium"] == [LOCATED] and gm["hidden"] > 0
+    text = runner.invoke(app, ["gaps", "manas", "--all"]).output
+    assert "不宜引进" in text and "氧化铝" in text
+    default = runner.invoke(app, ["gaps", "manas"]).output
+    assert "⊘ 不宜引进" not in default and "加 --all 查看" in default

@@ -9,9 +9,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from matcher.errors import UnknownRegionError
-from matcher.records import Region
+from matcher.records import Enterprise, Region
 from matcher.store.database import _now
-from matcher.store.db_models import RegionRow
+from matcher.store.db_models import EnterpriseRow, RegionRow
 from matcher.store.tenancy import SharedCorpusReadOnlyError, check_tenant
 from matcher.text import normalize_text
 
@@ -21,8 +21,16 @@ __all__ = ["RegionStore"]
 class RegionStore:
     """Region profiles of :class:`Store`: shared regions, and a tenant's own overriding them for that tenant.
 
-    A mixin: it relies on the store's ``transaction()`` and ``_reader()``.
+    A mixin: it relies on the store's ``transaction()``, ``_reader()`` and ``_visible()``.
     """
+
+    def enterprises_in_province(self, province: str, tenant: str | None = None) -> list[Enterprise]:
+        """Enterprises visible to ``tenant`` registered in ``province`` (e.g. 新疆): who is located in a region."""
+        e = EnterpriseRow
+        visible = self._visible(check_tenant(tenant, allow_all=True))
+        stmt = select(e.profile).where(visible, e.province == province).order_by(e.id)
+        with self._reader() as session:
+            return [Enterprise.model_validate(r.profile) for r in session.execute(stmt).all()]
 
     # --- regions ------------------------------------------------------------------------------------------------
     @staticmethod

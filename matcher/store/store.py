@@ -625,14 +625,6 @@ class Store(ChangeFeed, RegionStore):
             if len(rows) < batch_size:
                 return
 
-    def enterprises_in_province(self, province: str, tenant: str | None = None) -> list[Enterprise]:
-        """Enterprises visible to ``tenant`` whose registered province is ``province`` (e.g. 新疆)."""
-        tenant = check_tenant(tenant, allow_all=True)
-        e = EnterpriseRow
-        stmt = select(e.profile).where(self._visible(tenant), e.province == province).order_by(e.id)
-        with self._reader() as session:
-            return [Enterprise.model_validate(r.profile) for r in session.execute(stmt).all()]
-
     def count_enterprises(self, tenant: str | None = None) -> int:
         """How many enterprises ``tenant`` sees (shared + own; :data:`ALL_TENANTS` for all rows)."""
         tenant = check_tenant(tenant, allow_all=True)
