@@ -288,3 +288,28 @@ def test_empty_links_list_loads_when_the_chain_only_uses_other_links(tmp_path):
                                   "edges": [{"from": "a_a", "to": "a_b", "flow": "甲"}]})
     cat = load_catalogue(tmp_path)
     assert cat.chains["view"].link_ids == ("a_a", "a_b")
+
+
+def test_no_edge_runs_against_the_stages_of_its_chain():
+    """Issue 16 item 4: a link's stage is read per chain, and within a chain no edge goes 下游 → 上游."""
+    from matcher.knowledge.catalogue import default_catalogue
+
+    cat = default_catalogue()
+    order = {Stage.UPSTREAM: 0, Stage.MIDSTREAM: 1, Stage.DOWNSTREAM: 2}
+    against = [
+        (c.id, e.source, e.target)
+        for c in cat.chains.values()
+        for e in c.edges
+        if order[cat.stage(e.source, c.id)] > order[cat.stage(e.target, c.id)]
+    ]
+    assert against == []
+
+
+def test_a_borrowed_link_takes_its_stage_from_the_chain_it_sits_in():
+    from matcher.knowledge.catalogue import default_catalogue
+
+    cat = default_catalogue()
+    assert cat.stage("high_purity_aluminium", "electronic_materials") == Stage.UPSTREAM  # its own chain
+    assert cat.stage("high_purity_aluminium", "aluminium") == Stage.MIDSTREAM  # after 电解铝 in the aluminium chain
+    assert cat.stage("cotton_planting", "agri_machinery") == Stage.DOWNSTREAM  # the machinery's customer
+    assert cat.stage("cotton_planting") == Stage.UPSTREAM  # authored stage without a chain

@@ -151,3 +151,13 @@ def test_mulei_wind_towers_rank_first_among_its_wind_gaps():
     assert "风电塔筒" in names, names
     tower = next(g for g in wind if g.link_name == "风电塔筒")
     assert any("运输半径" in e for e in tower.evidence)
+
+
+def test_a_gap_row_carries_the_stage_of_its_own_chain():
+    """Issue 16: no more '[上游] 高纯铝 向下游延链' in the aluminium chain."""
+    from matcher.knowledge.catalogue import default_catalogue
+    from matcher.knowledge.regions import default_regions
+
+    cat, book = default_catalogue(), default_regions()
+    hpa = next(g for g in diagnose(book.get("manas"), cat, book=book).gaps if g.link_id == "high_purity_aluminium")
+    assert hpa.chain_id == "aluminium" and hpa.direction == "downstream" and hpa.stage.value != "上游"

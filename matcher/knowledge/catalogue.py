@@ -17,6 +17,11 @@ File format (one chain per file, ``matcher/data/chains/*.yaml``)::
     edges:
       - {from: alumina, to: electrolytic_aluminium, flow: 氧化铝}
 
+A link's stage is read per chain (:meth:`Catalogue.stage`): its relative position along the chain's flow, so
+高纯铝 is 上游 of the electronic-materials chain and 下游 of the aluminium chain, and no edge runs against the stages.
+The ``stage`` written in the file is the fallback for a link with no edge in the chain. Each chain file records the
+sources it was built from (``sources:``).
+
 Errors name the file, the entry and the problem (:class:`CatalogueError`).
 """
 
@@ -55,6 +60,10 @@ def load_gbt_codes(path: Path = GBT_FILE) -> dict[str, str]:
     return codes
 
 
+_STAGES = (Stage.UPSTREAM, Stage.MIDSTREAM, Stage.DOWNSTREAM)
+_STAGE_RANK = {s: i for i, s in enumerate(_STAGES)}
+
+
 class Catalogue:
     """Chains, links and edges with graph look-ups. Build it with :func:`load_catalogue`."""
 
@@ -66,6 +75,7 @@ class Catalogue:
         self._down: dict[str, list[Edge]] = defaultdict(list)  # link -> edges out of it
         self._chains_of: dict[str, list[str]] = defaultdict(list)
         self._edge_memo: dict[tuple[str, str, str | None], tuple[Edge, ...]] = {}
+        self._stage_memo: dict[str, dict[str, Stage]] = {}
         seen: set[tuple[str, str]] = set()
         for chain in chains.values():
             for lid in chain.link_ids:
@@ -102,6 +112,39 @@ class Catalogue:
 
     def has_link(self, key: str) -> bool:
         return normalize_text(key) in self._link_names
+
+    def stage(self, link_id: str, chain_id: str | None = None) -> Stage:
+        """The link's stage within a chain (上游 / 中游 / 下游).
+
+        A link defined by the chain's own file keeps the stage written there. A link the chain borrows (``uses``)
+        is placed by the chain's flow: no earlier than its suppliers in the chain, no later than its customers, and
+        otherwise at its authored stage — so 高纯铝, 上游 of electronic materials, is 中游 of the aluminium chain after
+        电解铝. Without a chain, the authored stage.
+        """
+        if chain_id is None:
+            return self.links[link_id].stage
+        stages = self._stage_memo.get(chain_id)
+        if stages is None:
+            stages = self._stage_memo[chain_id] = self._chain_stages(chain_id)
+        return stages.get(link_id, self.links[link_id].stage)
+
+    def _chain_stages(self, chain_id: str) -> dict[str, Stage]:
+        chain = self.chains[chain_id]
+        order = self.ordered_links(chain_id)
+        rank = {lid: i for i, lid in enumerate(order)}
+        edges = [e for e in chain.edges if rank[e.source] < rank[e.target]]  # cycles: drop back-edges
+        own = set(chain.own_link_ids)
+        level = {lid: _STAGE_RANK[self.links[lid].stage] for lid in order}
+        floor = dict.fromkeys(order, 0)
+        for lid in order:  # forward: a borrowed link comes no earlier than its suppliers
+            floor[lid] = max([level[e.source] for e in edges if e.target == lid], default=0)
+            if lid not in own:
+                level[lid] = max(level[lid], floor[lid])
+        for lid in reversed(order):  # backward: and no later than its customers, if its suppliers allow
+            if lid not in own:
+                cap = min([level[e.target] for e in edges if e.source == lid], default=2)
+                level[lid] = max(min(level[lid], cap), floor[lid])
+        return {lid: _STAGES[v] for lid, v in level.items()}
 
     def chains_of(self, link_id: str) -> list[str]:
         """Ids of the chains that contain a link."""
@@ -173,7 +216,7 @@ class Catalogue:
             link = self.links[lid]
             via = f"  ← {flow}" if flow else ""
             mark = " (见上)" if lid in seen else ""
-            lines.append(f"{'  ' * depth}└─ [{link.stage.value}] {link.name} ({lid}){via}{mark}")
+            lines.append(f"{'  ' * depth}└─ [{self.stage(lid, chain_id).value}] {link.name} ({lid}){via}{mark}")
             if lid in seen:
                 return
             seen.add(lid)

@@ -326,7 +326,7 @@ def _diagnose_chain(
                 chain_name=chain.name,
                 link_id=lid,
                 link_name=link.name,
-                stage=link.stage,
+                stage=catalogue.stage(lid, chain_id),
                 direction=direction,
                 evidence=[strip_internal_tags(x) for x in evidence],
                 residents=sorted(set(residents)),
@@ -369,7 +369,7 @@ def _weak_gap(
         chain_name=catalogue.chains[chain_id].name,
         link_id=lid,
         link_name=link.name,
-        stage=link.stage,
+        stage=catalogue.stage(lid, chain_id),
         evidence=[strip_internal_tags(x) for x in reasons],
         residents=[r.name for r in residents],
         edges=consumers[:4],
@@ -391,7 +391,7 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
             if lid in gm.present and (g is None or g.type != GapType.WEAK):
                 via = "、".join(s for s in gm.present_sources.get(lid, []) if s != RESIDENT)
                 lines.append(
-                    f"  ● 已有 [{link.stage.value}] {link.name}: {'、'.join(gm.present[lid])}" + (f"（来源：{via}）" if via else "")
+                    f"  ● 已有 [{catalogue.stage(lid, cid).value}] {link.name}: {'、'.join(gm.present[lid])}" + (f"（来源：{via}）" if via else "")
                 )
             elif g is not None:
                 tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
@@ -400,7 +400,7 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
                 if g.type != GapType.SHORT:
                     dirn = {"downstream": "(链主下游配套)", "upstream": "(链主上游配套)"}.get(g.direction or "", "")
                 lines.append(
-                    f"  {tag} [{link.stage.value}] {link.name} 优先级 {g.priority:.2f} {dirn} "
+                    f"  {tag} [{catalogue.stage(lid, cid).value}] {link.name} 优先级 {g.priority:.2f} {dirn} "
                     f"({', '.join(f'{k}={v:g}' for k, v in g.priority_parts.items())})"
                 )
                 for ev in [*g.infeasible, *g.evidence]:

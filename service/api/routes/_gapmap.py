@@ -116,7 +116,7 @@ def render_gap_map(
         attrs = f'class="{cls}" data-link={quoteattr(lid)} data-state={quoteattr(state)}'
         if gap is not None:
             attrs += f' data-gap-type={quoteattr(gap.type.value)} tabindex="0" role="button"'
-        tip = [f"{link.name}（{link.stage.value}）· {label}"]
+        tip = [f"{link.name}（{catalogue.stage(lid, chain_id).value}）· {label}"]
         if holders:
             tip.append("驻地企业：" + "、".join(holders[:8]))
         if gap is not None:
