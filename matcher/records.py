@@ -130,6 +130,15 @@ class Project(BaseModel):
     links: list[str] = Field(min_length=1)
     status: ProjectStatus
     capacity: str = ""
+    size: str | None = None  # 大 / 中 / 小, as for residents
+    source: str = Field(min_length=4)
+
+
+class Established(BaseModel):
+    """Links a region already has at scale by public statistics or the seeds, with no single firm on file."""
+
+    links: list[str] = Field(min_length=1)
+    note: str
     source: str = Field(min_length=4)
 
 
@@ -148,6 +157,7 @@ class Region(BaseModel):
     aiding: list[str] = Field(default_factory=list)  # 产业援疆 pairing: aiding provinces / cities
     endowments: list[Fact] = Field(default_factory=list)  # resources and factor conditions; sub-regions inherit
     projects: list[Project] = Field(default_factory=list)
+    established: list[Established] = Field(default_factory=list)
     tenant: str | None = None
     description: str = ""
 

@@ -40,6 +40,7 @@ PRIORITY_WEIGHTS: dict[str, float] = {
     "feasibility": 0.2, "project": 0.3,  # penalties: parts in [-1, 0], present only when they apply
 }
 RESIDENT, INTEGRATED, PROJECT, LOCATED = "驻地企业", "一体化配套", "在建/投产项目", "本地企业（按注册地）"
+ESTABLISHED = "已形成产业（公开资料）"
 
 
 def residents_in_scope(region: Region, book: RegionBook | None = None) -> list[tuple[Resident, str]]:
@@ -128,9 +129,11 @@ def diagnose(
     for cid in chain_ids:
         gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own))
     facts = endowments(region, book)
+    # what the region can build on: present links, and endowments a sub-region states (准东's 示范区 counts for 昌吉州)
+    available = set(holders) | {f.key for r in _scope_regions(region, book) for f in r.endowments if f.value}
     for g in gaps:
         if g.type != GapType.WEAK:
-            _apply_feasibility(g, facts, holders, signed.get(g.link_id, []))
+            _apply_feasibility(g, facts, available, signed.get(g.link_id, []))
     # one row per link, whatever umbrella chains contain it: the highest-priority reading (ties: more evidence),
     # every chain of the diagnosis that holds the link listed on the row
     best: dict[str, Gap] = {}
@@ -182,7 +185,10 @@ def _holders(
                 if p.status == ProjectStatus.SIGNED:
                     signed.setdefault(lid, []).append(f"{p.name}（{p.status.value}，{reg.name}）")
                 else:
-                    hold(lid, Resident(name=f"{p.name}（{p.status.value}）", capacity=p.capacity), reg.name, PROJECT)
+                    hold(lid, Resident(name=f"{p.name}（{p.status.value}）", capacity=p.capacity, size=p.size), reg.name, PROJECT)
+        for est in reg.established:
+            for lid in est.links:
+                hold(lid, Resident(name=est.note, note=est.source), reg.name, ESTABLISHED)
     for lid, firms in located.items():
         for name in firms:
             hold(lid, Resident(name=name), region.name, LOCATED)
@@ -200,10 +206,10 @@ def _scope_regions(region: Region, book: RegionBook | None) -> list[Region]:
 
 
 def _apply_feasibility(
-    gap: Gap, facts: dict[str, Fact], holders: dict[str, list[tuple[Resident, str]]], signed: list[str]
+    gap: Gap, facts: dict[str, Fact], available: set[str], signed: list[str]
 ) -> None:
     """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects."""
-    verdict = assess(gap.link_id, facts, holders)
+    verdict = assess(gap.link_id, facts, available)
     if not verdict.feasible:
         gap.feasible = False
         gap.infeasible = [f"不宜引进：{describe(r, facts)}" for r in verdict.hard]
@@ -306,12 +312,22 @@ def _diagnose_chain(
             evidence.append(f"地区招商需求：{need_text}")
         dist = near.get(lid)
         adjacency = 1.0 / dist if dist else 0.0
+        next_to = {o for o in catalogue.neighbours(lid, chain_id) if o in present}
+        small = [r.name for o in next_to for r, _ in holders[o]]
+        if next_to and all(r.size == "小" for o in next_to for r, _ in holders[o]):  # a small firm is a small market
+            adjacency /= 2
+            evidence.append(f"相邻已有环节仅有小型企业（{'、'.join(sorted(set(small)))}），本地配套需求有限")
         mdist = master_near.get(lid)
         master_part = 1.0 if (master_in or master_out) else 0.5 if mdist == 2 else 0.0
         value = 1.0 if direction == "downstream" else 0.6 if direction == "upstream" else 0.8
-        if link.local_supply:  # 塔筒, 叶片: hauled far they lose to a local plant, so local supply is worth most
-            value = 1.0
-            evidence.append(f"{link.name}运输半径有限，宜就近配套")
+        if link.local_supply:  # 塔筒, 叶片: hauled far they lose to a local plant — worth most beside their user
+            users = [catalogue.links[e.target].name for e in catalogue.customers(lid, chain_id) if e.target in present]
+            if users:
+                value = 1.0
+                evidence.append(f"{link.name}运输半径有限，宜就近配套本地{'、'.join(users)}")
+            else:
+                value = 0.2
+                evidence.append(f"{link.name}运输半径有限，本地区尚无其用户，宜布局在用户附近")
         parts = {
             "adjacency": round(adjacency, 3),
             "chain_master": master_part,

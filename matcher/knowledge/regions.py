@@ -85,10 +85,10 @@ def check_region(region: Region, catalogue: Catalogue, source: str = "region") -
         for lid in (*r.links, *r.integrated):
             if lid not in catalogue.links:
                 raise RegionFileError(source, f"{region.id}/{r.name}", f"unknown link '{lid}'")
-    for p in region.projects:
+    for p in (*region.projects, *region.established):
         for lid in p.links:
             if lid not in catalogue.links:
-                raise RegionFileError(source, f"{region.id}/project {p.name}", f"unknown link '{lid}'")
+                raise RegionFileError(source, f"{region.id}/{getattr(p, 'name', 'established')}", f"unknown link '{lid}'")
     for n in region.needs:
         if n.chain and n.chain not in catalogue.chains:
             raise RegionFileError(source, f"{region.id}/need", f"unknown chain '{n.chain}'")
