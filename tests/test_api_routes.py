@@ -199,6 +199,16 @@ def test_region_gaps_are_typed_and_prioritised(api: Api):
     assert [g["priority"] for g in gm["gaps"]] == sorted((g["priority"] for g in gm["gaps"]), reverse=True)
 
 
+def test_region_gaps_hide_infeasible_links_unless_asked_and_name_presence_sources(api: Api):
+    h = api.tenant().headers
+    default = api.client.get("/v1/regions/manas/gaps", headers=h).json()
+    assert "alumina" not in {g["link_id"] for g in default["gaps"]} and default["hidden"] >= 1
+    assert default["present_sources"]["coal_power_generation"] == ["一体化配套"]
+    full = api.client.get("/v1/regions/manas/gaps", params={"include_infeasible": True}, headers=h).json()
+    alumina = next(g for g in full["gaps"] if g["link_id"] == "alumina")
+    assert alumina["feasible"] is False and "铝土矿" in alumina["infeasible"][0] and full["hidden"] == 0
+
+
 def test_region_gaps_with_unknown_chain_is_422_naming_it(api: Api):
     resp = api.client.get(
         "/v1/regions/manas/gaps", params={"chain": "unobtainium"}, headers=api.tenant().headers

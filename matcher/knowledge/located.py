@@ -1,8 +1,9 @@
 """Presence by location: corpus firms registered in a region (province / prefecture / county) and the links they make.
 
 A firm counts for a region when its province (for a province), its city (for a prefecture or county-level city) or
-its county names the region or one of its sub-regions. Its links are its mapped links (:class:`LinkMatch`) or, when it
-has none, the catalogue links its product segments name exactly with a revenue share of at least ``min_share``.
+its county names the region or one of its sub-regions. Its links are its confidently mapped links (:class:`LinkMatch`)
+or, when it has none, the catalogue links its product segments name exactly — either way only segments with a revenue
+share of at least ``min_share`` (a 0.1% side line such as a retailer's 汽车配件 makes no link present).
 The listing tables give a firm's registered seat, not its plants: a province-level reading is the safe one.
 """
 
@@ -38,7 +39,11 @@ def _scope(region: Region, book: RegionBook | None) -> list[Region]:
 
 def firm_links(firm: Enterprise, catalogue: Catalogue, min_share: float = MIN_SHARE) -> list[str]:
     """The links a firm makes: its mapped links, else the links its main product segments name exactly."""
-    mapped = [m.link_id for m in firm.links if m.score >= MIN_LINK_SCORE and m.link_id in catalogue.links]
+    mapped = [
+        m.link_id
+        for m in firm.links
+        if m.score >= MIN_LINK_SCORE and (m.share is None or m.share >= min_share) and m.link_id in catalogue.links
+    ]
     if mapped:
         return list(dict.fromkeys(mapped))
     out = []

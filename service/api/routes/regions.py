@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.gaps import diagnose
+from matcher.knowledge.located import located_presence
 from matcher.records import GapMap, Need, Region, Resident
 from matcher.store.tenancy import SharedCorpusReadOnlyError
 from service.api.deps import ApiError, ServiceDep, TenantDep
@@ -166,7 +167,11 @@ def _gap_map(
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
     chain_id = resolve_chain(svc.engine.catalogue, chain) if chain else None
-    gm = diagnose(region, svc.engine.catalogue, chain=chain_id, book=book, include_infeasible=include_infeasible)
+    firms = svc.store.enterprises_in_province(region.province, tenant)  # presence by location (issue #16)
+    located = located_presence(region, firms, svc.engine.catalogue, book)
+    gm = diagnose(
+        region, svc.engine.catalogue, chain=chain_id, book=book, include_infeasible=include_infeasible, located=located
+    )
     return region, gm, chain_id
 
 
