@@ -31,7 +31,7 @@ from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.feasibility import assess, describe, endowments
 from matcher.knowledge.regions import RegionBook
 from matcher.records import Edge, Fact, Gap, GapMap, GapType, ProjectStatus, Region, Resident
-from matcher.text import strip_internal_tags
+from matcher.text import normalize_company_name, strip_internal_tags
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +190,10 @@ def _holders(
             for lid in est.links:
                 hold(lid, Resident(name=est.note, note=est.source), reg.name, ESTABLISHED)
     for lid, firms in located.items():
+        on_file = {normalize_company_name(r.name) for r, _ in holders.get(lid, [])}
         for name in firms:
-            hold(lid, Resident(name=name), region.name, LOCATED)
+            if normalize_company_name(name) not in on_file:  # a resident found again in the corpus is one firm
+                hold(lid, Resident(name=name), region.name, LOCATED)
     return holders, sources, signed
 
 
