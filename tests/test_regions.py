@@ -84,7 +84,7 @@ def test_seed_chain_masters_sit_on_their_links(book):
     guorong = next(r for r in book.get("巩留县").residents if "国容" in r.name)
     assert guorong.links == ["formed_foil"] and "化成箔" in guorong.capacity
     shuguang = next(p for p in book.get("巩留县").projects if "曙光" in p.name)  # seed 001: 落户, 12月投产
-    assert "pvc_pipe" in shuguang.links and shuguang.status.value == "在建" and "seed 001" in shuguang.source
+    assert "pvc_pipe" in shuguang.links and shuguang.status.value == "在建" and "伊犁新闻网" in shuguang.source
     rongkai = next(p for p in book.get("玛纳斯县").projects if "南昌荣凯" in p.name)  # seed 000: 签约 2023-05
     assert {"aluminium_rod", "aluminium_profile"} <= set(rongkai.links) and rongkai.status.value == "签约"
 
