@@ -129,3 +129,12 @@ def test_every_demo_endowment_and_project_has_a_source(demo):
     for region in book:
         for item in (*region.endowments, *region.projects):
             assert len(item.source) >= 4, (region.id, item)
+
+
+def test_a_chain_extension_only_reachable_through_an_infeasible_link_is_infeasible_too(demo):
+    """吉木萨尔: 沥青、润滑油 would need a refinery, and a new small refinery is restricted (限制类)."""
+    gaps = _all("jimsar", demo)
+    assert not gaps["refining"].feasible
+    for lid in ("asphalt", "lubricants"):
+        assert not gaps[lid].feasible and "原油加工" in gaps[lid].infeasible[-1]
+    assert _all("kuqa", demo)["lubricants"].feasible  # beside 塔河炼化 the same extension stands

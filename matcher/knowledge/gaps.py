@@ -134,6 +134,10 @@ def diagnose(
     for g in gaps:
         if g.type != GapType.WEAK:
             _apply_feasibility(g, facts, available, signed.get(g.link_id, []))
+    blocked = {g.link_id for g in gaps if not g.feasible}
+    for g in gaps:
+        if g.feasible and g.type == GapType.SHORT and blocked:
+            _flag_unreachable(g, catalogue, set(holders), blocked)
     # one row per link, whatever umbrella chains contain it: the highest-priority reading (ties: more evidence),
     # every chain of the diagnosis that holds the link listed on the row
     best: dict[str, Gap] = {}
@@ -205,6 +209,26 @@ def _scope_regions(region: Region, book: RegionBook | None) -> list[Region]:
                 out.append(child)
                 stack.append(child.id)
     return out
+
+
+def _flag_unreachable(gap: Gap, catalogue: Catalogue, present: set[str], blocked: set[str]) -> None:
+    """A 延链 gap reachable from the present links only through links that are 不宜引进 is 不宜引进 too."""
+    downstream = gap.direction == "downstream"
+    frontier, seen = set(present), set(present)
+    while frontier:  # walk from the present links along the flow, never through a blocked link
+        step = set()
+        for lid in frontier:
+            edges = catalogue.customers(lid, gap.chain_id) if downstream else catalogue.suppliers(lid, gap.chain_id)
+            step |= {e.target if downstream else e.source for e in edges}
+        if gap.link_id in step:
+            return
+        frontier = step - seen - blocked
+        seen |= step
+    via = [catalogue.links[e.source if downstream else e.target].name
+           for e in (catalogue.suppliers(gap.link_id, gap.chain_id) if downstream else catalogue.customers(gap.link_id, gap.chain_id))
+           if (e.source if downstream else e.target) in blocked]  # fmt: skip
+    gap.feasible = False
+    gap.infeasible.append(f"不宜引进：须依托{'、'.join(via) or '不宜引进的环节'}延伸，而该环节在本地区不宜引进")
 
 
 def _apply_feasibility(
