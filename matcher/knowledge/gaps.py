@@ -74,7 +74,10 @@ def _distances(catalogue: Catalogue, chain_id: str, sources: set[str], downstrea
     return dist
 
 
-def _undirected_distance(catalogue: Catalogue, chain_id: str, sources: set[str]) -> dict[str, int]:
+def _undirected_distance(
+    catalogue: Catalogue, chain_id: str, sources: set[str], blocked: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """Steps from the nearest source link, never passing through a blocked (不宜引进) link."""
     dist = {s: 0 for s in sources}
     queue = deque(sources)
     while queue:
@@ -82,7 +85,8 @@ def _undirected_distance(catalogue: Catalogue, chain_id: str, sources: set[str])
         for nxt in catalogue.neighbours(lid, chain_id):
             if nxt not in dist:
                 dist[nxt] = dist[lid] + 1
-                queue.append(nxt)
+                if nxt not in blocked:
+                    queue.append(nxt)
     return dist
 
 
@@ -124,17 +128,18 @@ def diagnose(
 
     holders, sources, signed = _holders(region, scoped, book, located or {})
     own = {lid: [(r, w) for r, w in scoped if lid in r.links] for lid in {x for r, _ in scoped for x in r.links}}
-    gaps: list[Gap] = []
-    present_out: dict[str, list[str]] = {}
-    for cid in chain_ids:
-        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own))
     facts = endowments(region, book)
     # what the region can build on: present links, and endowments a sub-region states (准东's 示范区 counts for 昌吉州)
     available = set(holders) | {f.key for r in _scope_regions(region, book) for f in r.endowments if f.value}
+    members = {lid for cid in chain_ids for lid in catalogue.chains[cid].link_ids if lid not in holders}
+    blocked = frozenset(lid for lid in members if not assess(lid, facts, available).feasible)
+    gaps: list[Gap] = []
+    present_out: dict[str, list[str]] = {}
+    for cid in chain_ids:
+        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own, blocked))
     for g in gaps:
         if g.type != GapType.WEAK:
             _apply_feasibility(g, facts, available, signed.get(g.link_id, []))
-    blocked = {g.link_id for g in gaps if not g.feasible}
     for g in gaps:
         if g.feasible and g.type == GapType.SHORT and blocked:
             _flag_unreachable(g, catalogue, set(holders), blocked)
@@ -265,6 +270,7 @@ def _diagnose_chain(
     holders: dict[str, list[tuple[Resident, str]]],
     present_out: dict[str, list[str]],
     own: dict[str, list[tuple[Resident, str]]],
+    blocked: frozenset[str] = frozenset(),
 ) -> list[Gap]:
     chain = catalogue.chains[chain_id]
     members = set(chain.link_ids)
@@ -274,8 +280,8 @@ def _diagnose_chain(
     masters = {lid for lid in present if any(r.chain_master for r, _ in holders[lid])}
     down_from = _distances(catalogue, chain_id, present, downstream=True)  # reachable downstream of P
     up_from = _distances(catalogue, chain_id, present, downstream=False)  # reachable upstream of P
-    near = _undirected_distance(catalogue, chain_id, present) if present else {}
-    master_near = _undirected_distance(catalogue, chain_id, masters) if masters else {}
+    near = _undirected_distance(catalogue, chain_id, present, blocked) if present else {}
+    master_near = _undirected_distance(catalogue, chain_id, masters, blocked) if masters else {}
     out: list[Gap] = []
 
     for lid in catalogue.ordered_links(chain_id):
