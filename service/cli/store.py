@@ -84,8 +84,13 @@ def format_profile(e: Enterprise) -> str:
         ("注册资本(万元)", f"{e.registered_capital:g}" if e.registered_capital is not None else None),
         ("参保/员工人数", e.employees),
         ("标签", "、".join(e.tags) or None),
+        ("所属集团", e.parent_group),
+        ("上市状态", {"listed": "上市", "delisted": "已退市"}.get(e.extra.get("listing_status") or ("listed" if e.listed else ""))),
+        ("曾用名", "、".join(e.extra.get("former_names") or []) or None),
         ("租户", e.tenant),
-        ("来源", e.source or None),
+        ("来源", "、".join(e.extra.get("sources") or ([e.source] if e.source else [])) or None),
+        ("数据日期", e.updated_at.date().isoformat()),
+        ("性质", "虚构示例（演示数据，并非真实企业）" if e.fictional else None),
     ]
     lines += [f"  {k}: {v}" for k, v in facts if v not in (None, "")]
     if e.products:
