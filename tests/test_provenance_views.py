@@ -75,3 +75,12 @@ def test_cli_profile_shows_status_group_sources_and_fiction():
         assert expected in text, text
     fiction = Enterprise(id="f", name="哈密示例硅棒有限公司", source="authored:fictional", tags=["虚构示例"])
     assert "性质: 虚构示例（演示数据，并非真实企业）" in format_profile(fiction)
+
+
+def test_the_api_takes_a_firms_plant_sites(api: Api):
+    h = api.tenant("st").headers
+    body = [{"name": "戊铝业有限公司", "province": "江苏", "sites": ["新疆昌吉州玛纳斯县", " 新疆昌吉州玛纳斯县 "]}]
+    resp = api.client.post("/v1/enterprises", json=body, headers=h)
+    assert resp.status_code == 200, resp.text
+    stored = api.client.get(f"/v1/enterprises/{resp.json()['items'][0]['id']}", headers=h).json()
+    assert stored["extra"]["sites"] == ["新疆昌吉州玛纳斯县"]

@@ -292,6 +292,8 @@ class EnterpriseIn(InputModel):
     revenue: float | None = Field(None, ge=0, le=1e6, strict=True, description="亿元")
     stock_code: str | None = Field(None, max_length=32)
     parent_group: str | None = Field(None, max_length=200)
+    sites: list[str] = Field(default_factory=list, max_length=50,
+                             description="生产基地: places of the firm's plants (e.g. 新疆昌吉州玛纳斯县)")  # fmt: skip
     tags: list[str] = Field(default_factory=list, max_length=50)
     extra: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
 

@@ -77,6 +77,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tags": ("企业标签", "标签", "企业类型标签", "tags", "labels"),
     "revenue": ("营业收入", "营收", "营业总收入", "revenue"),
     "parent_group": ("所属集团", "母公司", "集团", "parent_group", "parent"),
+    "sites": ("生产基地", "工厂所在地", "生产地址", "厂址", "子公司所在地", "sites", "plants"),
     "sw_industry": ("申万行业", "sw_industry"),
 }  # fmt: skip
 
@@ -93,6 +94,7 @@ MAX_LENGTH: dict[str, int] = {
     "products": 5_000,
     "aliases": 2_000,
     "tags": 2_000,
+    "sites": 2_000,
     "*": 20_000,  # every other column, including unknown ones
 }
 
@@ -381,6 +383,10 @@ class _RowBuilder:
             [a for a in dict.fromkeys(values_of("aliases")) if a and a != name] if "aliases" in known else []
         )
         tags = [t for t in dict.fromkeys(values_of("tags")) if t] if "tags" in known else []
+        if "sites" in known:  # plants and other known sites (presence in a region beyond the registered city)
+            sites = [x for x in dict.fromkeys(values_of("sites")) if x]
+            if sites:
+                extra["sites"] = sites
         if formula:
             extra["formula_cells"] = formula
         if rejects:

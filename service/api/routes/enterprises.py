@@ -90,12 +90,14 @@ def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
     name = clean_text(item.name)
     province = province_short(item.province) or (clean_text(item.province) if item.province else None)
     eid = item.id or derive_id(item.credit_code, normalize_company_name(name), province)
+    sites = [x for x in dict.fromkeys(clean_text(x) for x in item.sites) if x]
     ent = Enterprise(
-        **item.model_dump(exclude={"id", "name", "province"}),
+        **item.model_dump(exclude={"id", "name", "province", "sites", "extra"}),
         id=eid,
         name=name,
         province=province,
         source="api",
+        extra={**item.extra, **({"sites": sites} if sites else {})},
     )
     ent.links = svc.mapper.map(ent)
     return ent
