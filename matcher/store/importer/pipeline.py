@@ -344,6 +344,9 @@ def import_file(
         report.inserted += summary.inserted
         report.updated += summary.updated
         report.unchanged += summary.unchanged
+        report.merged += summary.merged
+        for f, n in summary.conflicts.items():
+            report.conflicts[f] = report.conflicts.get(f, 0) + n
         report.changed_ids.extend(summary.changed_ids)
 
     # Good rows are mapped and written in batches (memory stays flat on big files). An atomic import writes them
