@@ -99,3 +99,17 @@ def test_cli_doctor_lists_duplicates_and_repair_merges_them(store_url: str, stor
     assert fixed.exit_code == 0, fixed.output
     again = runner.invoke(cli, ["doctor"])
     assert again.exit_code == 0 and "no firm is stored twice" in again.output
+
+
+def test_a_firm_under_its_former_name_is_a_duplicate_in_the_same_province_only(store):
+    renamed = Enterprise(id="new", name="新疆新名材料股份有限公司", aliases=["新疆旧名化工有限公司"], province="新疆",
+                         source="crm", employees=80)  # fmt: skip
+    old = Enterprise(id="old", name="新疆旧名化工有限公司", province="新疆", source="crm", city="昌吉市")
+    other = Enterprise(id="other", name="新疆旧名化工有限公司", province="江苏", source="crm")
+    _raw_insert(store, renamed, old, other)
+    groups = find_duplicates(store)
+    assert [(g.reason, sorted(g.ids)) for g in groups] == [("former_name", ["new", "old"])]
+    merge_duplicates(store, groups)
+    kept = store.get_enterprise(groups[0].ids[0])
+    assert kept.id == "new" and kept.name == "新疆新名材料股份有限公司" and "新疆旧名化工有限公司" in kept.aliases
+    assert kept.employees == 80 and kept.city == "昌吉市" and store.count_enterprises() == 2

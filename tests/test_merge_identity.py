@@ -200,3 +200,18 @@ def test_a_file_import_prints_its_merge_report(store, tmp_path: Path):  # noqa: 
     assert "employees ×1" in report.summary()
     tbea = store.get_enterprise("ashare-600089")
     assert tbea.employees == 27583 and tbea.parent_group == "特变电工集团"
+
+
+def test_a_renamed_firm_is_found_under_its_former_name(store):  # noqa: F811
+    """Issue 15 item 1: identity by former names — a CRM record naming its 曾用名 updates the stored record."""
+    old = Enterprise(id="crm-old", name="新疆旧名化工有限公司", province="新疆", source="crm", employees=300)
+    store.upsert_enterprises([old])
+    renamed = Enterprise(id="crm-new", name="新疆新名材料股份有限公司", aliases=["新疆旧名化工有限公司"],
+                         province="新疆", source="crm", city="昌吉市")  # fmt: skip
+    summary = store.upsert_enterprises([renamed])
+    assert (summary.inserted, summary.updated) == (0, 1) and store.count_enterprises() == 1
+    firm = store.get_enterprise("crm-old")
+    assert firm.name == "新疆新名材料股份有限公司" and firm.employees == 300 and firm.city == "昌吉市"
+    assert store.find_enterprises("旧名化工")[0].id == "crm-old"
+    elsewhere = renamed.model_copy(update={"id": "x", "province": "江苏", "name": "江苏新名材料股份有限公司"})
+    assert store.upsert_enterprises([elsewhere]).inserted == 1  # another province: another firm

@@ -2,8 +2,9 @@
 
 The store's identity rule (:mod:`matcher.store.identity`) keeps one record per firm at write time; rows written
 before a rule existed (or by an older version) can still be duplicates. Two rows of one tenant scope are one firm
-when they share a 统一社会信用代码, a stock code (a renamed shell keeps its code), or a normalised name and province
-with no conflicting code or branch (:func:`~matcher.store.identity.same_firm`).
+when they share a 统一社会信用代码, a stock code (a renamed shell keeps its code), a normalised name and province
+with no conflicting code or branch (:func:`~matcher.store.identity.same_firm`), or when one's former name (曾用名,
+kept in its aliases) is the other's name in the same province.
 
 :func:`merge_duplicates` folds each group into its most trusted row (field-level merge with provenance, the
 other names kept as aliases), repoints leads and signals to it and deletes the rest — one transaction per group,
@@ -22,7 +23,7 @@ from sqlalchemy import and_, delete, func, select, update
 
 from matcher.records import Enterprise
 from matcher.store.db_models import EnterpriseRow
-from matcher.store.identity import _aliases_key, _profile_json, merge_profiles, same_firm, source_rank
+from matcher.store.identity import _aliases_key, _profile_json, branch_of, merge_profiles, same_firm, source_rank
 from matcher.store.lead_store import LeadRow
 from matcher.store.signals import SignalRow
 
@@ -105,6 +106,26 @@ def _keyed_ids(store: Store, *columns: Any) -> list[list[str]]:
     return list(groups.values())
 
 
+def _former_name_pairs(store: Store) -> list[list[str]]:
+    """Pairs [row, row] where one row's former or short name (its ``aliases`` keys) is the other's normalised name
+    in the same tenant scope and province: a renamed firm stored under its old and its new name."""
+    e = EnterpriseRow
+    by_name: dict[tuple[Any, ...], list[str]] = {}
+    named: list[tuple[str, tuple[Any, Any], str]] = []
+    with store._reader() as session:
+        for rid, tenant, province, norm, aliases in session.execute(
+            select(e.id, e.tenant, e.province, e.normalized_name, e.aliases).execution_options(yield_per=10_000)
+        ):
+            by_name.setdefault((tenant, province, norm), []).append(rid)
+            if aliases:
+                named.append((rid, (tenant, province), aliases))
+    pairs = []
+    for rid, (tenant, province), aliases in named:
+        for key in aliases.strip("|").split("|"):
+            pairs += [[other, rid] for other in by_name.get((tenant, province, key), ()) if other != rid]
+    return pairs
+
+
 def _profiles(store: Store, ids: list[str]) -> dict[str, Enterprise]:
     out: dict[str, Enterprise] = {}
     with store._reader() as session:
@@ -116,9 +137,18 @@ def _profiles(store: Store, ids: list[str]) -> dict[str, Enterprise]:
     return out
 
 
-def _keeper_order(e: Enterprise) -> tuple[Any, ...]:
-    """The surviving row: a real firm over an example, the most trusted source, then the oldest-looking id."""
-    return (e.fictional, -source_rank(e.source), len(e.id), e.id)
+def _keeper_order(e: Enterprise, renamed: set[str]) -> tuple[Any, ...]:
+    """The surviving row: a real firm over an example, the most trusted source, the record under the current name
+    (the one listing the other's name as a former name), then the oldest-looking id."""
+    return (e.fictional, -source_rank(e.source), e.id not in renamed, len(e.id), e.id)
+
+
+def _conflicting_codes(a: Enterprise, b: Enterprise) -> bool:
+    return bool(
+        (a.credit_code and b.credit_code and a.credit_code != b.credit_code)
+        or (a.stock_code and b.stock_code and a.stock_code != b.stock_code)
+        or branch_of(a.name) != branch_of(b.name)
+    )
 
 
 def find_duplicates(store: Store) -> list[DuplicateGroup]:
@@ -129,7 +159,9 @@ def find_duplicates(store: Store) -> list[DuplicateGroup]:
         "credit_code": _keyed_ids(store, e.credit_code),
         "stock_code": _keyed_ids(store, e.stock_code),
         "name": _keyed_ids(store, e.normalized_name, e.province),
+        "former_name": _former_name_pairs(store),
     }
+    renamed = {pair[1] for pair in candidates["former_name"]}
     ids = sorted({i for groups in candidates.values() for g in groups for i in g})
     profiles = _profiles(store, ids)
     for why, groups in candidates.items():
@@ -139,7 +171,7 @@ def find_duplicates(store: Store) -> list[DuplicateGroup]:
                 for b in members[a_i + 1 :]:
                     if why == "name" and not same_firm(a, b):
                         continue  # a branch, or conflicting codes: two firms that share a name
-                    if why == "stock_code" and a.credit_code and b.credit_code and a.credit_code != b.credit_code:
+                    if why != "name" and _conflicting_codes(a, b):
                         continue
                     union.join(a.id, b.id, why)
     by_root: dict[str, list[Enterprise]] = {}
@@ -148,7 +180,7 @@ def find_duplicates(store: Store) -> list[DuplicateGroup]:
             by_root.setdefault(union.find(i), []).append(profiles[i])
     out = []
     for root, members in by_root.items():
-        members.sort(key=_keeper_order)
+        members.sort(key=lambda m: _keeper_order(m, renamed))
         out.append(DuplicateGroup(members[0].tenant, union.why.get(root, "name"),
                                   [m.id for m in members], [m.name for m in members]))  # fmt: skip
     out.sort(key=lambda g: (-len(g.ids), g.ids[0]))
@@ -159,7 +191,7 @@ def _merged(members: list[Enterprise], outcome: MergeOutcome) -> Enterprise:
     keeper = members[0]
     merged = keeper
     for other in members[1:]:
-        merged, lost = merge_profiles(merged, other)
+        merged, lost = merge_profiles(other, merged)  # the keeper's values win between equally trusted sources
         for f in lost:
             outcome.conflicting_fields[f] = outcome.conflicting_fields.get(f, 0) + 1
     names = [n for m in members for n in (m.name, *m.aliases)]
@@ -183,7 +215,7 @@ def merge_duplicates(
         merged = _merged(members, outcome)
         drop = [m.id for m in members[1:]]
         now = datetime.now(timezone.utc)
-        profile, digest = _profile_json(merged, now)
+        profile, digest = _profile_json(merged)
         with store.transaction() as session:
             session.execute(delete(EnterpriseRow).where(EnterpriseRow.id.in_(drop)))
             session.execute(

@@ -324,13 +324,20 @@ def register(app: typer.Typer) -> None:
         mapper = default_mapper()
         mapped = [e.model_copy(update={"links": mapper.map(e)}) for e in companies]
         with_links = sum(1 for e in mapped if e.links)
-        summary = _store().upsert_enterprises(mapped)
+        from matcher.store.duplicates import find_duplicates, merge_duplicates
+
+        with _store() as store:
+            summary = store.upsert_enterprises(mapped)
+            # a firm stored earlier under a name this import lists as its former name: one record, whatever the order
+            folded = merge_duplicates(store, find_duplicates(store))
         typer.echo(
             f"{label} corpus: {len(companies)} companies, {with_links} mapped to ≥1 chain link → "
             f"inserted {summary.inserted}, updated {summary.updated}, unchanged {summary.unchanged} "
             f"({time.perf_counter() - t0:.1f} s)"
         )
-        typer.echo(f"merge report: {summary.merge_report()}")
+        typer.echo(f"merge report: {summary.merge_report()}"
+                   + (f"; {len(folded.removed_ids)} record(s) folded into the firm's other record "
+                      f"(same firm under a former name)" if folded.groups else ""))  # fmt: skip
 
     @enterprise_app.command("show")
     @handle_errors
