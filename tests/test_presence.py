@@ -87,3 +87,29 @@ def test_a_known_plant_in_the_region_counts_as_presence_and_the_import_reads_it(
     grow = r2.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
                                          gap_type="弱链", k=10), book)  # fmt: skip
     assert {c.enterprise_id: c.local_presence for c in grow.candidates}["f0005"] == "在云南省曲靖市经开区有生产基地"
+
+
+def test_a_parent_credit_code_puts_the_firm_in_its_parents_group(tmp_path):
+    """Issue 15 item 4: groups from credit codes — the parent in the same file or already stored."""
+    from matcher.store.importer import import_file
+    from matcher.store.store import Store
+
+    parent, stored_parent = "91650000MA77PG0K5R", "911100001000017436"
+    path = tmp_path / "firms.csv"
+    path.write_text("企业名称,所属省份,统一社会信用代码,母公司统一社会信用代码\n"
+                    f"庚集团有限公司,新疆,{parent},\n"
+                    f"庚新材料有限公司,新疆,,{parent}\n"
+                    f"辛硅业有限公司,新疆,,{stored_parent}\n"
+                    "壬化工有限公司,新疆,,91650000MA77PG0K5Y\n", encoding="utf-8")  # fmt: skip
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        store.upsert_enterprises([Enterprise(id="p", name="辛控股集团股份有限公司", province="北京",
+                                             credit_code=stored_parent)])  # fmt: skip
+        report = import_file(path, store)
+        assert report.rejected == 1 and "invalid credit code" in report.rejects[0].reason  # a bad check digit
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        path.write_text(path.read_text(encoding="utf-8").replace("91650000MA77PG0K5Y", ""), encoding="utf-8")
+        assert import_file(path, store).rejected == 0
+        groups = {e.name: e.parent_group for e in store.find_enterprises("有限公司", limit=10)}
+    assert groups["庚新材料有限公司"] == "庚集团有限公司"
+    assert groups["辛硅业有限公司"] == "辛控股集团股份有限公司"
+    assert groups["壬化工有限公司"] is None
