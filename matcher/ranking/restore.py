@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from matcher.ranking.snapshot import STATE_VERSION, Stamp, digest, load_snapshot, save_snapshot, snapshot_path
 
 if TYPE_CHECKING:
-    from matcher.ranking.engine import Engine
     from matcher.ranking.recommender import Recommender
 
 __all__ = ["SnapshotKeeper"]
@@ -31,7 +30,8 @@ MAX_REPLAY_SHARE = 0.05  # beyond this share of the corpus changed, refit: corpu
 class SnapshotKeeper:
     """Loads, catches up and saves one engine's recommender snapshot."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Any) -> None:
+        """``engine``: the :class:`~matcher.ranking.engine.Engine` whose recommender this keeps."""
         self.engine = engine
         self.seq = 0  # change-feed position the in-memory state is known to include
 
