@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     embedder: str = "e5-int8"
     index_factory: str = "auto"  # "auto" = Flat below hnsw_threshold, HNSW above; or any FAISS factory string
     hnsw_threshold: int = 50_000
+    # jobs and servers load the fitted recommender from {data_dir}/state/recommender.pkl (plus the store's changes
+    # since, from the change feed) instead of refitting; False always refits
+    snapshots: bool = True
     # where `chainmatch index build` keeps the vectors: "faiss" (files under index_path) or "milvus" (a collection
     # on milvus_uri: a milvus-lite file by default, a cluster URI such as http://milvus:19530 in production);
     # a saved index says which backend it uses, so loading needs no setting

@@ -168,11 +168,11 @@ def _jieba():
 
 def _domain_words() -> set[str]:
     """Link names, aliases and products of the embedded chain catalogue (matcher/data/chains), normalised."""
-    import yaml
+    from matcher.yamlio import read_yaml
 
     words: set[str] = set()
     for path in sorted((Path(__file__).parent / "data" / "chains").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = read_yaml(path) or {}
         for link in doc.get("links") or []:
             for text in (link.get("name"), *(link.get("aliases") or []), *(link.get("products") or [])):
                 w = normalize_text(str(text)) if text else ""

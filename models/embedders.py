@@ -316,3 +316,28 @@ def get_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
         logger.info("using embedder %s (dim %d)", embedder.id, embedder.dim)
         _INSTANCES[key] = embedder
         return embedder
+
+
+class LazyEmbedder(Embedder):
+    """The embedder called ``name``, loaded on its first use: ``id`` and ``dim`` are known without loading a
+    model, so a job served entirely from saved vectors (a snapshot's cached queries) never pays the model load."""
+
+    def __init__(self, name: str, cache_dir: Path | None = None) -> None:
+        self.name = EmbedderName.parse(name).value
+        self.id = EMBEDDER_IDS[self.name]
+        self.dim = E5_DIM
+        self._cache_dir = cache_dir
+        self._real: Embedder | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    def real(self) -> Embedder:
+        """The underlying embedder (loading it now if needed)."""
+        if self._real is None:
+            self._real = get_embedder(self.name, cache_dir=self._cache_dir)
+        return self._real
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        return self.real()._encode(texts, prefix)

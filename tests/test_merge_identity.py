@@ -122,17 +122,23 @@ def _profiles(db: Path) -> dict[str, dict]:
         con.close()
 
 
-def test_the_real_corpora_in_either_order_give_the_same_store(tmp_path: Path, monkeypatch, shared_data: Path):
+def test_the_real_corpora_in_any_order_give_the_same_store(tmp_path: Path, monkeypatch, shared_data: Path):
     runner = CliRunner()
     monkeypatch.setenv("CHAINMATCH_EMBEDDER", "hash")
     stores = {}
-    for order in (("import-demo", "import-a-share"), ("import-a-share", "import-demo")):
+    orders = (("import-demo", "import-a-share"), ("import-a-share", "import-demo"), ("autoload", "import-a-share"))
+    for order in orders:
         root = tmp_path / "-".join(order)
         monkeypatch.setenv("CHAINMATCH_DATA_DIR", str(root))
         from matcher.settings import get_settings
 
         get_settings.cache_clear()
         for cmd in order:
+            if cmd == "autoload":  # what `serve` does on an empty store
+                from matcher.ranking.engine import Engine
+
+                assert Engine.open(get_settings()).ensure_corpus() > 600
+                continue
             args = ["corpus", cmd] + (["--data-dir", str(shared_data)] if cmd == "import-a-share" else [])
             res = runner.invoke(cli, args)
             assert res.exit_code == 0, res.output
@@ -140,8 +146,8 @@ def test_the_real_corpora_in_either_order_give_the_same_store(tmp_path: Path, mo
         stores[order] = _profiles(root / "chainmatch.db")
         count = runner.invoke(cli, ["enterprise", "count"])
         assert count.exit_code == 0 and str(len(stores[order])) in count.output
-    a, b = stores.values()
-    assert a == b  # the same firms with the same facts (a merged firm keeps the id it was first stored under)
+    a, b, c = stores.values()
+    assert a == b == c  # the same firms with the same facts (a merged firm keeps the id it was first stored under)
     tbea = a["600089"]
     assert tbea["employees"] and any(link["link_id"] == "transformer" for link in tbea["links"])
     assert "昌吉" in json.dumps(a, ensure_ascii=False)  # the demo regions' residents are there in both orders
@@ -176,4 +182,36 @@ def test_delisted_firms_are_left_out_unless_asked_for_and_say_so(tmp_path: Path)
     shown = {c.enterprise_id: c for c in both}
     assert set(shown) == {"a1", "a2"} and shown["a2"].listing_status == "delisted"
     assert any(r.startswith("已退市") for r in shown["a2"].reasons)
-    assert shown["a1"].stock_code == "600001" and shown["a1"].data_sources == [ASHARE] and shown["a1"].as_of
+    assert shown["a1"].stock_code == "600001" and shown["a1"].sources == [ASHARE] and shown["a1"].as_of
+
+
+def test_a_file_import_prints_its_merge_report(store, tmp_path: Path):  # noqa: F811
+    """Issue 15 item 1: every import reports new, merged and conflicting fields."""
+    from matcher.store.importer import import_file
+
+    store.upsert_enterprises([ashare_firm()])
+    path = tmp_path / "crm.csv"
+    path.write_text("企业名称,所属省份,股票代码,参保人数,所属集团\n特变电工股份有限公司,新疆,600089,30000,特变电工集团\n"
+                    "新疆新客户有限公司,新疆,,12,\n", encoding="utf-8")  # fmt: skip
+    report = import_file(path, store)
+    assert (report.inserted, report.updated, report.merged) == (1, 1, 1)
+    assert report.conflicts == {"employees": 1}  # the A-share disclosure (27,583) outranks the CRM file's 30,000
+    assert "merge report: merged into records of other sources 1" in report.summary()
+    assert "employees ×1" in report.summary()
+    tbea = store.get_enterprise("ashare-600089")
+    assert tbea.employees == 27583 and tbea.parent_group == "特变电工集团"
+
+
+def test_a_renamed_firm_is_found_under_its_former_name(store):  # noqa: F811
+    """Issue 15 item 1: identity by former names — a CRM record naming its 曾用名 updates the stored record."""
+    old = Enterprise(id="crm-old", name="新疆旧名化工有限公司", province="新疆", source="crm", employees=300)
+    store.upsert_enterprises([old])
+    renamed = Enterprise(id="crm-new", name="新疆新名材料股份有限公司", aliases=["新疆旧名化工有限公司"],
+                         province="新疆", source="crm", city="昌吉市")  # fmt: skip
+    summary = store.upsert_enterprises([renamed])
+    assert (summary.inserted, summary.updated) == (0, 1) and store.count_enterprises() == 1
+    firm = store.get_enterprise("crm-old")
+    assert firm.name == "新疆新名材料股份有限公司" and firm.employees == 300 and firm.city == "昌吉市"
+    assert store.find_enterprises("旧名化工")[0].id == "crm-old"
+    elsewhere = renamed.model_copy(update={"id": "x", "province": "江苏", "name": "江苏新名材料股份有限公司"})
+    assert store.upsert_enterprises([elsewhere]).inserted == 1  # another province: another firm

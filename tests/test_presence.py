@@ -64,3 +64,52 @@ def test_a_strengthen_need_keeps_them_flagged(rec, book):
     assert "曲靖隆基硅材料有限公司" in by_id["f0001"].local_presence
     assert any(x.startswith("已在本地布局") for x in by_id["f0001"].reasons)
     assert by_id["f0002"].local_presence is None
+
+
+def test_a_known_plant_in_the_region_counts_as_presence_and_the_import_reads_it(tmp_path):
+    """A firm registered elsewhere with a 生产基地 in the region (from an import's column) is already on site."""
+    from matcher.store.importer import read_enterprises
+
+    path = tmp_path / "firms.csv"
+    path.write_text("企业名称,所属省份,所属城市,主营产品,生产基地\n"
+                    "丁晶硅股份有限公司,浙江,杭州市,单晶硅片,云南省曲靖市经开区；宁夏银川市\n", encoding="utf-8")  # fmt: skip
+    plant = read_enterprises(path)[0][0][1]
+    assert plant.extra["sites"] == ["云南省曲靖市经开区", "宁夏银川市"]
+    corpus = [firm("f0002", "甲硅业股份有限公司", "甲硅业", city="无锡市", province="江苏"),
+              plant.model_copy(update={"id": "f0005", "employees": 5000,
+                                       "products": [Product(name="单晶硅片", share=0.8)]})]  # fmt: skip
+    r2 = Recommender(default_catalogue(), HashEmbedder()).fit(corpus)
+    qujing = Region(id="qujing", name="曲靖市", level="地州", province="云南", target_chains=["photovoltaic"])
+    book = RegionBook([qujing])
+    fill = r2.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                         gap_type="缺链", k=10), book)  # fmt: skip
+    assert "f0005" not in ids(fill) and "f0002" in ids(fill)
+    grow = r2.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                         gap_type="弱链", k=10), book)  # fmt: skip
+    assert {c.enterprise_id: c.local_presence for c in grow.candidates}["f0005"] == "在云南省曲靖市经开区有生产基地"
+
+
+def test_a_parent_credit_code_puts_the_firm_in_its_parents_group(tmp_path):
+    """Issue 15 item 4: groups from credit codes — the parent in the same file or already stored."""
+    from matcher.store.importer import import_file
+    from matcher.store.store import Store
+
+    parent, stored_parent = "91650000MA77PG0K5R", "911100001000017436"
+    path = tmp_path / "firms.csv"
+    path.write_text("企业名称,所属省份,统一社会信用代码,母公司统一社会信用代码\n"
+                    f"庚集团有限公司,新疆,{parent},\n"
+                    f"庚新材料有限公司,新疆,,{parent}\n"
+                    f"辛硅业有限公司,新疆,,{stored_parent}\n"
+                    "壬化工有限公司,新疆,,91650000MA77PG0K5Y\n", encoding="utf-8")  # fmt: skip
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        store.upsert_enterprises([Enterprise(id="p", name="辛控股集团股份有限公司", province="北京",
+                                             credit_code=stored_parent)])  # fmt: skip
+        report = import_file(path, store)
+        assert report.rejected == 1 and "invalid credit code" in report.rejects[0].reason  # a bad check digit
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        path.write_text(path.read_text(encoding="utf-8").replace("91650000MA77PG0K5Y", ""), encoding="utf-8")
+        assert import_file(path, store).rejected == 0
+        groups = {e.name: e.parent_group for e in store.find_enterprises("有限公司", limit=10)}
+    assert groups["庚新材料有限公司"] == "庚集团有限公司"
+    assert groups["辛硅业有限公司"] == "辛控股集团股份有限公司"
+    assert groups["壬化工有限公司"] is None

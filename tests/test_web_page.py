@@ -122,6 +122,11 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
     assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows[:3]] == ["1", "2", "3"]
     assert all(r.find_elements(By.CSS_SELECTOR, "ul.reasons li") for r in rows)
     assert {r.find_element(By.CSS_SELECTOR, ".strength").text for r in rows} <= {"强", "中", "弱"}
+    # every firm shows where its facts come from and how current they are; examples carry a visible badge
+    for r in rows:
+        prov = r.find_element(By.CSS_SELECTOR, "td.name .provenance").text
+        assert "来源：" in prov and "截至 " in prov, prov
+        assert bool(r.find_elements(By.CSS_SELECTOR, ".badge.fictional")) == ("虚构示例" in prov), prov
 
     # filter by province → only that province's firms
     places = [r.find_element(By.CSS_SELECTOR, "td.place").text for r in rows]
@@ -140,7 +145,7 @@ def test_staff_walks_from_region_to_exported_shortlist(browser, served: Served, 
 
     # add the first filtered candidate to the shortlist → a lead (线索)
     first = filtered[0]
-    name = first.find_element(By.CSS_SELECTOR, "td.name").text
+    name = first.find_element(By.CSS_SELECTOR, "td.name").text.splitlines()[0]
     first.find_element(By.CSS_SELECTOR, "button.add-lead").click()
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#lead-table tr.lead"))
     _wait(

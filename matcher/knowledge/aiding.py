@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from matcher.yamlio import read_yaml
+
 from matcher.errors import RegionFileError
 from matcher.knowledge.catalogue import DATA_DIR
 from matcher.knowledge.regions import RegionBook
@@ -90,7 +92,7 @@ def parse_aiding(path: Path = AIDING_FILE) -> AidingTable:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except yaml.YAMLError as exc:
         raise RegionFileError(path.name, "-", f"not valid YAML: {exc}") from exc
     if not isinstance(raw, list):

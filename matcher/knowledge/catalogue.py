@@ -35,6 +35,8 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+
+from matcher.yamlio import read_yaml
 from pydantic import ValidationError
 
 from matcher.errors import CatalogueError, UnknownChainError, UnknownLinkError
@@ -233,7 +235,7 @@ class Catalogue:
 
 def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, str]) -> tuple[dict, list]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except yaml.YAMLError as exc:
         raise CatalogueError(path.name, "-", f"not valid YAML: {exc}") from exc
     except UnicodeDecodeError as exc:

@@ -30,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+
+from matcher.yamlio import read_yaml
 from pydantic import ValidationError
 
 from matcher.errors import RegionFileError, UnknownRegionError
@@ -45,7 +47,7 @@ REGIONS_DIR = DATA_DIR / "regions"
 def parse_regions(path: Path, catalogue: Catalogue | None = None) -> list[Region]:
     """Regions of one YAML file, validated (and checked against the catalogue when given)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except yaml.YAMLError as exc:
         raise RegionFileError(Path(path).name, "-", f"not valid YAML: {exc}") from exc
     if isinstance(raw, dict):

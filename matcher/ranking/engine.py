@@ -57,9 +57,9 @@ class Engine:
     def embedder(self):
         if self._embedder is not None:
             return self._embedder
-        from models.embedders import get_embedder
+        from models.embedders import LazyEmbedder
 
-        emb = get_embedder(self.settings.embedder, cache_dir=self.settings.cache_dir)
+        emb = LazyEmbedder(self.settings.embedder, cache_dir=self.settings.cache_dir)  # loads on first encode
         logger.info("embedder: %s (dim %d)", emb.id, emb.dim)
         return emb
 
@@ -97,11 +97,11 @@ class Engine:
         return self.ws.regions(tenant)
 
     def recommender(self, progress: Callable[[int, int], None] | None = None) -> Recommender:
-        """The fitted recommender (fitted on first use from the store; embeddings come from the cache)."""
+        """The fitted recommender: loaded from the saved snapshot plus the store's changes since (the change
+        feed), else fitted from the store (embeddings from the cache) and saved as the next snapshot."""
         with self._lock:
             if self._recommender is None:
                 self.ensure_corpus()
-                ents = self.all_enterprises()
                 rec = Recommender(
                     self.catalogue, self.embedder, weights=self.weights,
                     index_factory=self.settings.index_factory,
@@ -109,8 +109,20 @@ class Engine:
                 rec.reranker = self._load_reranker()
                 apply_saved_ranker(rec, self.settings.data_dir / "ranker")
                 rec.signals = self._load_signals()
-                self._recommender = rec.fit(ents, progress=progress, cache=self.embedding_cache)
+                self._recommender = self._snapshots.restore(rec) or self._snapshots.fit(rec, progress)
             return self._recommender
+
+    @cached_property
+    def _snapshots(self):
+        from matcher.ranking.restore import SnapshotKeeper
+
+        return SnapshotKeeper(self)
+
+    def save_snapshot(self) -> None:
+        """Save the fitted recommender (with its warmed query cache) for the next process to load."""
+        with self._lock:
+            if self._recommender is not None:
+                self._snapshots.save(self._recommender)
 
     def _load_signals(self):
         """The shared corpus's expansion signals as a SignalBook (None when there are none); tenants' private
@@ -149,8 +161,11 @@ class Engine:
         for chain_id, chain in self.catalogue.chains.items():
             needs.append((chain_id, None))
             needs.extend((chain_id, link_id) for link_id in chain.link_ids)
+        before = len(rec.__dict__.get("_qcache") or ())
         for start in range(0, len(needs), 256):
             rec.prefetch_needs(needs[start : start + 256])
+        if len(rec.__dict__.get("_qcache") or ()) > before:  # new query vectors: the next start loads them
+            self.save_snapshot()
         return len(needs)
 
     def gap_index(self) -> GapIndex:

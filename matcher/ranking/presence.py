@@ -5,7 +5,9 @@
   (隆基绿能 → 隆基, 德方纳米 stays 德方纳米), at least two characters and not a place or generic word. So 曲靖隆基硅材料
   excludes 隆基绿能 from 曲靖's lists, and 曲靖市德方纳米科技 excludes 德方纳米.
 - **Local presence** (已在本地布局): the firm or its group is a resident of the region, of a sub-region or of its
-  parent region, or the firm is registered in the region's (or its parent's) city. A need to fill a missing link
+  parent region, the firm is registered in the region's (or its parent's) city, or one of its known plants
+  (``extra.sites``, from an import's 生产基地 column or the API's ``sites``) lies in the region or its parent
+  (below province level). A need to fill a missing link
   (补链) or extend the chain (延链) leaves such firms out — they are already there; a 强链 need (增资扩产) keeps them,
   flagged.
 
@@ -105,13 +107,30 @@ class Presence:
         if parent is not None:
             scope += parent.residents
             names |= {normalize_text(n) for n in (parent.name, *parent.aliases)}
+        site_names = {normalize_text(n) for n in (region.name, *region.aliases)}
+        if parent is not None and parent.level != RegionLevel.PROVINCE:
+            site_names |= {normalize_text(n) for n in (parent.name, *parent.aliases)}
         out = {i: f"{who}所在企业集团" for i, who in self._group_rows(scope).items()}
         if region.level != RegionLevel.PROVINCE:  # a province-wide "presence" would flag every local firm
             cities = self._city_rows()
             for n in names:
                 for i in cities.get(n, ()):
                     out.setdefault(i, f"注册地在{self.enterprises_[i].city}")
+            for i, sites in self._site_rows():
+                site = next((x for x in sites if any(len(n) >= 2 and n in x for n in site_names)), None)
+                if site:
+                    out.setdefault(i, f"在{site}有生产基地")
         return out
+
+    def _site_rows(self) -> list[tuple[int, list[str]]]:
+        """(row, normalised known sites) of firms whose imports name plants (``extra.sites``)."""
+        cached = self.__dict__.get("_site_index")
+        if cached is not None and cached[0] is self.enterprises_:
+            return cached[1]
+        rows = [(i, [normalize_text(x) for x in e.extra["sites"]])
+                for i, e in enumerate(self.enterprises_) if e.extra.get("sites")]  # fmt: skip
+        self.__dict__["_site_index"] = (self.enterprises_, rows)
+        return rows
 
     @staticmethod
     def keeps_present(gap_type: GapType | str | None) -> bool:

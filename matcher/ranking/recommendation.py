@@ -81,13 +81,14 @@ class Candidate(BaseModel):
     features: dict[str, float] = Field(default_factory=dict)
     contributions: dict[str, float] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
-    sources: list[str] = Field(default_factory=list)  # dense / lexical / graph
+    retrieved_by: list[str] = Field(default_factory=list)  # the candidate sources that found it: dense / lexical / graph
     signals: list[SignalReason] = Field(default_factory=list)  # newest first, dated before the request's as_of
     fictional: bool = False  # an authored example firm (demo-only mode), never a real enterprise
     stock_code: str | None = None
     listing_status: str | None = None  # listed / delisted (A-share data); None when unknown
     former_names: list[str] = Field(default_factory=list)  # 曾用名 (a renamed shell's earlier names)
-    data_sources: list[str] = Field(default_factory=list)  # where the firm's facts come from
+    group: str | None = None  # 所属集团 (parent group), when known
+    sources: list[str] = Field(default_factory=list)  # where the firm's facts come from (ashare:…, crm, authored:…)
     as_of: str | None = None  # date of the newest fact shown
     local_presence: str | None = None  # 已在本地布局: why the firm (or its group) is already on site (强链 needs only)
 

@@ -12,7 +12,7 @@ from typing import Any
 from matcher.records import Enterprise
 from matcher.text import normalize_company_name, normalize_text
 
-__all__ = ["branch_of", "content_hash", "merge_profiles", "same_firm", "source_rank"]
+__all__ = ["branch_of", "content_hash", "former_keys", "merge_profiles", "same_firm", "source_rank"]
 
 class _RawJSON(str):
     """Profile JSON serialised once (for its hash) and handed to the JSON column as is."""
@@ -34,8 +34,12 @@ def content_hash(profile: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def _profile_json(e: Enterprise, updated_at: datetime) -> tuple[_RawJSON, str]:
-    """(stored JSON with ``updated_at``, content hash) of a profile, serialising it once."""
+def _profile_json(e: Enterprise, updated_at: datetime | None = None) -> tuple[_RawJSON, str]:
+    """(stored JSON with ``updated_at``, content hash) of a profile, serialising it once.
+
+    ``updated_at`` in the JSON is the date of the profile's facts as its source gave them (the demo's authored
+    date, the day an import read them); the row's own write time is the table's ``updated_at`` column."""
+    updated_at = e.updated_at if updated_at is None else updated_at
     body = _canonical_json(e.model_dump(mode="json", exclude={"updated_at"}))
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
     return _RawJSON(f'{{"updated_at":{json.dumps(updated_at.isoformat())},{body[1:]}'), digest
@@ -81,6 +85,13 @@ def same_firm(a: Enterprise, b: Enterprise) -> bool:
             a.credit_code, a.stock_code, branch_of(a.name), b.credit_code, b.stock_code, branch_of(b.name)
         )
     )
+
+
+def former_keys(e: Enterprise) -> list[str]:
+    """Normalised former names and short names of a profile: a stored record under one of them (same province,
+    no conflicting code or branch) is the same firm (identity by 曾用名)."""
+    out = [normalize_company_name(a) for a in e.aliases]
+    return [a for a in dict.fromkeys(out) if len(a) >= 2 and a != e.normalized_name]
 
 
 def _aliases_key(e: Enterprise) -> str:

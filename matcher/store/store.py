@@ -58,14 +58,8 @@ from matcher.store.change_feed import ChangeFeed
 from matcher.store.credit_code import validate_credit_code
 from matcher.store.database import _WRITE_TXN, _chunks, _like_escape, _now, make_engine, upgrade
 from matcher.store.db_models import EnterpriseRow
-from matcher.store.identity import (
-    _aliases_key,
-    _compatible,
-    _profile_json,
-    branch_of,
-    content_hash,
-    merge_profiles,
-)
+from matcher.store.identity import _aliases_key, _compatible, _profile_json, branch_of, content_hash
+from matcher.store.identity import former_keys, merge_profiles
 from matcher.store.region_store import RegionStore
 from matcher.store.tenancy import ALL_TENANTS, SharedCorpusReadOnlyError, check_tenant, scoped_id
 from matcher.text import clean_text, normalize_company_name, normalize_text
@@ -285,7 +279,7 @@ class Store(ChangeFeed, RegionStore):
         keys: list[tuple[Any, list[str]]] = [
             (e.credit_code, sorted({i.credit_code for i in items if i.credit_code})),
             (e.stock_code, sorted({i.stock_code for i in items if i.stock_code})),
-            (e.normalized_name, sorted({i.normalized_name for i in items})),
+            (e.normalized_name, sorted({i.normalized_name for i in items} | {a for i in items for a in former_keys(i)})),
             (e.id, sorted({i.id for i in items})),
         ]
         for column, values in keys:
@@ -357,6 +351,11 @@ class Store(ChangeFeed, RegionStore):
                                            c["branch"]):  # fmt: skip
                                 target = cand
                                 break
+                    if target is None:  # a stored record under one of the firm's former names (曾用名)
+                        branch = branch_of(e.name)
+                        target = next((cand for a in former_keys(e) for cand in by_name.get((a, e.province), [])
+                                       if _compatible(e.credit_code, e.stock_code, branch, state[cand]["credit_code"],
+                                                      state[cand]["stock_code"], state[cand]["branch"])), None)  # fmt: skip
                     if target is None:
                         target = e.id
                     old = state.get(target)
@@ -388,7 +387,7 @@ class Store(ChangeFeed, RegionStore):
                 inserts: list[dict[str, Any]] = []
                 updates: list[dict[str, Any]] = []
                 for rid, e in final.items():
-                    profile, digest = _profile_json(e, now)
+                    profile, digest = _profile_json(e)
                     old = state[rid]
                     if not old.get("new") and old["content_hash"] == digest:
                         summary.unchanged += 1

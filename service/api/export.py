@@ -32,12 +32,19 @@ HEADERS: tuple[str, ...] = (
     "线索状态",
     "备注",
     "企业编号",
+    "股票代码",
+    "上市状态",
+    "所属集团",
+    "数据性质",
+    "数据来源",
+    "数据日期",
 )
-"""Column headers, in order."""
+"""Column headers, in order (provenance last: where each firm's facts come from and how current they are)."""
 
 _STRENGTH = {"strong": "强", "medium": "中", "weak": "弱"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_WIDTHS = (6, 34, 8, 10, 14, 14, 8, 30, 8, 7, 60, 8, 24, 24)
+_WIDTHS = (6, 34, 8, 10, 14, 14, 8, 30, 8, 7, 60, 8, 24, 24, 10, 8, 20, 10, 24, 11)
+_LISTING = {"listed": "上市", "delisted": "已退市"}
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 
 
@@ -59,6 +66,12 @@ class ShortlistRow:
     status: str = "未跟进"
     note: str = ""
     enterprise_id: str = ""
+    stock_code: str = ""
+    listing_status: str = ""  # listed / delisted (or already 上市/已退市)
+    group: str = ""
+    fictional: bool = False
+    sources: list[str] = field(default_factory=list)
+    as_of: str = ""
 
     def cells(self, escape: bool = True) -> list[str | int | float | None]:
         """The row's values in :data:`HEADERS` order; ``escape``: text that could start a formula gets a leading
@@ -79,6 +92,12 @@ class ShortlistRow:
             escape_cell(self.status),
             escape_cell(self.note),
             escape_cell(self.enterprise_id),
+            escape_cell(self.stock_code),
+            _LISTING.get(self.listing_status, escape_cell(self.listing_status)),
+            escape_cell(self.group),
+            "虚构示例（非真实企业）" if self.fictional else "",
+            escape_cell("、".join(self.sources)),
+            escape_cell(self.as_of),
         ]
 
 

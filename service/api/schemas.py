@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from matcher.ranking.recommendation import MAX_K, Candidate, Filters, Recommendation
 from matcher.records import Enterprise, GapType, Product, RegionLevel
@@ -292,8 +292,37 @@ class EnterpriseIn(InputModel):
     revenue: float | None = Field(None, ge=0, le=1e6, strict=True, description="亿元")
     stock_code: str | None = Field(None, max_length=32)
     parent_group: str | None = Field(None, max_length=200)
+    sites: list[str] = Field(default_factory=list, max_length=50,
+                             description="生产基地: places of the firm's plants (e.g. 新疆昌吉州玛纳斯县)")  # fmt: skip
     tags: list[str] = Field(default_factory=list, max_length=50)
     extra: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+
+
+class EnterpriseRecord(Enterprise):
+    """An enterprise as the API shows it: the stored profile plus its provenance and status, spelled out."""
+
+    sources: list[str] = Field(default_factory=list, description="every source that described the firm")
+    as_of: str = Field("", description="date of the newest stored fact (YYYY-MM-DD)")
+    listing_status: str | None = Field(None, description="listed / delisted (A-share data); null when unknown")
+    former_names: list[str] = Field(default_factory=list, description="曾用名")
+    group: str | None = Field(None, description="所属集团 (parent group), when known")
+
+    @classmethod
+    def of(cls, e: Enterprise) -> EnterpriseRecord:
+        return cls(
+            **{k: getattr(e, k) for k in Enterprise.model_fields},
+            sources=list(e.extra.get("sources") or ([e.source] if e.source else [])),
+            as_of=e.updated_at.date().isoformat(),
+            listing_status=e.extra.get("listing_status") or ("listed" if e.listed else None),
+            former_names=list(e.extra.get("former_names") or []),
+            group=e.parent_group,
+        )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fictional(self) -> bool:
+        """An authored example firm (demo data), never a real enterprise."""
+        return bool(Enterprise.fictional.fget(self))
 
 
 class EnterpriseBrief(BaseModel):
@@ -302,6 +331,8 @@ class EnterpriseBrief(BaseModel):
     province: str | None = None
     city: str | None = None
     stock_code: str | None = None
+    listing_status: str | None = None
+    fictional: bool = False
     products: list[str] = Field(default_factory=list)
     links: list[str] = Field(default_factory=list)
     shared: bool
@@ -314,6 +345,8 @@ class EnterpriseBrief(BaseModel):
             province=e.province,
             city=e.city,
             stock_code=e.stock_code,
+            listing_status=e.extra.get("listing_status") or ("listed" if e.listed else None),
+            fictional=e.fictional,
             products=[p.name for p in e.products[:10]],
             links=[m.link_id for m in e.links[:10]],
             shared=e.tenant is None,

@@ -20,12 +20,18 @@ def format_recommendation(r: Recommendation) -> str:
     if r.gap is not None:
         head += f" · {r.gap.type.value}（{r.gap.action}，优先级 {r.gap.priority:.2f}）"
     lines = [head, f"query: {r.query_text}", ""]
-    lines.append(f"{'#':>3}  {'score':>6}  {'证据':<6}  {'企业':<24} {'省份':<6} 理由")
+    lines.append(f"{'#':>3}  {'score':>6}  {'证据':<6}  {'企业':<24} {'省份':<6} {'股票代码':<10} 理由")
     for c in r.candidates:
+        name = ("[虚构示例] " if c.fictional else "") + c.name
+        code = (c.stock_code or "-") + ("(退市)" if c.listing_status == "delisted" else "")
         lines.append(
-            f"{c.rank:>3}  {c.score:>6.3f}  {c.evidence_strength:<6}  {c.name[:24]:<24} {(c.province or '-'):<6} "
-            + "；".join(c.reasons[:3])
+            f"{c.rank:>3}  {c.score:>6.3f}  {c.evidence_strength:<6}  {name[:24]:<24} {(c.province or '-'):<6} "
+            f"{code:<10} " + "；".join(c.reasons[:3])
         )
+        facts = [f"集团 {c.group}" if c.group else "", f"来源 {'、'.join(c.sources)}" if c.sources else "",
+                 f"截至 {c.as_of}" if c.as_of else ""]  # fmt: skip
+        if any(facts):
+            lines.append(" " * 23 + " · ".join(f for f in facts if f))
     if not r.candidates:
         lines.append("  (no candidate passed the filters)")
     lines.append(f"\n{len(r.candidates)} candidates, {r.excluded_residents} residents excluded, {r.took_ms:.0f} ms")

@@ -84,8 +84,13 @@ def format_profile(e: Enterprise) -> str:
         ("注册资本(万元)", f"{e.registered_capital:g}" if e.registered_capital is not None else None),
         ("参保/员工人数", e.employees),
         ("标签", "、".join(e.tags) or None),
+        ("所属集团", e.parent_group),
+        ("上市状态", {"listed": "上市", "delisted": "已退市"}.get(e.extra.get("listing_status") or ("listed" if e.listed else ""))),
+        ("曾用名", "、".join(e.extra.get("former_names") or []) or None),
         ("租户", e.tenant),
-        ("来源", e.source or None),
+        ("来源", "、".join(e.extra.get("sources") or ([e.source] if e.source else [])) or None),
+        ("数据日期", e.updated_at.date().isoformat()),
+        ("性质", "虚构示例（演示数据，并非真实企业）" if e.fictional else None),
     ]
     lines += [f"  {k}: {v}" for k, v in facts if v not in (None, "")]
     if e.products:
@@ -319,13 +324,20 @@ def register(app: typer.Typer) -> None:
         mapper = default_mapper()
         mapped = [e.model_copy(update={"links": mapper.map(e)}) for e in companies]
         with_links = sum(1 for e in mapped if e.links)
-        summary = _store().upsert_enterprises(mapped)
+        from matcher.store.duplicates import find_duplicates, merge_duplicates
+
+        with _store() as store:
+            summary = store.upsert_enterprises(mapped)
+            # a firm stored earlier under a name this import lists as its former name: one record, whatever the order
+            folded = merge_duplicates(store, find_duplicates(store))
         typer.echo(
             f"{label} corpus: {len(companies)} companies, {with_links} mapped to ≥1 chain link → "
             f"inserted {summary.inserted}, updated {summary.updated}, unchanged {summary.unchanged} "
             f"({time.perf_counter() - t0:.1f} s)"
         )
-        typer.echo(f"merge report: {summary.merge_report()}")
+        typer.echo(f"merge report: {summary.merge_report()}"
+                   + (f"; {len(folded.removed_ids)} record(s) folded into the firm's other record "
+                      f"(same firm under a former name)" if folded.groups else ""))  # fmt: skip
 
     @enterprise_app.command("show")
     @handle_errors

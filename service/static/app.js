@@ -331,7 +331,10 @@ function renderCandidates(rec) {
       : el("button", { type: "button", class: "add-lead", onclick: (ev) => addLead(c, ev.target) }, "加入清单");
     tbody.append(el("tr", { class: "candidate", dataset: { enterpriseId: c.enterprise_id } },
       el("td", {}, c.rank),
-      el("td", { class: "name" }, c.name, c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null),
+      el("td", { class: "name" }, c.name, c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null,
+        c.listing_status === "delisted" ? el("span", { class: "badge delisted", title: "已退市企业" }, "已退市") : null,
+        c.local_presence ? el("span", { class: "badge presence", title: c.local_presence }, "已在本地布局") : null,
+        provenance(c)),
       el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
       el("td", {}, c.score.toFixed(3)),
       el("td", {}, el("span", { class: `strength ${c.evidence_strength}`, title: c.strength_rule },
@@ -342,6 +345,20 @@ function renderCandidates(rec) {
         el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
           onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态"))));
   }
+}
+
+// the firm's identity and where its facts come from: stock code, group, sources, as-of date
+function provenance(c) {
+  const sourceZh = (s) => s.startsWith("ashare:") ? "A股披露" : s === "authored:fictional" ? "虚构示例"
+    : s.startsWith("authored:") ? "内置公开资料" : s === "api" ? "CRM" : s.startsWith("import:") ? `导入 ${s.slice(7)}` : s;
+  const parts = [
+    c.stock_code ? `${c.stock_code}${c.listing_status === "delisted" ? "（已退市）" : ""}` : null,
+    c.group ? `集团：${c.group}` : null,
+    c.former_names && c.former_names.length ? `曾用名：${c.former_names.join("、")}` : null,
+    c.sources && c.sources.length ? `来源：${[...new Set(c.sources.map(sourceZh))].join("、")}` : null,
+    c.as_of ? `截至 ${c.as_of}` : null,
+  ].filter(Boolean);
+  return parts.length ? el("div", { class: "muted provenance" }, parts.join(" · ")) : null;
 }
 
 // --- a firm's expansion signals (timeline under its row) ----------------------------------------------------------------

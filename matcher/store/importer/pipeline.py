@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from matcher.knowledge.mapping import LinkMapper
     from matcher.store.store import Store
 from matcher.store.importer.formats import _open
+from matcher.store.importer.groups import GroupResolver
 from matcher.store.importer.report import ImportReport, RowIssue, write_rejects
 from matcher.store.importer.rows import _cell_text, _Column, _RowBuilder
 
@@ -318,6 +319,7 @@ def import_file(
     big_file = Path(path).is_file() and Path(path).stat().st_size > 5_000_000  # ≈ 10,000 export rows
     mapping: list[_Mapping] = []  # built at the first batch, so an unreadable file fails fast
     pending: deque[tuple[list[Enterprise], Any]] = deque()  # batches whose links are being computed
+    groups = GroupResolver(store, tenant)
 
     def submit(batch: list[Enterprise]) -> None:
         if not mapping:
@@ -339,11 +341,15 @@ def import_file(
         ]
         spent["map"] += time.perf_counter() - t
         t = time.perf_counter()
+        groups.resolve(mapped)
         summary = store.upsert_enterprises(mapped, tenant=tenant)
         spent["write"] += time.perf_counter() - t
         report.inserted += summary.inserted
         report.updated += summary.updated
         report.unchanged += summary.unchanged
+        report.merged += summary.merged
+        for f, n in summary.conflicts.items():
+            report.conflicts[f] = report.conflicts.get(f, 0) + n
         report.changed_ids.extend(summary.changed_ids)
 
     # Good rows are mapped and written in batches (memory stays flat on big files). An atomic import writes them

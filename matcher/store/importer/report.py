@@ -46,6 +46,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     duplicates: int = 0
+    merged: int = 0  # stored rows of another source that this import's rows were merged into (field by field)
+    conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows where the two sources disagreed
     committed: bool = False
     rejects: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
@@ -78,7 +80,12 @@ class ImportReport:
             f"inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}, "
             f"rejected {self.rejected}, merged duplicates {self.duplicates}, warnings {len(self.warnings)}; "
             f"{state}; {self.seconds:.1f} s"
+            + (f"\nmerge report: merged into records of other sources {self.merged}; conflicting fields kept from "
+               f"the more trusted source: {self._conflicts()}" if self.merged or self.conflicts else "")
         )
+
+    def _conflicts(self) -> str:
+        return ", ".join(f"{f} ×{n}" for f, n in sorted(self.conflicts.items(), key=lambda x: -x[1])) or "none"
 
 
 def write_rejects(path: str | Path, rejects: list[RowIssue]) -> Path:

@@ -77,6 +77,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tags": ("企业标签", "标签", "企业类型标签", "tags", "labels"),
     "revenue": ("营业收入", "营收", "营业总收入", "revenue"),
     "parent_group": ("所属集团", "母公司", "集团", "parent_group", "parent"),
+    "parent_credit_code": ("母公司统一社会信用代码", "母公司信用代码", "集团统一社会信用代码", "parent_credit_code"),
+    "sites": ("生产基地", "工厂所在地", "生产地址", "厂址", "子公司所在地", "sites", "plants"),
     "sw_industry": ("申万行业", "sw_industry"),
 }  # fmt: skip
 
@@ -93,6 +95,7 @@ MAX_LENGTH: dict[str, int] = {
     "products": 5_000,
     "aliases": 2_000,
     "tags": 2_000,
+    "sites": 2_000,
     "*": 20_000,  # every other column, including unknown ones
 }
 
@@ -302,6 +305,13 @@ class _RowBuilder:
             except ValueError as exc:
                 rejects.append(RowIssue(row, col.header, f"invalid credit code: {exc}", text))
 
+        if "parent_credit_code" in known and text_of("parent_credit_code"):
+            col, _raw, text = known["parent_credit_code"]
+            try:  # the group is resolved to the parent's name when the import is written (importer.groups)
+                extra["parent_credit_code"] = validate_credit_code(text)
+            except ValueError as exc:
+                rejects.append(RowIssue(row, col.header, f"invalid credit code: {exc}", text))
+
         province_raw = text_of("province")
         province = province_short(province_raw) or (province_raw or None)
 
@@ -381,6 +391,10 @@ class _RowBuilder:
             [a for a in dict.fromkeys(values_of("aliases")) if a and a != name] if "aliases" in known else []
         )
         tags = [t for t in dict.fromkeys(values_of("tags")) if t] if "tags" in known else []
+        if "sites" in known:  # plants and other known sites (presence in a region beyond the registered city)
+            sites = [x for x in dict.fromkeys(values_of("sites")) if x]
+            if sites:
+                extra["sites"] = sites
         if formula:
             extra["formula_cells"] = formula
         if rejects:

@@ -31,6 +31,7 @@ from service.api.routes._common import enterprise_or_404
 from service.api.schemas import (
     EnterpriseBrief,
     EnterpriseIn,
+    EnterpriseRecord,
     ImportIssue,
     ImportResult,
     ItemError,
@@ -69,9 +70,9 @@ def search_enterprises(
     return [EnterpriseBrief.of(e) for e in svc.store.find_enterprises(q, tenant, limit=limit)]
 
 
-@router.get("/{enterprise_id}", response_model=Enterprise, summary="企业详情 One enterprise")
-def get_enterprise(enterprise_id: str, tenant: TenantDep, svc: ServiceDep) -> Enterprise:
-    return enterprise_or_404(svc.store, enterprise_id, tenant)
+@router.get("/{enterprise_id}", response_model=EnterpriseRecord, summary="企业详情 One enterprise")
+def get_enterprise(enterprise_id: str, tenant: TenantDep, svc: ServiceDep) -> EnterpriseRecord:
+    return EnterpriseRecord.of(enterprise_or_404(svc.store, enterprise_id, tenant))
 
 
 def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
@@ -89,12 +90,14 @@ def _to_enterprise(i: int, item: EnterpriseIn, svc: ServiceDep) -> Enterprise:
     name = clean_text(item.name)
     province = province_short(item.province) or (clean_text(item.province) if item.province else None)
     eid = item.id or derive_id(item.credit_code, normalize_company_name(name), province)
+    sites = [x for x in dict.fromkeys(clean_text(x) for x in item.sites) if x]
     ent = Enterprise(
-        **item.model_dump(exclude={"id", "name", "province"}),
+        **item.model_dump(exclude={"id", "name", "province", "sites", "extra"}),
         id=eid,
         name=name,
         province=province,
         source="api",
+        extra={**item.extra, **({"sites": sites} if sites else {})},
     )
     ent.links = svc.mapper.map(ent)
     return ent

@@ -7,13 +7,14 @@ shortlisted; a region without leads exports the current recommendations (top ``k
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
 from matcher.ranking.recommendation import Candidate, Recommendation, RecommendRequest
-from matcher.records import Region
+from matcher.errors import UnknownEnterpriseError
+from matcher.records import Enterprise, Region
 from matcher.store.lead_store import Lead, LeadStatus, list_leads
 from service.api.deps import ApiError, ServiceDep, TenantDep, charge_work
 from service.api.disconnect import check_client
@@ -36,7 +37,7 @@ _STATUS_ORDER = {
 }
 
 
-def _row_from_lead(lead: Lead, rank: int) -> ShortlistRow:
+def _row_from_lead(lead: Lead, rank: int, ent: Enterprise | None = None) -> ShortlistRow:
     ctx = lead.context
     return ShortlistRow(
         rank=rank,
@@ -53,6 +54,7 @@ def _row_from_lead(lead: Lead, rank: int) -> ShortlistRow:
         status=lead.status.value,
         note=lead.note,
         enterprise_id=lead.enterprise_id,
+        **(_provenance(ent) if ent is not None else {}),
     )
 
 
@@ -73,7 +75,25 @@ def _row_from_candidate(
         reasons=c.reasons,
         status=status,
         enterprise_id=c.enterprise_id,
+        stock_code=c.stock_code or "",
+        listing_status=c.listing_status or "",
+        group=c.group or "",
+        fictional=c.fictional,
+        sources=c.sources,
+        as_of=c.as_of or "",
     )
+
+
+def _provenance(ent: Enterprise) -> dict[str, Any]:
+    """The provenance cells of a stored firm (for rows not built from a ranked candidate)."""
+    return {
+        "stock_code": ent.stock_code or "",
+        "listing_status": ent.extra.get("listing_status") or ("listed" if ent.listed else ""),
+        "group": ent.parent_group or "",
+        "fictional": ent.fictional,
+        "sources": list(ent.extra.get("sources") or ([ent.source] if ent.source else [])),
+        "as_of": ent.updated_at.date().isoformat(),
+    }
 
 
 def _lead_rows(svc: ServiceDep, tenant: str, region: Region, include_dropped: bool) -> list[ShortlistRow]:
@@ -83,7 +103,15 @@ def _lead_rows(svc: ServiceDep, tenant: str, region: Region, include_dropped: bo
         if include_dropped or x.status is not LeadStatus.DROPPED
     ]
     leads.sort(key=lambda x: (_STATUS_ORDER[x.status], x.context.get("rank") or 10_000, x.created_at))
-    return [_row_from_lead(x, i) for i, x in enumerate(leads, start=1)]
+    return [_row_from_lead(x, i, _stored(svc, tenant, x.enterprise_id)) for i, x in enumerate(leads, start=1)]
+
+
+def _stored(svc: ServiceDep, tenant: str, enterprise_id: str) -> Enterprise | None:
+    """The lead's firm as stored now (None once deleted: the row keeps what the lead recorded)."""
+    try:
+        return svc.store.get_enterprise(enterprise_id, tenant)
+    except UnknownEnterpriseError:
+        return None
 
 
 def _recommended_rows(
@@ -188,7 +216,7 @@ def export_selected(
                 value=key,
             ) from None
         if ent.id in leads:
-            rows.append(_row_from_lead(leads[ent.id], i))
+            rows.append(_row_from_lead(leads[ent.id], i, ent))
         elif ent.id in ranked:
             c, rec = ranked[ent.id]
             chain_name = catalogue.chains[rec.chain_id].name if rec.chain_id else ""
@@ -205,6 +233,7 @@ def export_selected(
                     products=[p.name for p in ent.products[:5]],
                     reasons=["人工选择"],
                     enterprise_id=ent.id,
+                    **_provenance(ent),
                 )
             )
     return _file(rows, region, fmt)
