@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from matcher.knowledge.catalogue import default_catalogue
-from matcher.knowledge.gaps import INTEGRATED, LOCATED, PROJECT, RESIDENT, diagnose
+from matcher.knowledge.gaps import ESTABLISHED, INTEGRATED, LOCATED, PROJECT, RESIDENT, diagnose
 from matcher.knowledge.located import firm_links, located_in, located_presence
 from matcher.knowledge.regions import default_regions
 from matcher.records import Enterprise, Product
@@ -72,6 +72,9 @@ def test_a_firm_counts_where_it_is_registered_and_only_for_its_main_products(dem
     assert located_in(firm, book.get("xinjiang"), book) and not located_in(firm, book.get("changji"), book)
     in_changji = _firm("某电缆", "新疆", "昌吉回族自治州", ("电力电缆", 0.5))
     assert located_in(in_changji, book.get("changji"), book)
+    plant = _firm("某箔业", "新疆", "乌鲁木齐市", ("电子铝箔", 0.5)).model_copy(update={"extra": {"sites": ["巩留县工业园区"]}})
+    assert located_in(plant, book.get("gongliu"), book) and located_in(plant, book.get("yili"), book)
+    assert not located_in(plant, book.get("karamay"), book)
 
 
 def test_high_purity_aluminium_is_present_in_xinjiang_from_the_ashare_corpus(shared_data, demo):
@@ -108,3 +111,10 @@ def test_gaps_cli_reads_located_firms_from_the_store_and_flags_infeasible_rows_o
     assert "不宜引进" in text and "氧化铝" in text
     default = runner.invoke(app, ["gaps", "manas"]).output
     assert "⊘ 不宜引进" not in default and "加 --all 查看" in default
+
+
+def test_established_industries_from_public_facts_are_present(demo):
+    gm = _diag("changji", demo)
+    assert ESTABLISHED in gm.present_sources["silicon_ingot"]  # 单晶硅 production base per the 2023 transfer article
+    assert "silicon_ingot" not in {g.link_id for g in gm.gaps}
+    assert ESTABLISHED in _diag("zhundong", demo).present_sources["wind_farm"]

@@ -16,12 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, Field
 
 from matcher.knowledge.catalogue import DATA_DIR
 from matcher.knowledge.regions import RegionBook
 from matcher.records import Fact, Region
+from matcher.yamlio import read_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Assessment:
 
 def load_requirements(path: Path = REQUIREMENTS_FILE) -> dict[str, list[Requirement]]:
     """Link id → its requirements."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    raw = read_yaml(path) or {}
     return {str(lid): [Requirement.model_validate(r) for r in reqs] for lid, reqs in raw.items()}
 
 

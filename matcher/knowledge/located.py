@@ -1,7 +1,8 @@
 """Presence by location: corpus firms registered in a region (province / prefecture / county) and the links they make.
 
-A firm counts for a region when its province (for a province), its city (for a prefecture or county-level city) or
-its county names the region or one of its sub-regions. Its links are its confidently mapped links (:class:`LinkMatch`)
+A firm counts for a region when its province (for a province), its city (for a prefecture or county-level city), its
+county or one of its known plants (``extra.sites``, from an import's 生产基地 column) names the region or one of its
+sub-regions. Its links are its confidently mapped links (:class:`LinkMatch`)
 or, when it has none, the catalogue links its product segments name exactly — either way only segments with a revenue
 share of at least ``min_share`` (a 0.1% side line such as a retailer's 汽车配件 makes no link present).
 The listing tables give a firm's registered seat, not its plants: a province-level reading is the safe one.
@@ -54,13 +55,17 @@ def firm_links(firm: Enterprise, catalogue: Catalogue, min_share: float = MIN_SH
 
 
 def located_in(firm: Enterprise, region: Region, book: RegionBook | None = None) -> bool:
-    """Whether the firm's registered seat lies in the region or one of its sub-regions."""
+    """Whether the firm's registered seat, or one of its known plants (``extra.sites``), lies in the region or in
+    one of its sub-regions."""
+    sites = [normalize_text(str(x)) for x in firm.extra.get("sites") or ()]
     for r in _scope(region, book):
         names = _names(r)
         if r.level == RegionLevel.PROVINCE:
             if firm.province and normalize_text(firm.province) in names | {normalize_text(r.province)}:
                 return True
         elif any(x and normalize_text(x) in names for x in (firm.city, firm.county)):
+            return True
+        if any(len(n) >= 2 and n in site for n in names for site in sites):
             return True
     return False
 
