@@ -235,3 +235,17 @@ def test_malformed_aiding_file_names_the_entry(tmp_path):
     path.write_text("- {prefecture: 测试州, region_id: test, aiding: [江苏省], counties: {浙江省: [甲县]}}\n", encoding="utf-8")
     with pytest.raises(RegionFileError, match="not in aiding"):
         parse_aiding(path)
+
+
+def test_a_project_or_endowment_without_a_source_is_a_clear_file_error(tmp_path):
+    """Issue 16: every authored fact has a source."""
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "- {id: t, name: 测试县, level: 县市, projects: [{name: 某项目, links: [aluminium_rod], status: 签约}]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RegionFileError, match="source"):
+        parse_regions(path)
+    path.write_text("- {id: t, name: 测试县, level: 县市, endowments: [{key: coal, value: true}]}\n", encoding="utf-8")
+    with pytest.raises(RegionFileError, match="source"):
+        parse_regions(path)

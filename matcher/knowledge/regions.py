@@ -13,13 +13,23 @@ File format: a YAML list of regions::
       residents:
         - name: 新疆嘉润资源控股有限公司
           links: [electrolytic_aluminium]
+          integrated: [coal_power_generation]   # links its own integrated plant covers (自备电厂)
           chain_master: true
           capacity: 电解铝产能约80万吨, 可供铝水20万吨/年
           size: 大
-      needs:
-        - text: 利用嘉润铝水发展铝棒、铝型材、再生铝
-          chain: aluminium
+      projects:                    # under way: 在建/投产 fill their links, 签约 only partly fills them
+        - name: 南昌荣凯实业 铝棒、铝型材、再生铝项目
           links: [aluminium_rod, aluminium_profile, recycled_aluminium]
+          status: 签约
+          source: 中国日报网 2023-05 招商恳谈会报道
+      endowments:                  # resource / factor facts with sources; sub-regions inherit them
+        - {key: bauxite, value: false, note: 无铝土矿资源, source: http://chnria.com/hyxx/749.html}
+      established:                 # industries present at scale by public statistics, no single firm on file
+        - {links: [cotton_planting], note: 主要植棉县, source: 县统计公报}
+      needs:
+        - text: 铝水直供延伸电工圆铝杆、铝板带箔
+          chain: aluminium
+          links: [electrical_aluminium_rod, aluminium_sheet_strip]
           gap_type: 短链
 """
 
