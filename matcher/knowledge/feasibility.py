@@ -94,11 +94,20 @@ def assess(
     return out
 
 
-def describe(req: Requirement, facts: Mapping[str, Fact] | None = None) -> str:
-    """A failed requirement as one line for a 招商 officer: the reason, the region's fact and their sources."""
+def describe(req: Requirement, facts: Mapping[str, Fact] | None = None, names: Mapping[str, str] | None = None) -> str:
+    """A failed requirement as one line for a 招商 officer: the reason, the region's fact and their sources.
+
+    A resource requirement quotes the region's stated fact; an input or policy requirement says what the region's
+    data does not hold (``names`` gives the link names), never that it does not exist.
+    """
     line = f"{req.reason}（依据：{req.source}）"
-    for k in req.needs if req.kind == "resource" else ():
-        fact = (facts or {}).get(k)
-        if fact is not None and fact.note:
-            line += f"；本地区：{fact.note}（来源：{fact.source}）"
+    if req.kind == "resource":
+        for k in req.needs:
+            fact = (facts or {}).get(k)
+            if fact is not None and fact.note:
+                line += f"；本地区：{fact.note}（来源：{fact.source}）"
+    elif req.needs:
+        missing = "、".join((names or {}).get(k, k) for k in req.needs if not k.startswith(("quota_", "oil_gas_", "coal_chem_")))
+        if missing:
+            line += f"；本地区（含下辖）未录入{missing}"
     return line

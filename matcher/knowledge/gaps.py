@@ -133,13 +133,14 @@ def diagnose(
     available = set(holders) | {f.key for r in _scope_regions(region, book) for f in r.endowments if f.value}
     members = {lid for cid in chain_ids for lid in catalogue.chains[cid].link_ids if lid not in holders}
     blocked = frozenset(lid for lid in members if not assess(lid, facts, available).feasible)
+    names = {lid: link.name for lid, link in catalogue.links.items()}
     gaps: list[Gap] = []
     present_out: dict[str, list[str]] = {}
     for cid in chain_ids:
         gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own, blocked))
     for g in gaps:
         if g.type != GapType.WEAK:
-            _apply_feasibility(g, facts, available, signed.get(g.link_id, []))
+            _apply_feasibility(g, facts, available, signed.get(g.link_id, []), names)
     for g in gaps:
         if g.feasible and g.type == GapType.SHORT and blocked:
             _flag_unreachable(g, catalogue, set(holders), blocked)
@@ -237,16 +238,16 @@ def _flag_unreachable(gap: Gap, catalogue: Catalogue, present: set[str], blocked
 
 
 def _apply_feasibility(
-    gap: Gap, facts: dict[str, Fact], available: set[str], signed: list[str]
+    gap: Gap, facts: dict[str, Fact], available: set[str], signed: list[str], names: dict[str, str]
 ) -> None:
     """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects."""
     verdict = assess(gap.link_id, facts, available)
     if not verdict.feasible:
         gap.feasible = False
-        gap.infeasible = [f"不宜引进：{describe(r, facts)}" for r in verdict.hard]
+        gap.infeasible = [f"不宜引进：{describe(r, facts, names)}" for r in verdict.hard]
     if verdict.soft:
         gap.priority_parts["feasibility"] = -min(1.0, 0.5 * len(verdict.soft))
-        gap.evidence += [f"可行性不足：{describe(r, facts)}" for r in verdict.soft]
+        gap.evidence += [f"可行性不足：{describe(r, facts, names)}" for r in verdict.soft]
     if signed:
         gap.priority_parts["project"] = -1.0
         gap.evidence.append(f"已有签约项目部分填补：{'、'.join(signed)}")
