@@ -235,6 +235,23 @@ def _region_body(**over) -> dict:
     return body
 
 
+def test_a_tenants_region_carries_endowments_projects_and_integrated_plants(api: Api):
+    h = api.tenant().headers
+    body = _region_body(
+        residents=[{"name": "测试电解铝有限公司", "links": ["电解铝"], "integrated": ["燃煤发电"], "chain_master": True}],
+        endowments=[{"key": "bauxite", "value": False, "note": "无铝土矿", "source": "测试地区矿产规划"}],
+        projects=[{"name": "某铝棒项目", "links": ["铝棒"], "status": "签约", "source": "测试报道 2024"}],
+    )
+    assert api.client.post("/v1/regions", json=body, headers=h).status_code == 201
+    gm = api.client.get("/v1/regions/test_park/gaps", headers=h).json()
+    assert gm["present_sources"]["coal_power_generation"] == ["一体化配套"]
+    assert "alumina" not in {g["link_id"] for g in gm["gaps"]} and gm["hidden"] >= 1
+    rod = next(g for g in gm["gaps"] if g["link_id"] == "aluminium_rod")
+    assert rod["priority_parts"]["project"] == -1.0
+    bad = _region_body(projects=[{"name": "无来源项目", "links": ["铝棒"], "status": "签约"}])
+    assert api.client.post("/v1/regions", json=bad, headers=h).status_code == 422
+
+
 def test_create_region_resolves_names_and_drives_the_gap_diagnosis(api: Api):
     h = api.tenant().headers
     resp = api.client.post("/v1/regions", json=_region_body(), headers=h)

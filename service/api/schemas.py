@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from matcher.ranking.recommendation import MAX_K, Candidate, Filters, Recommendation
-from matcher.records import Enterprise, GapType, Product, RegionLevel
+from matcher.records import Enterprise, GapType, Product, ProjectStatus, RegionLevel
 from matcher.store.lead_store import LeadStatus
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "EnterpriseIn",
     "ErrorBody",
     "ErrorResponse",
+    "EstablishedIn",
+    "FactIn",
     "FitItem",
     "ImportIssue",
     "ImportResult",
@@ -31,6 +33,7 @@ __all__ = [
     "LeadUpdate",
     "LinkInfo",
     "NeedIn",
+    "ProjectIn",
     "RecommendBody",
     "RecommendationOut",
     "RegionCreate",
@@ -145,6 +148,43 @@ class ResidentIn(InputModel):
     capacity: str = Field("", max_length=500)
     size: Literal["大", "中", "小"] | None = None
     note: str = Field("", max_length=1000)
+    integrated: list[str] = Field(
+        default_factory=list, max_length=50, description="links its own integrated plant covers (自备电厂…)"
+    )
+
+
+class FactIn(InputModel):
+    """An endowment fact of the region (资源禀赋、要素条件) with its source; sub-regions inherit it."""
+
+    model_config = _Strict
+
+    key: str = Field(min_length=1, max_length=64, description="e.g. bauxite, coal, open_land, water_ample")
+    value: bool
+    note: str = Field("", max_length=500)
+    source: str = Field(min_length=4, max_length=500)
+
+
+class ProjectIn(InputModel):
+    """A project under way: 在建/投产 fill their links, 签约 partly fills them."""
+
+    model_config = _Strict
+
+    name: str = Field(min_length=1, max_length=200)
+    links: list[str] = Field(min_length=1, max_length=50)
+    status: ProjectStatus
+    capacity: str = Field("", max_length=500)
+    size: Literal["大", "中", "小"] | None = None
+    source: str = Field(min_length=4, max_length=500)
+
+
+class EstablishedIn(InputModel):
+    """Links the region has at scale by public statistics, with no single firm on file."""
+
+    model_config = _Strict
+
+    links: list[str] = Field(min_length=1, max_length=50)
+    note: str = Field(min_length=1, max_length=500)
+    source: str = Field(min_length=4, max_length=500)
 
 
 class NeedIn(InputModel):
@@ -173,6 +213,9 @@ class RegionUpdate(InputModel):
     )
     residents: list[ResidentIn] = Field(default_factory=list, max_length=2000)
     needs: list[NeedIn] = Field(default_factory=list, max_length=200)
+    endowments: list[FactIn] = Field(default_factory=list, max_length=100)
+    projects: list[ProjectIn] = Field(default_factory=list, max_length=200)
+    established: list[EstablishedIn] = Field(default_factory=list, max_length=100)
     aiding: list[str] = Field(
         default_factory=list, max_length=20, description="产业援疆 aiding provinces / cities"
     )

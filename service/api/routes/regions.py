@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.gaps import diagnose
 from matcher.knowledge.located import located_presence
-from matcher.records import GapMap, Need, Region, Resident
+from matcher.records import Established, Fact, GapMap, Need, Project, Region, Resident
 from matcher.store.tenancy import SharedCorpusReadOnlyError
 from service.api.deps import ApiError, ServiceDep, TenantDep
 from service.api.routes._common import region_or_404, resolve_chain, resolve_link
@@ -25,7 +25,24 @@ def _validated(
     residents = []
     for i, r in enumerate(body.residents):
         links = [resolve_link(catalogue, x, f"residents[{i}].links[{j}]") for j, x in enumerate(r.links)]
-        residents.append(Resident(**r.model_dump(exclude={"links"}), links=list(dict.fromkeys(links))))
+        plant = [resolve_link(catalogue, x, f"residents[{i}].integrated[{j}]") for j, x in enumerate(r.integrated)]
+        residents.append(
+            Resident(
+                **r.model_dump(exclude={"links", "integrated"}),
+                links=list(dict.fromkeys(links)),
+                integrated=list(dict.fromkeys(plant)),
+            )
+        )
+    projects = [
+        Project(**p.model_dump(exclude={"links"}),
+                links=[resolve_link(catalogue, x, f"projects[{i}].links[{j}]") for j, x in enumerate(p.links)])
+        for i, p in enumerate(body.projects)
+    ]  # fmt: skip
+    established = [
+        Established(**e.model_dump(exclude={"links"}),
+                    links=[resolve_link(catalogue, x, f"established[{i}].links[{j}]") for j, x in enumerate(e.links)])
+        for i, e in enumerate(body.established)
+    ]  # fmt: skip
     needs = []
     for i, n in enumerate(body.needs):
         chain_id = resolve_chain(catalogue, n.chain, f"needs[{i}].chain") if n.chain else None
@@ -72,6 +89,9 @@ def _validated(
         target_chains=list(dict.fromkeys(chains)),
         residents=residents,
         needs=needs,
+        endowments=[Fact(**f.model_dump()) for f in body.endowments],
+        projects=projects,
+        established=established,
         aiding=body.aiding,
         tenant=tenant,
         description=body.description,
