@@ -57,13 +57,17 @@ def firm_links(firm: Enterprise, catalogue: Catalogue, min_share: float = MIN_SH
 def located_in(firm: Enterprise, region: Region, book: RegionBook | None = None) -> bool:
     """Whether the firm's registered seat, or one of its known plants (``extra.sites``), lies in the region or in
     one of its sub-regions."""
+    return _located(firm, [(r, _names(r)) for r in _scope(region, book)])
+
+
+def _located(firm: Enterprise, scope: list[tuple[Region, set[str]]]) -> bool:
     sites = [normalize_text(str(x)) for x in firm.extra.get("sites") or ()]
-    for r in _scope(region, book):
-        names = _names(r)
+    seat = {normalize_text(x) for x in (firm.city, firm.county) if x}
+    for r, names in scope:
         if r.level == RegionLevel.PROVINCE:
             if firm.province and normalize_text(firm.province) in names | {normalize_text(r.province)}:
                 return True
-        elif any(x and normalize_text(x) in names for x in (firm.city, firm.county)):
+        elif seat & names:
             return True
         if any(len(n) >= 2 and n in site for n in names for site in sites):
             return True
@@ -75,8 +79,9 @@ def located_presence(
 ) -> dict[str, list[str]]:
     """Link id → names of the corpus firms located in the region that make it."""
     out: dict[str, list[str]] = {}
+    scope = [(r, _names(r)) for r in _scope(region, book)]
     for firm in firms:
-        if firm.fictional or not located_in(firm, region, book):
+        if firm.fictional or not _located(firm, scope):
             continue
         for lid in firm_links(firm, catalogue):
             out.setdefault(lid, []).append(firm.name)
