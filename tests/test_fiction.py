@@ -76,7 +76,13 @@ def test_a_zero_share_segment_is_never_called_main_business(demo_root: Path):
     firm.links = LinkMapper(engine.catalogue).map(firm)
     engine.ws.store.upsert_enterprises([firm], tenant="t0")
     rec = engine.recommend(RecommendRequest(**{**REQ, "k": 200}, tenant="t0"))
-    mine = [c for c in rec.candidates if c.name == firm.name]
+    assert not [c for c in rec.candidates if c.name == firm.name]  # a 0% segment is no evidence of making rods
+    import copy
+
+    unbarred = copy.copy(engine.recommender())  # without the evidence bar it is ranked, and never called 主营
+    unbarred.evidence_bar = False
+    req = RecommendRequest(**{**REQ, "k": 200}, tenant="t0")
+    mine = [c for c in unbarred.recommend(req, engine.regions("t0")).candidates if c.name == firm.name]
     assert mine, "the firm maps onto 铝棒 by its 0%-share segment and should be ranked"
     assert not any("主营6063铝棒" in r for r in mine[0].reasons), mine[0].reasons
 

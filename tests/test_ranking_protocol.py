@@ -159,14 +159,26 @@ def test_evidence_bar_any_one_criterion():
     assert evidence_bar(F, shares_known=known).tolist() == [True, True, False, False]
 
 
+def test_text_alone_is_evidence_only_when_both_text_signals_agree():
+    """Issue 20 item 5: the pool's most similar profile is not evidence on its own (it padded lists with firms
+    of other links); strong character overlap and high similarity together are."""
+    col = {f: j for j, f in enumerate(FEATURES)}
+    F = np.zeros((3, len(FEATURES)), dtype=np.float32)
+    F[0, col["dense"]] = 1.0  # the most similar profile of the pool, nothing else
+    F[1, col["tfidf"]] = 0.5  # character overlap only
+    F[2, [col["tfidf"], col["dense"]]] = (0.25, 0.9)  # both
+    assert evidence_bar(F).tolist() == [False, False, True]
+    assert evidence_bar(F, text={}).tolist() == [False, False, False]
+
+
 def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec, monkeypatch):
     # the hash embedder's similarity is noise, so this test ranks and bars on the lexical evidence only
     import copy
 
     import matcher.ranking.recommender as recommender_module
 
-    bar = {k: v for k, v in EVIDENCE_BAR.items() if k != "dense"}
-    monkeypatch.setattr(recommender_module, "evidence_bar", lambda F, _bar=None, **kw: evidence_bar(F, bar, **kw))
+    monkeypatch.setattr(recommender_module, "evidence_bar",
+                        lambda F, _bar=None, **kw: evidence_bar(F, EVIDENCE_BAR, text={"tfidf": 0.2}, **kw))  # fmt: skip
     lexical = copy.copy(rec)
     lexical.blend = BlendWeights(text=("tfidf", "bm25"))
     r = lexical.recommend(RecommendRequest(chain="alu", link="rod", k=40))

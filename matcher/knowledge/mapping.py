@@ -68,6 +68,8 @@ class TextEmbedder(Protocol):
 #: A phrase naming trade in a product (铝棒贸易, 钢材批发): the firm is a trader, not a maker.
 _TRADE = re.compile(r"贸易|批发|零售|经销|代理|进出口|商贸|供应链")
 TRADE_CAP = 0.5  # = the default min_score: a trader stays mapped (so reasons can say 贸易) but never as a maker
+AMBIGUITY_GAP = 0.03  # token matches this close to the best one compete with it
+AMBIGUOUS_CAP = 0.5  # an ambiguous token match: a hint, never a confident mapping (the evidence bar needs 0.8)
 #: Single characters that name a material; a token match across two different materials is refused.
 MATERIALS = frozenset("铝铜锌铅镍钴锂钛镁钢铁硅锡银钽钨钼锰铬锆锑铟镓锗钒")
 
@@ -352,6 +354,7 @@ class LinkMapper:
                 seg_scores = self._seg_cache[seg] = self._score_segment(seg)
             for lid, (score, method) in seg_scores.items():
                 offer(lid, score - order_penalty, method)
+        self._cap_ambiguous(scores)
         for lid, hit in list(scores.items()):
             if hit.method == "token" and (len(key) <= 2 or self._material_conflict(key, lid)):
                 # 铜合金棒 is not 铝棒 (a shared token cannot bridge two materials); 板材 alone is too generic
@@ -359,6 +362,19 @@ class LinkMapper:
             elif trade:  # 铝棒贸易: the firm trades the product, it does not make it
                 scores[lid] = _Hit(lid, min(hit.score, TRADE_CAP), "trade")
         return tuple(sorted(scores.values(), key=lambda h: (-h.score, self._order[h.link_id])))
+
+    def _cap_ambiguous(self, scores: dict[str, _Hit]) -> None:
+        """A token match that fits links of unrelated chains about equally (电池和配件: 电池片 of photovoltaics or
+        锂电池电芯 of batteries) says which word, not which product: those hits are capped below a confident
+        mapping (:data:`AMBIGUOUS_CAP`)."""
+        tokens = sorted((h for h in scores.values() if h.method == "token"), key=lambda h: -h.score)
+        if len(tokens) < 2 or any(h.method == "alias" and h.score >= tokens[0].score for h in scores.values()):
+            return
+        close = [h for h in tokens if h.score >= tokens[0].score - AMBIGUITY_GAP]
+        chains = [set(self.catalogue.chains_of(h.link_id)) for h in close]
+        if len(close) >= 2 and any(not (chains[0] & c) for c in chains[1:]):
+            for h in close:
+                scores[h.link_id] = _Hit(h.link_id, min(h.score, AMBIGUOUS_CAP), h.method)
 
     def _material_conflict(self, phrase: str, link_id: str) -> bool:
         """The phrase names a material (铜, 铝, 锂 …) and the link names others, none shared."""

@@ -323,12 +323,28 @@ class CandidateSources:
             todo = list(dict.fromkeys(t for t in texts if t not in cache))
         if not todo:
             return
-        vecs = self.embedder.encode_queries(todo).astype(np.float32)
+        vecs = self._encode_queries(todo)
         with lock:
             for t, v in zip(todo, vecs):
                 cache[t] = v
             while len(cache) > 2048:
                 cache.popitem(last=False)
+
+    def _encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Query vectors of ``texts``: from the persistent embedding cache (``query_cache``, set by the engine)
+        where a process already embedded them, else from the model (and then cached for the next process)."""
+        store = self.__dict__.get("query_cache")
+        if store is None:
+            return self.embedder.encode_queries(texts).astype(np.float32)
+        space = f"{self.embedder.id}:query"
+        found = store.get_many(space, texts)
+        todo = [i for i, v in enumerate(found) if v is None]
+        if todo:
+            vecs = self.embedder.encode_queries([texts[i] for i in todo]).astype(np.float32)
+            store.put_many(space, [texts[i] for i in todo], vecs)
+            for i, v in zip(todo, vecs, strict=True):
+                found[i] = v
+        return np.stack(found).astype(np.float32)
 
     def _query_vector(self, text: str) -> np.ndarray:
         """The need's embedding, from a small LRU cache (repeated needs and ablations cost nothing)."""
@@ -339,7 +355,7 @@ class CandidateSources:
             if v is not None:
                 cache.move_to_end(text)
                 return v
-        v = self.embedder.encode_queries([text])[0].astype(np.float32)
+        v = self._encode_queries([text])[0]
         with lock:
             cache[text] = v
             if len(cache) > 2048:

@@ -109,6 +109,7 @@ class Engine:
                 rec.reranker = self._load_reranker()
                 apply_saved_ranker(rec, self.settings.data_dir / "ranker")
                 rec.signals = self._load_signals()
+                rec.query_cache = self.embedding_cache  # need vectors persist across processes
                 self._recommender = self._snapshots.restore(rec) or self._snapshots.fit(rec, progress)
             return self._recommender
 

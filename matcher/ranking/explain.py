@@ -115,9 +115,10 @@ class Explanations(ExpansionReasons):
             elif matches:
                 other = self.catalogue.links[matches[0].link_id].name
                 reasons.append(f"产品与「{other}」部分相似（{matches[0].evidence}），待核实")
-            else:
+            expansion = self._expansion_reasons(i, feats, q, link_id)
+            if not matches and not expansion:  # nothing but the text: say so
                 reasons.append(f"与「{lname}」环节文本相似")
-            reasons.extend(self._expansion_reasons(i, feats, q, link_id))
+            reasons.extend(expansion)  # with no product rows, the evidence that listed the firm comes first
         if presence:
             reasons.append(f"已在本地布局（{presence}），可引导增资扩产")
         if relation:

@@ -235,25 +235,33 @@ EVIDENCE_BAR: dict[str, float] = {
     "related": 0.3,  # its other products often go with this one in firms (relatedness density)
     "ind_related": 0.3,  # firms of its industry often make this link
     "vertical": 0.3,  # ≥ 30% of revenue in the link's direct inputs or outputs
-    "tfidf": 0.2,  # strong character overlap with the need
-    "dense": 0.85,  # among the most similar profiles of the request (min-max scaled within the pool)
 }
+
+#: Text alone is evidence only when both text signals agree: strong character overlap with the need AND among
+#: the most similar profiles of the request (dense is min-max scaled within the pool, so on its own it only says
+#: "most similar of these", which pads lists with firms of other links: 木地板 for PVC型材, 物流 for 储能).
+TEXT_EVIDENCE: dict[str, float] = {"tfidf": 0.2, "dense": 0.85}
 
 
 MIN_MAKER_SHARE = 0.05  # a segment below 5% of revenue is not evidence of making the product
 
 
 def evidence_bar(
-    F: np.ndarray, bar: Mapping[str, float] | None = None, shares_known: np.ndarray | None = None
+    F: np.ndarray, bar: Mapping[str, float] | None = None, shares_known: np.ndarray | None = None,
+    text: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar (any one criterion).
+    """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar: any one criterion of
+    ``bar`` (default :data:`EVIDENCE_BAR`), or all of ``text`` (default :data:`TEXT_EVIDENCE`; ``{}`` = none).
 
     ``shares_known`` (per row): the firm reports revenue shares, so its mapped product must also be at least
     :data:`MIN_MAKER_SHARE` of revenue for ``link_fit`` to count (the ``share`` feature is √share).
     """
     bar = EVIDENCE_BAR if bar is None else bar
+    text = TEXT_EVIDENCE if text is None else text
     F = np.asarray(F)
     ok = np.zeros(F.shape[0], dtype=bool)
+    if text:
+        ok |= np.all([F[:, FEATURES.index(f)] >= t for f, t in text.items()], axis=0)
     for f, t in bar.items():
         hit = F[:, FEATURES.index(f)] >= t
         if f == "link_fit" and shares_known is not None:
