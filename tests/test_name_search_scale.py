@@ -55,3 +55,30 @@ def test_postgresql_connections_carry_a_statement_timeout():
             assert conn.execute(text("SHOW statement_timeout")).scalar_one() == f"{STATEMENT_TIMEOUT_MS // 1000}s"
     finally:
         engine.dispose()
+
+
+def test_sqlite_statements_are_interrupted_at_the_statement_timeout(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """A runaway SQLite statement is cancelled by the progress handler at the bound (PostgreSQL: statement_timeout),
+    and a name search cut off that way is a clear QueryTimeoutError, not a raw database error."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from matcher.errors import QueryTimeoutError
+    from matcher.store import database, name_search
+
+    monkeypatch.setattr(database, "STATEMENT_TIMEOUT_MS", 300)
+    with Store(f"sqlite:///{tmp_path / 'timeout.db'}") as store:
+        endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+        t0 = time.perf_counter()
+        with pytest.raises(OperationalError, match="interrupted"), store.engine.connect() as conn:
+            conn.execute(text(endless))
+        assert time.perf_counter() - t0 < 5
+        with store.engine.connect() as conn:  # the connection is usable again: the bound is per statement
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+
+        def runaway(session, *_args):
+            session.execute(text(endless)).all()
+
+        monkeypatch.setattr(name_search, "_by_equality", runaway)
+        with pytest.raises(QueryTimeoutError, match="statement timeout"):
+            store.find_enterprises("特变电工")

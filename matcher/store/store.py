@@ -47,16 +47,16 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from matcher.errors import ChainMatchError, InvalidRequestError, UnknownEnterpriseError
+from matcher.errors import ChainMatchError, InvalidRequestError, QueryTimeoutError, UnknownEnterpriseError
 from matcher.records import Enterprise, LinkMatch
 from matcher.settings import Settings, get_settings
 from matcher.store.change_feed import ChangeFeed
 from matcher.store.credit_code import validate_credit_code
-from matcher.store.database import _WRITE_TXN, _chunks, _now, make_engine, upgrade
+from matcher.store.database import _WRITE_TXN, _chunks, _now, is_statement_timeout, make_engine, upgrade
 from matcher.store.db_models import EnterpriseRow
 from matcher.store.identity import (
     _aliases_key,
@@ -517,8 +517,13 @@ class Store(ChangeFeed, RegionStore):
         (:mod:`matcher.store.name_search`).
         """
         tenant = check_tenant(tenant)
-        with self._reader() as session:
-            return find_enterprises(session, query, tenant, limit)
+        try:
+            with self._reader() as session:
+                return find_enterprises(session, query, tenant, limit)
+        except OperationalError as exc:
+            if is_statement_timeout(exc):
+                raise QueryTimeoutError(f"name search {query[:40]!r} ran past the statement timeout") from exc
+            raise
 
     def iter_enterprises(self, tenant: str | None = None, batch_size: int = 1000) -> Iterator[Enterprise]:
         """Every enterprise visible to ``tenant`` (shared + own; :data:`ALL_TENANTS` for all rows), by id.

@@ -64,6 +64,7 @@ _ERRORS: dict[str, tuple[int, str, str | None]] = {
     "region_file_invalid": (422, "地区数据无效", None),
     "catalogue_invalid": (500, "产业链目录无效", None),
     "not_fitted": (503, "索引尚未就绪，请稍后重试", None),
+    "query_timeout": (503, "查询超时，已取消，请换更具体的条件重试", None),
 }
 _HTTP_CODES = {
     400: ("bad_request", "请求无效"),
