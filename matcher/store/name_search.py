@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,9 +54,11 @@ def _by_index(
 ) -> list[Any]:
     """The first ``limit`` rows of the partition matching ``cond``, shortest first (steps 1–3 above)."""
     part = _partition(tenant)
-    head = select(_e.id).where(part).order_by(*_ORDER).limit(HEAD_ROWS).scalar_subquery()
-    rows = session.execute(select(*_COLS).where(_e.id.in_(head), cond).order_by(*_ORDER).limit(limit)).all()
-    if len(rows) >= limit:
+    # the last of the partition's HEAD_ROWS shortest rows (an index-only scan), then those rows checked by `cond`
+    last = session.execute(select(*_ORDER).where(part).order_by(*_ORDER).offset(HEAD_ROWS - 1).limit(1)).first()
+    head = part if last is None else and_(part, tuple_(*_ORDER) <= tuple(last))
+    rows = session.execute(select(*_COLS).where(head, cond).order_by(*_ORDER).limit(limit)).all()
+    if len(rows) >= limit or last is None:  # None: the partition has fewer rows, all of them checked
         return rows
     found = name_candidates(session, tenant, terms, CANDIDATE_CAP)
     if found is None:
@@ -84,9 +86,9 @@ def _drop_shadowed(session: Session, shared: list[Any], tenant: str) -> list[Any
         return shared
     codes = {r.credit_code for r in shared if r.credit_code}
     names = {r.normalized_name for r in shared}
-    own = session.execute(
+    own = session.execute(  # by the key indexes, not the (unselective) tenant index
         select(_e.normalized_name, _e.credit_code, _e.province, _e.stock_code).where(
-            _e.tenant == tenant, or_(_e.credit_code.in_(codes), _e.normalized_name.in_(names))
+            or_(_e.credit_code.in_(codes), _e.normalized_name.in_(names)), func.coalesce(_e.tenant, "") == tenant
         )
     ).all()
     if not own:
