@@ -6,11 +6,15 @@ the exact ``LIKE`` conditions. A row's grams are its lower-cased characters and 
 (so 1- and 2-character queries are indexed too, which trigrams cannot do), each whole alias as one token (exact
 alias look-ups), and one token naming its partition.
 
+Candidates come shortest normalised name first, so a search reads about as many as it keeps, at any frequency:
+
 - SQLite: an FTS5 table ``enterprise_search`` (``ascii`` tokenizer, one column per field, tokens separated by
-  spaces, a query is a phrase of its adjacent pairs); its rowid is a 63-bit hash of the enterprise id, so a row is
-  replaced or removed without a look-up (two ids of equal hash — odds about 5e-8 at a million rows — would share
-  one entry).
-- PostgreSQL: a table ``enterprise_search(id, len, grams text[])`` with a GIN index; a query is ``grams @> ...``.
+  spaces, a query is a phrase of its adjacent pairs). Its rowid is the length of the normalised name (top 9 bits)
+  and a 54-bit hash of the enterprise id, so matches come in length order and a row is replaced or removed
+  without a look-up (two ids of one length and equal hash — odds about 1e-9 at a million rows — would share one
+  entry).
+- PostgreSQL: a table ``enterprise_search(id, len, grams text[])`` with a GIN index on the grams and a b-tree on
+  ``(len, id)``; a query is ``grams @> ...`` ordered by ``(len, id)``.
 
 The store writes the index in the same transaction as the rows (:func:`index_names`, :func:`unindex_names`);
 migration ``0005`` creates it and fills it from the rows already stored (:func:`rebuild_name_index`).
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -68,9 +72,15 @@ def partition_token(tenant: str | None) -> str:
     return _PARTITION + ("shared" if tenant is None else tenant.encode().hex())
 
 
-def _rowid(enterprise_id: str) -> int:
+_MAX_PAGE = 2000
+_LEN_SHIFT = 54
+_MAX_LEN = (1 << 9) - 1
+
+
+def _rowid(enterprise_id: str, normalized_name: str | None) -> int:
     digest = hashlib.blake2b(enterprise_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+    length = min(len(normalized_name or ""), _MAX_LEN)
+    return (length << _LEN_SHIFT) | (int.from_bytes(digest, "big") >> (64 - _LEN_SHIFT))
 
 
 def _dialect(bind: Session | Connection) -> str:
@@ -89,6 +99,7 @@ def create_name_index(conn: Connection) -> None:
         f"CREATE TABLE {SEARCH_TABLE} (id VARCHAR(200) PRIMARY KEY, len INTEGER NOT NULL, grams TEXT[] NOT NULL)"
     )
     conn.exec_driver_sql(f"CREATE INDEX ix_{SEARCH_TABLE}_grams ON {SEARCH_TABLE} USING gin (grams)")
+    conn.exec_driver_sql(f"CREATE INDEX ix_{SEARCH_TABLE}_len ON {SEARCH_TABLE} (len, id)")
 
 
 def _whole_aliases(aliases: str) -> list[str]:
@@ -98,7 +109,7 @@ def _whole_aliases(aliases: str) -> list[str]:
 def _sqlite_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     name, norm = _fold(row["name"] or ""), _fold(row["normalized_name"] or "")
     return {
-        "k": _rowid(row["id"]),
+        "k": _rowid(row["id"], row["normalized_name"]),
         "id": row["id"],
         "len": len(row["normalized_name"] or ""),
         "t": partition_token(row["tenant"]),
@@ -117,11 +128,20 @@ def _pg_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "len": len(row["normalized_name"] or ""), "grams": sorted(grams)}
 
 
-def index_names(bind: Session | Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """(Re)index ``rows`` (mappings with ``id``, ``tenant``, ``name``, ``normalized_name``, ``aliases``)."""
+def index_names(
+    bind: Session | Connection, rows: Sequence[Mapping[str, Any]], previous: Mapping[str, str | None] | None = None
+) -> None:
+    """(Re)index ``rows`` (mappings with ``id``, ``tenant``, ``name``, ``normalized_name``, ``aliases``).
+
+    Args:
+        previous: the stored normalised name of rows that were indexed before (id -> name), so their old
+            entries go (SQLite keys entries by the name's length).
+    """
     if not rows:
         return
     if _dialect(bind) == "sqlite":
+        if previous:
+            unindex_names(bind, previous)
         stmt = text(
             f"INSERT OR REPLACE INTO {SEARCH_TABLE} (rowid, id, len, t, n, r, a, x) "
             "VALUES (:k, :id, :len, :t, :n, :r, :a, :x)"
@@ -135,15 +155,15 @@ def index_names(bind: Session | Connection, rows: Sequence[Mapping[str, Any]]) -
     bind.execute(stmt, [_pg_entry(r) for r in rows])
 
 
-def unindex_names(bind: Session | Connection, ids: Iterable[str]) -> None:
-    """Remove the entries of ``ids`` (absent ones are ignored)."""
-    ids = list(ids)
-    if not ids:
+def unindex_names(bind: Session | Connection, stored: Mapping[str, str | None]) -> None:
+    """Remove the entries of the rows ``stored`` names (id -> stored normalised name; absent ones are ignored)."""
+    if not stored:
         return
     if _dialect(bind) == "sqlite":
-        bind.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid = :k"), [{"k": _rowid(i)} for i in ids])
+        keys = [{"k": _rowid(i, n)} for i, n in stored.items()]
+        bind.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid = :k"), keys)
     else:
-        bind.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE id = :id"), [{"id": i} for i in ids])
+        bind.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE id = :id"), [{"id": i} for i in stored])
 
 
 def rebuild_name_index(conn: Connection, batch: int = 5000) -> int:
@@ -176,39 +196,66 @@ def _pg_tokens(field: str, value: str) -> list[str]:
     return [_ALIAS + _fold(value)] if field == "alias" else query_grams(value)
 
 
+def _sqlite_query(tenant: str | None, terms: Sequence[tuple[str, str]]) -> str:
+    columns = {"name": "r", "normalized_name": "{n r}", "aliases": "a"}
+    ors = " OR ".join(
+        f'x : "{_fold(v)}"' if f == "alias" else f"{columns[f]} : {_fts_phrase(v)}" for f, v in terms
+    )
+    return f't : "{partition_token(tenant)}" AND ({ors})'
+
+
+def _sqlite_pages(session: Session, query: str, page: int) -> Iterator[list[tuple[str, int]]]:
+    """Matches in rowid order (length, then id hash), one page per query."""
+    last = -1
+    stmt = text(
+        f"SELECT rowid, id, len FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :q AND rowid > :last "
+        "ORDER BY rowid LIMIT :n"
+    )
+    while True:
+        rows = session.execute(stmt, {"q": query, "last": last, "n": page}).all()
+        if rows:
+            yield [(r[1], int(r[2])) for r in rows]
+            last = rows[-1][0]
+        if len(rows) < page:
+            return
+        page = min(2 * page, _MAX_PAGE)
+
+
+def _pg_pages(
+    session: Session, tenant: str | None, terms: Sequence[tuple[str, str]], page: int
+) -> Iterator[list[tuple[str, int]]]:
+    sets = sorted({tuple(sorted({partition_token(tenant), *_pg_tokens(f, v)})) for f, v in terms})
+    where = " OR ".join(f"grams @> CAST(:g{i} AS TEXT[])" for i in range(len(sets)))
+    params: dict[str, Any] = {f"g{i}": list(s) for i, s in enumerate(sets)}
+    stmt = text(
+        f"SELECT id, len FROM {SEARCH_TABLE} WHERE ({where}) AND (len, id) > (:len, :id) "
+        "ORDER BY len, id LIMIT :n"
+    )
+    after: tuple[int, str] = (-1, "")
+    while True:
+        rows = session.execute(stmt, {**params, "len": after[0], "id": after[1], "n": page}).all()
+        if rows:
+            yield [(r[0], int(r[1])) for r in rows]
+            after = (int(rows[-1][1]), rows[-1][0])
+        if len(rows) < page:
+            return
+        page = min(2 * page, _MAX_PAGE)
+
+
 def name_candidates(
-    session: Session, tenant: str | None, terms: Sequence[tuple[str, str]], cap: int
-) -> list[tuple[str, int]] | None:
-    """Rows of ``tenant``'s partition whose fields may contain the terms: ``(id, length of normalised name)``.
+    session: Session, tenant: str | None, terms: Sequence[tuple[str, str]], page: int = 20
+) -> Iterator[list[tuple[str, int]]]:
+    """Rows of ``tenant``'s partition whose fields may contain the terms, in pages, shortest normalised name
+    first (then by id on PostgreSQL, by id hash on SQLite): ``(id, length of normalised name)``. A superset of
+    the rows that match: check them.
 
     Args:
         terms: ``(field, value)`` pairs, any one of which may match; ``field`` is one of :data:`FIELDS`.
-        cap: read at most this many entries.
-
-    Returns:
-        Every candidate (a superset of the rows that match; check them), or ``None`` when there are ``cap`` or
-        more — the caller then scans instead.
+        page: entries read by the first query; each next one reads twice as many (up to 2,000).
     """
     terms = [(f, v) for f, v in dict.fromkeys(terms) if _fold(v)]
     if not terms:
-        return []
+        return iter(())
     if _dialect(session) == "sqlite":
-        columns = {"name": "r", "normalized_name": "{n r}", "aliases": "a", "alias": "x"}
-        ors = " OR ".join(
-            f'x : "{_fold(v)}"' if f == "alias" else f"{columns[f]} : {_fts_phrase(v)}" for f, v in terms
-        )
-        query = f't : "{partition_token(tenant)}" AND ({ors})'
-        rows = session.execute(
-            text(f"SELECT id, len FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :q LIMIT :cap"),
-            {"q": query, "cap": cap},
-        ).all()
-    else:
-        sets = sorted({tuple(sorted({partition_token(tenant), *_pg_tokens(f, v)})) for f, v in terms})
-        where = " OR ".join(f"grams @> CAST(:g{i} AS TEXT[])" for i in range(len(sets)))
-        params: dict[str, Any] = {f"g{i}": list(s) for i, s in enumerate(sets)}
-        rows = session.execute(
-            text(f"SELECT id, len FROM {SEARCH_TABLE} WHERE {where} LIMIT :cap"), {**params, "cap": cap}
-        ).all()
-    if len(rows) >= cap:
-        return None
-    return [(r[0], int(r[1])) for r in rows]
+        return _sqlite_pages(session, _sqlite_query(tenant, terms), page)
+    return _pg_pages(session, tenant, terms, page)

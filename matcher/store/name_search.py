@@ -4,12 +4,12 @@ Exact matches first (name, normalised name, alias / 曾用名, id, credit code, 
 name, normalised name or aliases; shorter normalised names first, then by id. A tenant sees its own rows and the
 shared rows it has no version of. Each partition (the tenant's rows, the shared rows) is searched on its own:
 
-1. the partition's shortest rows (an index on ``(tenant, length(normalized_name), id)``) are checked first — a
-   frequent term such as 公司 is found among them at once;
-2. else the name index (:mod:`matcher.store.name_index`) lists the few rows that can hold the term, which are
-   checked with the exact conditions, shortest first, until enough match;
-3. only a term with more than :data:`CANDIDATE_CAP` candidates, none among the shortest rows, falls back to an
-   ordered scan, which the statement timeout bounds.
+1. PostgreSQL: the partition's shortest rows (an index on ``(tenant, length(normalized_name), id)``) are checked
+   first — a frequent term such as 公司 is found among them at once;
+2. the name index (:mod:`matcher.store.name_index`) lists the rows that can hold the term, shortest first (ties:
+   by id on PostgreSQL, by id hash on SQLite), which are checked with the exact conditions until enough match;
+3. only a term with more than :data:`CANDIDATE_CAP` candidates that do not match (index false positives) falls
+   back to an ordered scan, which the statement timeout bounds.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ __all__ = ["CANDIDATE_CAP", "HEAD_ROWS", "find_enterprises"]
 HEAD_ROWS = 2000
 """Shortest rows of a partition checked before the name index is asked."""
 CANDIDATE_CAP = 20_000
-"""Name-index candidates read at most; more mean a frequent term, found by an ordered scan."""
+"""Name-index candidates checked at most before an ordered scan takes over."""
 
 _e = EnterpriseRow
 _COLS = (_e.id, _e.profile, _e.normalized_name, _e.credit_code, _e.province, _e.stock_code)
@@ -54,22 +54,33 @@ def _by_index(
 ) -> list[Any]:
     """The first ``limit`` rows of the partition matching ``cond``, shortest first (steps 1–3 above)."""
     part = _partition(tenant)
+    if session.get_bind().dialect.name == "sqlite":  # FTS5 reads matches in length order at any frequency
+        return _from_index(session, tenant, cond, terms, limit)
     # the last of the partition's HEAD_ROWS shortest rows (an index-only scan), then those rows checked by `cond`
     last = session.execute(select(*_ORDER).where(part).order_by(*_ORDER).offset(HEAD_ROWS - 1).limit(1)).first()
     head = part if last is None else and_(part, tuple_(*_ORDER) <= tuple(last))
     rows = session.execute(select(*_COLS).where(head, cond).order_by(*_ORDER).limit(limit)).all()
     if len(rows) >= limit or last is None:  # None: the partition has fewer rows, all of them checked
         return rows
-    found = name_candidates(session, tenant, terms, CANDIDATE_CAP)
-    if found is None:
-        return session.execute(select(*_COLS).where(part, cond).order_by(*_ORDER).limit(limit)).all()
-    found.sort(key=lambda c: (c[1], c[0]))
+    return _from_index(session, tenant, cond, terms, limit)
+
+
+def _from_index(
+    session: Session, tenant: str | None, cond: ColumnElement[bool], terms: Sequence[tuple[str, str]], limit: int
+) -> list[Any]:
+    """Name-index candidates, shortest first, checked by ``cond`` until ``limit`` match."""
     out: list[Any] = []
-    for chunk in _chunks([i for i, _ in found]):  # in length order: once enough match, later chunks cannot win
-        out += session.execute(select(*_COLS).where(_e.id.in_(chunk), cond)).all()
-        if len(out) >= limit:
-            break
-    return sorted(out, key=_key)[:limit]
+    read = 0
+    for page in name_candidates(session, tenant, terms, page=max(20, 4 * limit)):  # shortest first
+        for chunk in _chunks([i for i, _ in page], 100):
+            out += sorted(session.execute(select(*_COLS).where(_e.id.in_(chunk), cond)).all(), key=_key)
+            if len(out) >= limit:
+                return out[:limit]
+        read += len(page)
+        if read >= CANDIDATE_CAP:  # a frequent term none of the shortest rows holds: scan instead
+            stmt = select(*_COLS).where(_partition(tenant), cond).order_by(*_ORDER).limit(limit)
+            return session.execute(stmt).all()
+    return out
 
 
 def _by_equality(session: Session, tenant: str | None, eq: list[ColumnElement[bool]], limit: int) -> list[Any]:

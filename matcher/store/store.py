@@ -332,6 +332,7 @@ class Store(ChangeFeed, RegionStore):
         try:
             with self.transaction() as session:
                 state = self._existing(session, prepared, tenant)
+                stored = {rid: row["normalized_name"] for rid, row in state.items()}  # their name-index keys
                 by_code: dict[str, str] = {}
                 by_stock: dict[str, str] = {}
                 by_name: dict[tuple[str, str | None], list[str]] = {}
@@ -432,7 +433,7 @@ class Store(ChangeFeed, RegionStore):
                         session.execute(stmt, [{f"_{k}": v for k, v in r.items()} for r in chunk])
                 for chunk in _chunks(inserts, 5000):
                     session.execute(table.insert(), list(chunk))
-                index_names(session, [*inserts, *updates])
+                index_names(session, [*inserts, *updates], previous={r["id"]: stored[r["id"]] for r in updates})
                 self._log_changes(session, summary.changed_ids, tenant, "upsert", now)
                 summary.inserted, summary.updated = len(inserts), len(updates)
         except IntegrityError as exc:
@@ -456,7 +457,7 @@ class Store(ChangeFeed, RegionStore):
         tenant = check_tenant(tenant)
         with self.transaction() as session:
             row = session.execute(
-                select(EnterpriseRow.id, EnterpriseRow.tenant).where(
+                select(EnterpriseRow.id, EnterpriseRow.tenant, EnterpriseRow.normalized_name).where(
                     EnterpriseRow.id == enterprise_id, self._visible(tenant, hide_shadowed=False)
                 )
             ).first()
@@ -465,7 +466,7 @@ class Store(ChangeFeed, RegionStore):
             if tenant is not None and row.tenant is None:
                 raise SharedCorpusReadOnlyError("enterprise", enterprise_id, tenant)
             session.execute(delete(EnterpriseRow).where(EnterpriseRow.id == enterprise_id))
-            unindex_names(session, [enterprise_id])
+            unindex_names(session, {enterprise_id: row.normalized_name})
             self._log_changes(session, [enterprise_id], row.tenant, "delete", _now())
 
     def set_links(self, enterprise_id: str, links: list[LinkMatch]) -> None:
