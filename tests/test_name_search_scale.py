@@ -9,6 +9,7 @@ import time
 import pytest
 from store_backends import PG_URL, _pg_unreachable, store_url  # noqa: F401  (fixture)
 
+from matcher.errors import InvalidRequestError
 from matcher.records import Enterprise, Product
 from matcher.store import Store
 
@@ -35,6 +36,10 @@ def test_name_search_with_many_private_rows_is_fast_and_respects_shadowing(store
             timings.append(time.perf_counter() - t0)
             assert len(found) <= 5
         assert max(timings) < 2.0, timings
+        for odd in ("\x00", "a\x00b", "\ud800abc"):  # refused alike on both stores (PostgreSQL cannot take them)
+            with pytest.raises(InvalidRequestError, match="NUL character or a lone surrogate"):
+                store.find_enterprises(odd, tenant="big")
+        assert store.find_enterprises("%_%", tenant="big") == []  # LIKE wildcards are literal
         hits = store.find_enterprises("共享名称测试7号制造有限公司", tenant="big", limit=5)
         assert [e.tenant for e in hits if e.name == "共享名称测试7号制造有限公司"] == ["big"]
         assert store.find_enterprises("共享名称测试7号制造有限公司", tenant=None, limit=5)[0].tenant is None

@@ -13,8 +13,10 @@ Candidates come shortest normalised name first, so a search reads about as many 
   and a 54-bit hash of the enterprise id, so matches come in length order and a row is replaced or removed
   without a look-up (two ids of one length and equal hash — odds about 1e-9 at a million rows — would share one
   entry).
-- PostgreSQL: a table ``enterprise_search(id, len, grams text[])`` with a GIN index on the grams and a b-tree on
-  ``(len, id)``; a query is ``grams @> ...`` ordered by ``(len, id)``.
+- PostgreSQL: a table ``enterprise_search(id, tenant, len, grams text[])`` with a GIN index on the grams and a
+  b-tree on ``(tenant, len, id)``; a query is ``tenant = ... AND grams @> ...`` ordered by ``(len, id)``, with the
+  term's rarest grams only (by the element statistics ``ANALYZE`` keeps), so the planner either walks the
+  partition in length order (a frequent term) or intersects a few short posting lists (a rare one).
 
 The store writes the index in the same transaction as the rows (:func:`index_names`, :func:`unindex_names`);
 migration ``0005`` creates it and fills it from the rows already stored (:func:`rebuild_name_index`).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -96,10 +99,11 @@ def create_name_index(conn: Connection) -> None:
         )
         return
     conn.exec_driver_sql(
-        f"CREATE TABLE {SEARCH_TABLE} (id VARCHAR(200) PRIMARY KEY, len INTEGER NOT NULL, grams TEXT[] NOT NULL)"
+        f"CREATE TABLE {SEARCH_TABLE} (id VARCHAR(200) PRIMARY KEY, tenant VARCHAR(64), len INTEGER NOT NULL, "
+        "grams TEXT[] NOT NULL)"
     )
     conn.exec_driver_sql(f"CREATE INDEX ix_{SEARCH_TABLE}_grams ON {SEARCH_TABLE} USING gin (grams)")
-    conn.exec_driver_sql(f"CREATE INDEX ix_{SEARCH_TABLE}_len ON {SEARCH_TABLE} (len, id)")
+    conn.exec_driver_sql(f"CREATE INDEX ix_{SEARCH_TABLE}_len ON {SEARCH_TABLE} (tenant, len, id)")
 
 
 def _whole_aliases(aliases: str) -> list[str]:
@@ -122,10 +126,10 @@ def _sqlite_entry(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _pg_entry(row: Mapping[str, Any]) -> dict[str, Any]:
-    grams = {partition_token(row["tenant"]), *(_ALIAS + a for a in _whole_aliases(row["aliases"] or ""))}
+    grams = {_ALIAS + a for a in _whole_aliases(row["aliases"] or "")}
     for f in ("name", "normalized_name", "aliases"):
         grams.update(field_grams(row[f] or ""))
-    return {"id": row["id"], "len": len(row["normalized_name"] or ""), "grams": sorted(grams)}
+    return {"id": row["id"], "tenant": row["tenant"], "len": len(row["normalized_name"] or ""), "grams": sorted(grams)}
 
 
 def index_names(
@@ -149,8 +153,8 @@ def index_names(
         bind.execute(stmt, [_sqlite_entry(r) for r in rows])
         return
     stmt = text(
-        f"INSERT INTO {SEARCH_TABLE} (id, len, grams) VALUES (:id, :len, CAST(:grams AS TEXT[])) "
-        "ON CONFLICT (id) DO UPDATE SET len = excluded.len, grams = excluded.grams"
+        f"INSERT INTO {SEARCH_TABLE} (id, tenant, len, grams) VALUES (:id, :tenant, :len, CAST(:grams AS TEXT[])) "
+        "ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, len = excluded.len, grams = excluded.grams"
     )
     bind.execute(stmt, [_pg_entry(r) for r in rows])
 
@@ -221,19 +225,48 @@ def _sqlite_pages(session: Session, query: str, page: int) -> Iterator[list[tupl
         page = min(2 * page, _MAX_PAGE)
 
 
+_STATS_TTL_S = 600.0
+_stats: dict[str, tuple[float, dict[str, float]]] = {}  # database url -> (read at, gram -> share of rows)
+
+
+def _gram_shares(session: Session) -> dict[str, float]:
+    """The most common grams and the share of rows holding each (``pg_stats``, kept by ``ANALYZE``), cached."""
+    url = str(session.get_bind().url)
+    now = time.monotonic()
+    cached = _stats.get(url)
+    if cached is None or now - cached[0] > _STATS_TTL_S:
+        row = session.execute(
+            text(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE tablename = :t AND attname = 'grams' AND schemaname = current_schema()"
+            ),
+            {"t": SEARCH_TABLE},
+        ).first()
+        shares = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+        cached = _stats[url] = (now, shares)
+    return cached[1]
+
+
+def _rarest(tokens: list[str], shares: Mapping[str, float], keep: int = 3) -> list[str]:
+    """The ``keep`` tokens held by the fewest rows (one not among the most common counts as rarest)."""
+    return sorted(set(tokens), key=lambda g: (shares.get(g, 0.0), g))[:keep]
+
+
 def _pg_pages(
     session: Session, tenant: str | None, terms: Sequence[tuple[str, str]], page: int
 ) -> Iterator[list[tuple[str, int]]]:
-    sets = sorted({tuple(sorted({partition_token(tenant), *_pg_tokens(f, v)})) for f, v in terms})
+    shares = _gram_shares(session)
+    sets = sorted({tuple(_rarest(_pg_tokens(f, v), shares)) for f, v in terms})
     where = " OR ".join(f"grams @> CAST(:g{i} AS TEXT[])" for i in range(len(sets)))
     params: dict[str, Any] = {f"g{i}": list(s) for i, s in enumerate(sets)}
+    part = "tenant IS NULL" if tenant is None else "tenant = :tenant"
     stmt = text(
-        f"SELECT id, len FROM {SEARCH_TABLE} WHERE ({where}) AND (len, id) > (:len, :id) "
+        f"SELECT id, len FROM {SEARCH_TABLE} WHERE {part} AND ({where}) AND (len, id) > (:len, :id) "
         "ORDER BY len, id LIMIT :n"
     )
     after: tuple[int, str] = (-1, "")
     while True:
-        rows = session.execute(stmt, {**params, "len": after[0], "id": after[1], "n": page}).all()
+        rows = session.execute(stmt, {**params, "tenant": tenant, "len": after[0], "id": after[1], "n": page}).all()
         if rows:
             yield [(r[0], int(r[1])) for r in rows]
             after = (int(rows[-1][1]), rows[-1][0])

@@ -4,12 +4,12 @@ Exact matches first (name, normalised name, alias / 曾用名, id, credit code, 
 name, normalised name or aliases; shorter normalised names first, then by id. A tenant sees its own rows and the
 shared rows it has no version of. Each partition (the tenant's rows, the shared rows) is searched on its own:
 
-1. PostgreSQL: the partition's shortest rows (an index on ``(tenant, length(normalized_name), id)``) are checked
-   first — a frequent term such as 公司 is found among them at once;
-2. the name index (:mod:`matcher.store.name_index`) lists the rows that can hold the term, shortest first (ties:
-   by id on PostgreSQL, by id hash on SQLite), which are checked with the exact conditions until enough match;
-3. only a term with more than :data:`CANDIDATE_CAP` candidates that do not match (index false positives) falls
-   back to an ordered scan, which the statement timeout bounds.
+1. the name index (:mod:`matcher.store.name_index`) lists the rows that can hold the term, shortest first (ties:
+   by id on PostgreSQL, by id hash on SQLite) — a frequent term such as 公司 among its first entries, a rare one
+   by the index — and they are checked with the exact conditions until enough match;
+2. only a term with more than :data:`CANDIDATE_CAP` candidates that do not match (index false positives) falls
+   back to an ordered scan (index on ``(tenant, length(normalized_name), id)``), which the statement timeout
+   bounds.
 """
 
 from __future__ import annotations
@@ -17,20 +17,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from matcher.errors import InvalidRequestError
 from matcher.records import Enterprise
 from matcher.store.database import _chunks, _like_escape
 from matcher.store.db_models import EnterpriseRow
 from matcher.store.name_index import name_candidates
 from matcher.text import clean_text, normalize_company_name, normalize_text
 
-__all__ = ["CANDIDATE_CAP", "HEAD_ROWS", "find_enterprises"]
+__all__ = ["CANDIDATE_CAP", "find_enterprises"]
 
-HEAD_ROWS = 2000
-"""Shortest rows of a partition checked before the name index is asked."""
 CANDIDATE_CAP = 20_000
 """Name-index candidates checked at most before an ordered scan takes over."""
 
@@ -52,23 +51,8 @@ def _key(row: Any) -> tuple[int, str]:
 def _by_index(
     session: Session, tenant: str | None, cond: ColumnElement[bool], terms: Sequence[tuple[str, str]], limit: int
 ) -> list[Any]:
-    """The first ``limit`` rows of the partition matching ``cond``, shortest first (steps 1–3 above)."""
-    part = _partition(tenant)
-    if session.get_bind().dialect.name == "sqlite":  # FTS5 reads matches in length order at any frequency
-        return _from_index(session, tenant, cond, terms, limit)
-    # the last of the partition's HEAD_ROWS shortest rows (an index-only scan), then those rows checked by `cond`
-    last = session.execute(select(*_ORDER).where(part).order_by(*_ORDER).offset(HEAD_ROWS - 1).limit(1)).first()
-    head = part if last is None else and_(part, tuple_(*_ORDER) <= tuple(last))
-    rows = session.execute(select(*_COLS).where(head, cond).order_by(*_ORDER).limit(limit)).all()
-    if len(rows) >= limit or last is None:  # None: the partition has fewer rows, all of them checked
-        return rows
-    return _from_index(session, tenant, cond, terms, limit)
-
-
-def _from_index(
-    session: Session, tenant: str | None, cond: ColumnElement[bool], terms: Sequence[tuple[str, str]], limit: int
-) -> list[Any]:
-    """Name-index candidates, shortest first, checked by ``cond`` until ``limit`` match."""
+    """The first ``limit`` rows of the partition matching ``cond``: name-index candidates of ``terms``, shortest
+    first, checked by ``cond`` until enough match."""
     out: list[Any] = []
     read = 0
     for page in name_candidates(session, tenant, terms, page=max(20, 4 * limit)):  # shortest first
@@ -77,7 +61,7 @@ def _from_index(
             if len(out) >= limit:
                 return out[:limit]
         read += len(page)
-        if read >= CANDIDATE_CAP:  # a frequent term none of the shortest rows holds: scan instead
+        if read >= CANDIDATE_CAP:  # many candidates the exact conditions reject: scan instead
             stmt = select(*_COLS).where(_partition(tenant), cond).order_by(*_ORDER).limit(limit)
             return session.execute(stmt).all()
     return out
@@ -137,7 +121,13 @@ def _visible(session: Session, search: Search, tenant: str | None, limit: int) -
 
 
 def find_enterprises(session: Session, query: str, tenant: str | None, limit: int) -> list[Enterprise]:
-    """Enterprises by name, alias, normalised name, id, credit code or stock code (see the module docstring)."""
+    """Enterprises by name, alias, normalised name, id, credit code or stock code (see the module docstring).
+
+    Raises:
+        InvalidRequestError: ``query`` holds a NUL or a lone surrogate (the same on SQLite and PostgreSQL).
+    """
+    if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in query):  # never stored; PostgreSQL cannot take them
+        raise InvalidRequestError("q", query[:40], "contains a NUL character or a lone surrogate")
     raw = clean_text(query)
     if not raw or limit <= 0:
         return []
