@@ -107,7 +107,9 @@ def create_name_index(conn: Connection) -> None:
 
 
 def _whole_aliases(aliases: str) -> list[str]:
-    return sorted({_fold(a) for a in aliases.split("|") if a})
+    """Each alias as one token, marked so it is a term of its own (a column filter alone would walk the doclist
+    of an equal gram: 公司 in a million names)."""
+    return sorted({_ALIAS + _fold(a) for a in aliases.split("|") if a})
 
 
 def _sqlite_entry(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def _sqlite_entry(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _pg_entry(row: Mapping[str, Any]) -> dict[str, Any]:
-    grams = {_ALIAS + a for a in _whole_aliases(row["aliases"] or "")}
+    grams = set(_whole_aliases(row["aliases"] or ""))
     for f in ("name", "normalized_name", "aliases"):
         grams.update(field_grams(row[f] or ""))
     return {"id": row["id"], "tenant": row["tenant"], "len": len(row["normalized_name"] or ""), "grams": sorted(grams)}
@@ -203,7 +205,7 @@ def _pg_tokens(field: str, value: str) -> list[str]:
 def _sqlite_query(tenant: str | None, terms: Sequence[tuple[str, str]]) -> str:
     columns = {"name": "r", "normalized_name": "{n r}", "aliases": "a"}
     ors = " OR ".join(
-        f'x : "{_fold(v)}"' if f == "alias" else f"{columns[f]} : {_fts_phrase(v)}" for f, v in terms
+        f'x : "{_ALIAS}{_fold(v)}"' if f == "alias" else f"{columns[f]} : {_fts_phrase(v)}" for f, v in terms
     )
     return f't : "{partition_token(tenant)}" AND ({ors})'
 
