@@ -87,3 +87,26 @@ def test_sqlite_statements_are_interrupted_at_the_statement_timeout(tmp_path, mo
         monkeypatch.setattr(name_search, "_by_equality", runaway)
         with pytest.raises(QueryTimeoutError, match="statement timeout"):
             store.find_enterprises("特变电工")
+
+
+def test_a_statement_cut_off_by_the_timeout_is_a_503_naming_it(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Any route whose statement the timeout cancels answers 503 query_timeout (PostgreSQL's QueryCanceled and
+    SQLite's interrupt alike), not a bare 500."""
+    import sqlite3
+
+    from api_support import Api, make_settings
+    from sqlalchemy.exc import OperationalError
+
+    api = Api(make_settings(tmp_path / "srv"), warm=False)
+    try:
+        h = api.tenant("slow").headers
+
+        def cancelled(*_args, **_kwargs):
+            raise OperationalError("SELECT …", {}, sqlite3.OperationalError("interrupted"))
+
+        monkeypatch.setattr(api.svc.store, "get_enterprise", cancelled)
+        resp = api.client.get("/v1/enterprises/any", headers=h)
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error"]["code"] == "query_timeout"
+    finally:
+        api.close()
