@@ -228,6 +228,7 @@ def _sqlite_pages(session: Session, query: str, page: int) -> Iterator[list[tupl
 
 
 _STATS_TTL_S = 600.0
+_FREQUENT = 0.01  # share of rows above which a gram is walked to in length order rather than looked up
 _stats: dict[str, tuple[float, dict[str, float]]] = {}  # database url -> (read at, gram -> share of rows)
 
 
@@ -262,9 +263,14 @@ def _pg_pages(
     where = " OR ".join(f"grams @> CAST(:g{i} AS TEXT[])" for i in range(len(sets)))
     params: dict[str, Any] = {f"g{i}": list(s) for i, s in enumerate(sets)}
     part = "tenant IS NULL" if tenant is None else "tenant = :tenant"
+    # a term whose rarest gram is rare: its posting lists, then a sort ("len + 0" keeps the planner off the
+    # ordered walk, which would read the whole partition when few or no rows match); else the ordered walk
+    # stops within about limit / share rows
+    rare = all(shares.get(s[0], 0.0) < _FREQUENT for s in sets)
+    order = "len + 0, id" if rare else "len, id"
     stmt = text(
         f"SELECT id, len FROM {SEARCH_TABLE} WHERE {part} AND ({where}) AND (len, id) > (:len, :id) "
-        "ORDER BY len, id LIMIT :n"
+        f"ORDER BY {order} LIMIT :n"
     )
     after: tuple[int, str] = (-1, "")
     while True:
