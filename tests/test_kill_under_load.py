@@ -2,8 +2,8 @@
 writers (two JSON, one CSV upload), on a SQLite file and on PostgreSQL. After the restart every acknowledged row is
 in the store and in the served index when ``/readyz`` first answers ready, the index still holds them 30 s after the
 restart (or at readiness, if later), and ``/readyz`` (polled from the moment the process starts) never answers ready
-while the index is behind beyond its bound. The figures — time to ready included — are logged (printed with
-``-s``). Not asserted: ready within 30 s; the restart refits on every stored row (about 1 CPU-ms a row), so 30k
+while the index is behind beyond its bound. The figures — time to ready included — are logged (shown with
+``-o log_cli=true``). Not asserted: ready within 30 s; the restart refits on every stored row (about 1 CPU-ms a row), so 30k
 rows written in 25 s take about a minute on a busy 2-core machine.
 """
 
@@ -123,7 +123,6 @@ def test_kill_9_under_write_load_serves_every_acknowledged_row_within_30_s(tmp_p
         f"beyond {bound:g} s; saved index drift: {saved.drift}"
     )
     logger.warning("kill -9 under load: %s", figures)
-    print(figures)
     assert missing_served == 0, figures
     assert first_ready[1]["index_size"] == stored_total, figures
     assert behind_yet_ready == [], figures

@@ -13,12 +13,12 @@ from matcher.store.name_index import SEARCH_TABLE, field_grams, query_grams
 from matcher.store.store import Store
 
 
-def _entries(store: Store) -> int:
+def _entries(store: Store) -> int:  # noqa: F811
     with store.engine.connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE}")).scalar_one()
 
 
-def _ids(store: Store, q: str, tenant: str | None = None) -> list[str]:
+def _ids(store: Store, q: str, tenant: str | None = None) -> list[str]:  # noqa: F811
     return [e.id for e in store.find_enterprises(q, tenant=tenant, limit=50)]
 
 
@@ -68,7 +68,7 @@ def test_short_queries_aliases_and_ascii_punctuation(store: Store):  # noqa: F81
 
 
 def test_migration_0005_indexes_rows_stored_before_it(store_url: str):  # noqa: F811
-    with Store(store_url) as store:
+    with Store(store_url) as store:  # noqa: F811
         store.upsert_enterprises([Enterprise(id="old", name="迁移之前铝业有限公司", province="新疆")])
         store.upsert_enterprises(_filler(50), tenant="t")
         with store.engine.begin() as conn:
