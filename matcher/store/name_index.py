@@ -11,7 +11,7 @@ Candidates come shortest normalised name first, so a search reads about as many 
 - SQLite: an FTS5 table ``enterprise_search`` (``ascii`` tokenizer, one column per field, tokens separated by
   spaces, a query is a phrase of its adjacent pairs). Its rowid is the length of the normalised name (top 9 bits)
   and a 54-bit hash of the enterprise id, so matches come in length order and a row is replaced or removed
-  without a look-up (two ids of one length and equal hash — odds about 1e-9 at a million rows — would share one
+  without a look-up (two ids of one length and equal hash — odds under 3e-5 at a million rows — would share one
   entry).
 - PostgreSQL: a table ``enterprise_search(id, tenant, len, grams text[])`` with a GIN index on the grams and a
   b-tree on ``(tenant, len, id)``; a query is ``tenant = ... AND grams @> ...`` ordered by ``(len, id)``, with the
