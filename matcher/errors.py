@@ -99,5 +99,11 @@ class InvalidRequestError(ChainMatchError, ValueError):
         super().__init__(f"{field}={value!r}: {reason}")
 
 
+class QueryTimeoutError(ChainMatchError, TimeoutError):
+    """A store query ran past the statement timeout and was cancelled (the request's work is bounded)."""
+
+    code = "query_timeout"
+
+
 class NotFittedError(ChainMatchError, RuntimeError):
     code = "not_fitted"

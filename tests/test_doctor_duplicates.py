@@ -18,6 +18,7 @@ from matcher.store.db_models import EnterpriseRow
 from matcher.store.duplicates import find_duplicates, merge_duplicates
 from matcher.store.identity import _aliases_key, _profile_json
 from matcher.store.lead_store import create_lead, list_leads
+from matcher.store.name_index import index_names
 from matcher.text import normalize_company_name
 from service.cli import app as cli
 
@@ -30,12 +31,14 @@ def _raw_insert(store, *firms: Enterprise) -> None:
         for e in firms:
             e = e.model_copy(update={"normalized_name": normalize_company_name(e.name)})
             profile, digest = _profile_json(e, now)
-            session.execute(EnterpriseRow.__table__.insert(), [{
+            row = {
                 "id": e.id, "tenant": e.tenant, "name": e.name, "normalized_name": e.normalized_name,
                 "credit_code": e.credit_code, "province": e.province, "city": e.city, "stock_code": e.stock_code,
                 "aliases": _aliases_key(e), "profile": profile, "content_hash": digest, "embedded_hash": None,
                 "updated_at": now,
-            }])  # fmt: skip
+            }  # fmt: skip
+            session.execute(EnterpriseRow.__table__.insert(), [row])
+            index_names(session, [row])  # as migration 0005 indexed the rows an older version wrote
 
 
 SHELL_OLD = Enterprise(id="old-shell", name="天业通联股份有限公司", province="天津", stock_code="002459",

@@ -99,3 +99,39 @@ def test_upload_of_a_zip_bomb_is_422_naming_the_limit(tmp_path: Path):
         assert "512 MB" in resp.json()["error"]["message"]
     finally:
         api.close()
+
+
+def _giant_cell(path: Path, unpacked: int) -> Path:
+    """A real workbook whose sheet holds one inline-string cell of ``unpacked`` bytes (declared honestly, under
+    the size limit): the issue's 1 MB file with a gigabyte cell, scaled down."""
+    wb = Workbook()
+    wb.active.append(["企业名称", "主营产品"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != "xl/worksheets/sheet1.xml":
+                dst.writestr(info, src.read(info))
+                continue
+            part = zipfile.ZipInfo(info.filename)
+            part.compress_type = zipfile.ZIP_DEFLATED
+            with dst.open(part, "w", force_zip64=True) as fh:
+                fh.write(b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+                         b'spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>')
+                chunk = b"A" * (1 << 22)
+                for _ in range(unpacked // len(chunk)):
+                    fh.write(chunk)
+                fh.write(b"</t></is></c></row></sheetData></worksheet>")
+    return path
+
+
+def test_xlsx_with_one_giant_cell_is_refused_while_inflating(tmp_path: Path, store: Store):
+    bomb = _giant_cell(tmp_path / "cell.xlsx", 256 << 20)
+    assert bomb.stat().st_size < 1 << 20
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(ImportLimitError, match="32,767 characters a cell"):
+        import_file(bomb, store)
+    assert time.perf_counter() - t0 < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 50 * 1024  # KiB
+    assert store.count_enterprises(ALL_TENANTS) == 0

@@ -4,6 +4,7 @@ head (revisions in :mod:`matcher.migrations`)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 
 from matcher.store.identity import _json_serializer
 
-__all__ = ["alembic_config", "upgrade"]
+__all__ = ["STATEMENT_TIMEOUT_MS", "alembic_config", "is_statement_timeout", "make_engine", "upgrade"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,28 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 
 STATEMENT_TIMEOUT_MS = 30_000
-"""PostgreSQL cancels any statement running longer than this (no request may run past 30 s)."""
+"""Any statement running longer than this is cancelled (no request may run past 30 s): PostgreSQL's
+``statement_timeout``; on SQLite a progress handler interrupts it (``sqlite3.OperationalError: interrupted``)."""
+_PROGRESS_STEPS = 20_000  # SQLite VM instructions between deadline checks (a few hundred microseconds)
+
+
+def _sqlite_statement_timeout(dbapi_connection: Any, info: dict[str, Any]) -> None:
+    """Interrupt a statement of this connection once it has run :data:`STATEMENT_TIMEOUT_MS`."""
+    info["statement_deadline"] = None
+
+    def check() -> int:
+        deadline = info["statement_deadline"]
+        return 1 if deadline is not None and time.monotonic() > deadline else 0
+
+    dbapi_connection.set_progress_handler(check, _PROGRESS_STEPS)
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """True for a statement cancelled by :data:`STATEMENT_TIMEOUT_MS` (either store)."""
+    orig = getattr(exc, "orig", exc)
+    if type(orig).__name__ == "QueryCanceled":  # psycopg: canceling statement due to statement timeout
+        return True
+    return isinstance(exc, OperationalError) and str(orig) == "interrupted"  # SQLite progress handler
 
 
 def make_engine(url: str) -> Engine:
@@ -91,6 +113,25 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_timeout(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_statement_timeout(dbapi_connection, record.info)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: Any, *_args: Any) -> None:
+        conn.info["statement_deadline"] = time.monotonic() + STATEMENT_TIMEOUT_MS / 1000
+
+    # the bound covers fetching the rows too (as PostgreSQL's does); it ends with the transaction, so a commit
+    # after a long transaction is never interrupted
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn: Any) -> None:
+        conn.info["statement_deadline"] = None
+
+    @event.listens_for(engine, "checkin")
+    def _idle(_dbapi_connection: Any, record: Any) -> None:
+        record.info["statement_deadline"] = None
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,6 +51,9 @@ class EnterpriseRow(Base):
         Index("ix_enterprises_credit_code", "credit_code"),
         Index("ix_enterprises_tenant", "tenant"),
         Index("ix_enterprises_stock_code", "stock_code"),
+        Index("ix_enterprises_name", "name"),
+        # a partition's rows shortest first (name search: matcher/store/name_search.py)
+        Index("ix_enterprises_partition_length", "tenant", func.length(normalized_name), "id"),
         # 统一社会信用代码 unique per tenant; the shared corpus (tenant NULL) needs its own partial index because
         # NULLs never collide in a plain unique index.
         Index("uq_enterprises_tenant_credit_code", "tenant", "credit_code", unique=True),

@@ -25,6 +25,7 @@ from matcher.records import Enterprise
 from matcher.store.db_models import EnterpriseRow
 from matcher.store.identity import _aliases_key, _profile_json, branch_of, merge_profiles, same_firm, source_rank
 from matcher.store.lead_store import LeadRow
+from matcher.store.name_index import index_names, unindex_names
 from matcher.store.signals import SignalRow
 
 if TYPE_CHECKING:
@@ -217,6 +218,9 @@ def merge_duplicates(
         now = datetime.now(timezone.utc)
         profile, digest = _profile_json(merged)
         with store.transaction() as session:
+            stored = dict(session.execute(select(EnterpriseRow.id, EnterpriseRow.normalized_name)
+                                          .where(EnterpriseRow.id.in_([merged.id, *drop]))).all())  # fmt: skip
+            unindex_names(session, stored)  # the name index follows in the same transaction
             session.execute(delete(EnterpriseRow).where(EnterpriseRow.id.in_(drop)))
             session.execute(
                 update(EnterpriseRow)
@@ -226,6 +230,8 @@ def merge_duplicates(
                         aliases=_aliases_key(merged), profile=profile, content_hash=digest, embedded_hash=None,
                         updated_at=now)  # fmt: skip
             )
+            index_names(session, [{"id": merged.id, "tenant": merged.tenant, "name": merged.name,
+                                   "normalized_name": merged.normalized_name, "aliases": _aliases_key(merged)}])
             session.execute(update(LeadRow).where(LeadRow.enterprise_id.in_(drop)).values(enterprise_id=merged.id))
             session.execute(
                 update(SignalRow).where(SignalRow.enterprise_id.in_(drop)).values(enterprise_id=merged.id)

@@ -47,22 +47,24 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from matcher.errors import ChainMatchError, InvalidRequestError, UnknownEnterpriseError
+from matcher.errors import ChainMatchError, InvalidRequestError, QueryTimeoutError, UnknownEnterpriseError
 from matcher.records import Enterprise, LinkMatch
 from matcher.settings import Settings, get_settings
 from matcher.store.change_feed import ChangeFeed
 from matcher.store.credit_code import validate_credit_code
-from matcher.store.database import _WRITE_TXN, _chunks, _like_escape, _now, make_engine, upgrade
+from matcher.store.database import _WRITE_TXN, _chunks, _now, is_statement_timeout, make_engine, upgrade
 from matcher.store.db_models import EnterpriseRow
 from matcher.store.identity import _aliases_key, _compatible, _profile_json, branch_of, content_hash
 from matcher.store.identity import former_keys, merge_profiles
+from matcher.store.name_index import index_names, unindex_names
+from matcher.store.name_search import find_enterprises
 from matcher.store.region_store import RegionStore
 from matcher.store.tenancy import ALL_TENANTS, SharedCorpusReadOnlyError, check_tenant, scoped_id
-from matcher.text import clean_text, normalize_company_name, normalize_text
+from matcher.text import normalize_company_name
 
 __all__ = ["Store", "StoreConflictError", "UpsertSummary"]
 
@@ -324,6 +326,7 @@ class Store(ChangeFeed, RegionStore):
         try:
             with self.transaction() as session:
                 state = self._existing(session, prepared, tenant)
+                stored = {rid: row["normalized_name"] for rid, row in state.items()}  # their name-index keys
                 by_code: dict[str, str] = {}
                 by_stock: dict[str, str] = {}
                 by_name: dict[tuple[str, str | None], list[str]] = {}
@@ -429,6 +432,7 @@ class Store(ChangeFeed, RegionStore):
                         session.execute(stmt, [{f"_{k}": v for k, v in r.items()} for r in chunk])
                 for chunk in _chunks(inserts, 5000):
                     session.execute(table.insert(), list(chunk))
+                index_names(session, [*inserts, *updates], previous={r["id"]: stored[r["id"]] for r in updates})
                 self._log_changes(session, summary.changed_ids, tenant, "upsert", now)
                 summary.inserted, summary.updated = len(inserts), len(updates)
         except IntegrityError as exc:
@@ -452,7 +456,7 @@ class Store(ChangeFeed, RegionStore):
         tenant = check_tenant(tenant)
         with self.transaction() as session:
             row = session.execute(
-                select(EnterpriseRow.id, EnterpriseRow.tenant).where(
+                select(EnterpriseRow.id, EnterpriseRow.tenant, EnterpriseRow.normalized_name).where(
                     EnterpriseRow.id == enterprise_id, self._visible(tenant, hide_shadowed=False)
                 )
             ).first()
@@ -461,6 +465,7 @@ class Store(ChangeFeed, RegionStore):
             if tenant is not None and row.tenant is None:
                 raise SharedCorpusReadOnlyError("enterprise", enterprise_id, tenant)
             session.execute(delete(EnterpriseRow).where(EnterpriseRow.id == enterprise_id))
+            unindex_names(session, {enterprise_id: row.normalized_name})
             self._log_changes(session, [enterprise_id], row.tenant, "delete", _now())
 
     def set_links(self, enterprise_id: str, links: list[LinkMatch]) -> None:
@@ -508,97 +513,17 @@ class Store(ChangeFeed, RegionStore):
         """Enterprises by name, alias (简称, 曾用名), normalised name, credit code or stock code.
 
         Exact matches come first, then substring matches of the name / normalised name / aliases, shorter
-        names first.
+        names first. Backed by the name index, so the cost does not grow with the partitions' sizes
+        (:mod:`matcher.store.name_search`).
         """
         tenant = check_tenant(tenant)
-        raw = clean_text(query)
-        if not raw or limit <= 0:
-            return []
-        norm = normalize_company_name(raw) or normalize_text(raw)
-        key = normalize_text(raw)
-        e = EnterpriseRow
-        exact = [e.name == raw, e.normalized_name == norm, e.normalized_name == key, e.id == raw]
-        exact.append(e.aliases.like(f"%|{_like_escape(key)}|%", escape="\\"))
-        if len(key) == 18:
-            exact.append(e.credit_code == key.upper())
-        if key.isalnum() and len(key) <= 12:
-            exact.append(e.stock_code == raw)
-        substring = or_(
-            e.normalized_name.like(f"%{_like_escape(norm)}%", escape="\\"),
-            e.name.like(f"%{_like_escape(raw)}%", escape="\\"),
-            e.aliases.like(f"%{_like_escape(key)}%", escape="\\"),
-        )
-        out: list[Enterprise] = []
-        seen: set[str] = set()
-        with self._reader() as session:
-            for cond in (or_(*exact), substring):  # exact matches first, then substrings
-                for r in self._visible_matches(session, cond, tenant, limit + len(seen)):
-                    if r.id not in seen and len(out) < limit:
-                        seen.add(r.id)
-                        out.append(Enterprise.model_validate(r.profile))
-                if len(out) >= limit:
-                    break
-        return out
-
-    def _visible_matches(
-        self, session: Session, cond: ColumnElement[bool], tenant: str | None, limit: int
-    ) -> list[Any]:
-        """The first ``limit`` rows matching ``cond`` that ``tenant`` sees, shortest names first.
-
-        Each partition (the tenant's own rows, the shared rows) is searched on its own with its own limit, and
-        only the few shared candidates are checked for a tenant version that hides them — one indexed query —
-        so the cost does not grow with the product of the shared and private row counts (a correlated
-        ``NOT EXISTS`` per candidate did)."""
-        e = EnterpriseRow
-        cols = (e.id, e.profile, e.normalized_name, e.credit_code, e.province, e.stock_code)
-        order = (func.length(e.normalized_name), e.id)
-        rows = []
-        if tenant is not None:
-            own = select(*cols).where(e.tenant == tenant, cond).order_by(*order).limit(limit)
-            rows += session.execute(own).all()
-        want = limit
-        while True:
-            stmt = select(*cols).where(e.tenant.is_(None), cond).order_by(*order).limit(want)
-            shared = session.execute(stmt).all()
-            kept = shared if tenant is None else self._drop_shadowed(session, shared, tenant)
-            if len(kept) >= limit or len(shared) < want:
-                break
-            want *= 4
-        rows += kept
-        rows.sort(key=lambda r: (len(r.normalized_name or ""), r.id))
-        return rows[:limit]
-
-    @staticmethod
-    def _drop_shadowed(session: Session, shared: list[Any], tenant: str) -> list[Any]:
-        """``shared`` rows without those the tenant has its own version of (the rule of :meth:`_visible`)."""
-        if not shared:
-            return shared
-        e = EnterpriseRow
-        codes = {r.credit_code for r in shared if r.credit_code}
-        names = {r.normalized_name for r in shared}
-        own = session.execute(
-            select(e.normalized_name, e.credit_code, e.province, e.stock_code).where(
-                e.tenant == tenant, or_(e.credit_code.in_(codes), e.normalized_name.in_(names))
-            )
-        ).all()
-        if not own:
-            return shared
-        own_codes = {p.credit_code for p in own if p.credit_code}
-        by_name: dict[str, list] = {}
-        for p in own:
-            by_name.setdefault(p.normalized_name, []).append(p)
-
-        def hidden(r: Any) -> bool:
-            if r.credit_code and r.credit_code in own_codes:
-                return True
-            return any(
-                p.province == r.province
-                and (p.credit_code is None or r.credit_code is None)
-                and (p.stock_code is None or r.stock_code is None or p.stock_code == r.stock_code)
-                for p in by_name.get(r.normalized_name, ())
-            )
-
-        return [r for r in shared if not hidden(r)]
+        try:
+            with self._reader() as session:
+                return find_enterprises(session, query, tenant, limit)
+        except OperationalError as exc:
+            if is_statement_timeout(exc):
+                raise QueryTimeoutError(f"name search {query[:40]!r} ran past the statement timeout") from exc
+            raise
 
     def iter_enterprises(self, tenant: str | None = None, batch_size: int = 1000) -> Iterator[Enterprise]:
         """Every enterprise visible to ``tenant`` (shared + own; :data:`ALL_TENANTS` for all rows), by id.

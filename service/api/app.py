@@ -29,12 +29,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matcher.errors import ChainMatchError
 from matcher.settings import Settings, get_settings
+from matcher.store.database import is_statement_timeout
 from service.api.deps import ApiError, ServiceState, authenticate
 from service.api.disconnect import ClientGone, DisconnectWatchMiddleware, HttpMiddleware
 from service.api.observability import Metrics, RequestContextMiddleware, RouteTemplates, current_request_id
@@ -64,6 +66,7 @@ _ERRORS: dict[str, tuple[int, str, str | None]] = {
     "region_file_invalid": (422, "地区数据无效", None),
     "catalogue_invalid": (500, "产业链目录无效", None),
     "not_fitted": (503, "索引尚未就绪，请稍后重试", None),
+    "query_timeout": (503, "查询超时，已取消，请换更具体的条件重试", None),
 }
 _HTTP_CODES = {
     400: ("bad_request", "请求无效"),
@@ -180,6 +183,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _client_gone(_: Request, exc: ClientGone) -> JSONResponse:
         # nobody reads this answer: 499 (nginx's "client closed request") keeps the access log honest
         return error_response(499, "client_closed_request", f"客户端已断开，{exc} 已停止 (client disconnected)")
+
+    @app.exception_handler(OperationalError)
+    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
+        if is_statement_timeout(exc):  # the bounded-work guarantee, said plainly: 503, not a 500
+            logger.warning("statement cancelled at the timeout: %s", str(exc.statement or "")[:200])
+            return error_response(503, "query_timeout", f"{_ERRORS['query_timeout'][1]} (statement timeout)")
+        logger.error("database error: %s", exc)
+        return error_response(500, "internal_error", f"服务器内部错误 (database error, request {current_request_id()})")
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

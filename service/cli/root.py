@@ -15,6 +15,7 @@ import typer
 from service.cli import (
     bench_load,
     bench_recommend,
+    bench_search,
     catalog,
     doctor,
     evaluate,
@@ -51,7 +52,7 @@ def main(
 
 
 def _register() -> None:
-    for module in (bench_load, bench_recommend, catalog, doctor, evaluate, index, mapping, recommend, server, signals,
+    for module in (bench_load, bench_recommend, bench_search, catalog, doctor, evaluate, index, mapping, recommend, server, signals,
                    store, train):
         module.register(app)
     train.register_ranker(app)

@@ -53,6 +53,7 @@ from matcher.store.importer.rows import (
     MAX_COLUMNS,
     MAX_EXTRA_COLUMNS,
     MAX_LENGTH,
+    MAX_XLSX_RUN_BYTES,
     MAX_XLSX_UNPACKED_BYTES,
     map_headers,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_COLUMNS",
     "MAX_EXTRA_COLUMNS",
     "MAX_LENGTH",
+    "MAX_XLSX_RUN_BYTES",
     "MAX_XLSX_UNPACKED_BYTES",
     "ImportReport",
     "RowIssue",

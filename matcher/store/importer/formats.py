@@ -25,6 +25,7 @@ from matcher.store.importer.rows import (
     _SEP,
     MAX_COLUMNS,
     MAX_EXTRA_COLUMNS,
+    MAX_XLSX_RUN_BYTES,
     MAX_XLSX_UNPACKED_BYTES,
     _Column,
     _missing_name_error,
@@ -257,6 +258,35 @@ def _check_unpacked_size(path: Path, where: str) -> None:
             f"{where}: the workbook unpacks to {declared / 2**20:,.0f} MB; the limit is "
             f"{MAX_XLSX_UNPACKED_BYTES // 2**20} MB (解压后体积超出上限)"
         )
+    _check_runs(path, where)
+
+
+def _check_runs(path: Path, where: str, chunk: int = 1 << 20) -> None:
+    """Refuse a workbook with a part whose XML holds more than :data:`MAX_XLSX_RUN_BYTES` between two tags (one
+    giant cell: a zip bomb under the size limit), found while inflating in 1 MB chunks — the parser never
+    sees it. A stretch inside one chunk is shorter than the limit, so only the stretches that cross chunk
+    boundaries are measured."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".xml"):
+                continue
+            run = 0
+            with zf.open(info) as part:
+                while block := part.read(chunk):
+                    first = block.find(b"<")
+                    if first < 0:
+                        run += len(block)
+                    elif run + first <= MAX_XLSX_RUN_BYTES:
+                        run = len(block) - block.rfind(b"<") - 1
+                    else:
+                        run += first
+                    if run > MAX_XLSX_RUN_BYTES:
+                        raise ImportLimitError(
+                            f"{where}: {info.filename} holds more than {MAX_XLSX_RUN_BYTES // 2**20} MB of text "
+                            "in one cell; the limit is 32,767 characters a cell (单元格内容超出上限)"
+                        )
 
 
 def _read_xlsx(path: Path, report: ImportReport) -> _Source:

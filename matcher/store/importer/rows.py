@@ -105,6 +105,9 @@ MAX_EXTRA_COLUMNS = 50
 """Unknown columns kept in ``extra`` (the JSON API's limit on ``extra`` keys)."""
 MAX_XLSX_UNPACKED_BYTES = 512 * 1024 * 1024
 """Uncompressed size a workbook's parts may declare (a zip bomb is refused before anything is inflated)."""
+MAX_XLSX_RUN_BYTES = 1024 * 1024
+"""Longest stretch of a workbook part's XML between two tags (one cell's text; Excel's own cap is 32,767
+characters): checked while the part is inflated, before any parser holds it."""
 
 
 _HEADER_UNIT = re.compile(r"[(\[](?P<unit>[^)\]]*)[)\]]\s*$")
