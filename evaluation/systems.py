@@ -51,7 +51,8 @@ def _ranker(rec: Recommender, catalogue: Catalogue) -> RankFn:
     def rank(q: CaseQuery, k: int) -> list[tuple[Any, ...]]:
         req = case_request(q, catalogue, rec, k)
         result = rec.recommend(req, book=None)
-        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in result.candidates]
+        # what an officer is shown, in order: the evidenced candidates, then the leads marked 待核实
+        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in [*result.candidates, *result.leads]]
 
     return rank
 
@@ -136,7 +137,8 @@ def signals_cv_system(
                        blend=base.blend.model_copy(update=sig))  # fmt: skip
         req = case_request(q, catalogue, rec, k).model_copy(update={"as_of": case_as_of(case)})
         result = rec.recommend(req, book=None)
-        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in result.candidates]
+        # what an officer is shown, in order: the evidenced candidates, then the leads marked 待核实
+        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in [*result.candidates, *result.leads]]
 
     return rank
 

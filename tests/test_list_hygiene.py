@@ -39,11 +39,12 @@ def fitted(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Recom
 
 
 def _problems(rec: Recommender, r: Recommendation, label: str, delisted_ok: bool = False) -> list[str]:
-    rows = [rec.id_to_idx_[c.enterprise_id] for c in r.candidates]
-    out = [f"{label}: fictional {c.name}" for c in r.candidates if c.fictional]
+    shown = [*r.candidates, *r.leads]  # the leads marked 待核实 are shown too
+    rows = [rec.id_to_idx_[c.enterprise_id] for c in shown]
+    out = [f"{label}: fictional {c.name}" for c in shown if c.fictional]
     if not delisted_ok:
-        out += [f"{label}: delisted {c.name}" for c in r.candidates if c.listing_status == "delisted"]
-    codes = Counter(c.stock_code[:6] for c in r.candidates if c.stock_code)
+        out += [f"{label}: delisted {c.name}" for c in shown if c.listing_status == "delisted"]
+    codes = Counter(c.stock_code[:6] for c in shown if c.stock_code)
     groups = Counter(rec.group_[i] for i in rows)
     out += [f"{label}: stock code {s} twice" for s, n in codes.items() if n > 1]
     out += [f"{label}: group {g} twice" for g, n in groups.items() if n > 1]

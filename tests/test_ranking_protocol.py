@@ -186,6 +186,10 @@ def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec
     assert set(ids) >= {f"e{i}" for i in range(20)}  # every rod maker
     assert not any(f"e{j}" in ids for j in range(26, 40))  # no dairy padding
     assert r.note and r.note.startswith(f"仅找到 {len(ids)} 家有依据的候选") and r.below_evidence_bar > 0
+    # firms with one text signal only come apart, marked, never among the candidates
+    assert r.leads and not {c.enterprise_id for c in r.leads} & set(ids)
+    assert all(c.evidence_strength == "weak" and c.reasons[0].startswith("线索待核实") for c in r.leads)
+    assert len(ids) + len(r.leads) <= 40
     smelter = next(c for c in r.candidates if c.enterprise_id == "e20")
     assert any("上游原料企业向下游延伸" in x or "同时生产" in x for x in smelter.reasons), smelter.reasons
     assert not any("多有" in x or "常兼营" in x for x in smelter.reasons)  # counts, never an unquantified "often"

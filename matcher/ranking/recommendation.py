@@ -104,6 +104,9 @@ class Recommendation(BaseModel):
     query_text: str = ""
     scorer: str = "default"
     candidates: list[Candidate] = Field(default_factory=list)
+    # when fewer than k candidates clear the evidence bar: firms with one strong text signal only, ranked apart,
+    # each marked 线索待核实 (never presented as candidates)
+    leads: list[Candidate] = Field(default_factory=list)
     excluded_residents: int = 0
     below_evidence_bar: int = 0  # candidates left out because nothing ties them to the need (see scoring.evidence_bar)
     note: str | None = None  # e.g. "仅找到 3 家有依据的候选" when fewer than k clear the bar

@@ -44,6 +44,7 @@ from matcher.ranking.scoring import (
     ScoringWeights,
     blend_scores,
     evidence_bar,
+    text_hint,
     weighted_scores,
 )
 from matcher.records import Gap, Region, RegionLevel
@@ -197,13 +198,16 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         if return_pool:
             pool, F, _ = self._pool(q, mask, region, aiding_provs)
             return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]
-        cands, below = self._rank(q, mask, region, aiding_provs, req.k, present if keep_present else {})
+        cands, below, leads = self._rank(q, mask, region, aiding_provs, req.k, present if keep_present else {})
         note = None
         if len(cands) < req.k and below:
             note = f"仅找到 {len(cands)} 家有依据的候选（另有 {below} 家证据不足，未列出）"
+            if leads:
+                note += f"；另附 {len(leads)} 条仅文本相似的线索，待核实"
         return Recommendation(
             below_evidence_bar=below,
             note=note,
+            leads=leads,
             region_id=region.id if region else None,
             region_name=region.name if region else None,
             chain_id=chain_id,
@@ -251,23 +255,39 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
     def _rank(
         self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int,
         present: dict[int, str] | None = None,
-    ) -> tuple[list[Candidate], int]:
-        """The top ``k`` candidates that clear the evidence bar, and how many pooled candidates did not."""
+    ) -> tuple[list[Candidate], int, list[Candidate]]:
+        """The top ``k`` candidates that clear the evidence bar, how many pooled candidates did not, and the
+        unverified leads: when fewer than ``k`` clear it, pooled firms with one strong text signal only
+        (:func:`scoring.text_hint`), ranked apart and marked 待核实 — never mixed into the candidates."""
         pool, F, lists = self._pool(q, mask, region, aiding)
         if not pool:
-            return [], 0
-        below = 0
-        if self.evidence_bar:
-            known = np.array([any(p.share is not None for p in self.enterprises_[i].products) for i in pool], dtype=bool)
-            ok = evidence_bar(F, shares_known=known)
-            if q.link_id is None and q.chain_id:  # a chain-level need: confidently making one of the chain's own links
-                own = {lid: 1.0 for lid in self.catalogue.chains[q.chain_id].own_link_ids}
-                ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
-            below = int((~ok).sum())
-            pool = [i for i, keep in zip(pool, ok) if keep]
-            F = F[ok]
-            if not pool:
-                return [], below
+            return [], 0, []
+        if not self.evidence_bar:
+            return self._ranked(pool, F, lists, q, region, aiding, k, present), 0, []
+        known = np.array([any(p.share is not None for p in self.enterprises_[i].products) for i in pool], dtype=bool)
+        ok = evidence_bar(F, shares_known=known)
+        if q.link_id is None and q.chain_id:  # a chain-level need: confidently making one of the chain's own links
+            own = {lid: 1.0 for lid in self.catalogue.chains[q.chain_id].own_link_ids}
+            ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
+        below = int((~ok).sum())
+        sub = [i for i, keep in zip(pool, ok) if keep]
+        out = self._ranked(sub, F[ok], lists, q, region, aiding, k, present) if sub else []
+        leads: list[Candidate] = []
+        hint = text_hint(F) & ~ok
+        if len(out) < k and hint.any():
+            keys = self._dedupe_keys()
+            taken = {key for c in out for key in keys[self.id_to_idx_[c.enterprise_id]]}
+            rows = [j for j, h in enumerate(hint) if h and not taken & set(keys[pool[j]])]
+            if rows:
+                leads = self._ranked([pool[j] for j in rows], F[rows], lists, q, region, aiding, k - len(out),
+                                     present, lead=True)  # fmt: skip
+        return out, below, leads
+
+    def _ranked(
+        self, pool: list[int], F: np.ndarray, lists, q: NeedQuery, region: Region | None, aiding: set[str], k: int,
+        present: dict[int, str] | None, lead: bool = False,
+    ) -> list[Candidate]:
+        """Score, diversify and explain the top ``k`` of ``pool`` (rows of ``F``)."""
         idx = np.array(pool)
         if self.reranker is not None:
             scores = self.reranker.predict(F)
@@ -284,9 +304,13 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             i = pool[j]
             feats = {f: round(float(F[j, c]), 4) for c, f in enumerate(FEATURES)}
             srcs = [s for s, st in list_sets.items() if i in st]
-            out.append(self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs,
-                                     presence=(present or {}).get(i)))  # fmt: skip
-        return out, below
+            c = self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs,
+                              presence=(present or {}).get(i))  # fmt: skip
+            if lead:
+                c.evidence_strength, c.strength_rule = "weak", "仅文本相似，未找到产品或关联依据"
+                c.reasons.insert(0, "线索待核实：仅文本相似，未找到生产该环节产品或关联业务的依据")
+            out.append(c)
+        return out
 
 
 def _phrases(text: str) -> list[str]:

@@ -243,6 +243,14 @@ EVIDENCE_BAR: dict[str, float] = {
 TEXT_EVIDENCE: dict[str, float] = {"tfidf": 0.2, "dense": 0.85}
 
 
+def text_hint(F: np.ndarray, text: Mapping[str, float] | None = None) -> np.ndarray:
+    """Rows with at least one strong text signal (any of :data:`TEXT_EVIDENCE`): not evidence, but a lead worth
+    checking when too few candidates clear the bar (listed apart, marked 待核实)."""
+    text = TEXT_EVIDENCE if text is None else text
+    F = np.asarray(F)
+    return np.any([F[:, FEATURES.index(f)] >= t for f, t in text.items()], axis=0)
+
+
 MIN_MAKER_SHARE = 0.05  # a segment below 5% of revenue is not evidence of making the product
 
 

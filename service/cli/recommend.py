@@ -34,6 +34,11 @@ def format_recommendation(r: Recommendation) -> str:
             lines.append(" " * 23 + " · ".join(f for f in facts if f))
     if not r.candidates:
         lines.append("  (no candidate passed the filters)")
+    if r.note:
+        lines.append(f"\n{r.note}")
+    if r.leads:
+        lines.append("线索待核实（仅文本相似，未找到产品或关联依据）:")
+        lines += [f"{c.rank:>3}  {c.score:>6.3f}  {c.name[:24]:<24} {(c.province or '-'):<6}" for c in r.leads]
     lines.append(f"\n{len(r.candidates)} candidates, {r.excluded_residents} residents excluded, {r.took_ms:.0f} ms")
     return "\n".join(lines)
 

@@ -321,9 +321,9 @@ function renderCandidates(rec) {
   $("#candidates-title").textContent = gap
     ? `候选企业 · ${gap.chain_name}「${gap.link_name}」${gap.type}（${{ 缺链: "补链", 短链: "延链", 弱链: "强链" }[gap.type]}）`
     : "候选企业";
-  $("#candidates-empty").hidden = rec.candidates.length > 0;
-  $("#candidates-empty").textContent = "没有符合筛选条件的企业。";
-  table.hidden = rec.candidates.length === 0;
+  $("#candidates-empty").hidden = rec.candidates.length > 0 && !rec.note;
+  $("#candidates-empty").textContent = rec.candidates.length ? rec.note : (rec.note || "没有符合筛选条件的企业。");
+  table.hidden = rec.candidates.length === 0 && !(rec.leads || []).length;
   const strengthZh = { strong: "强", medium: "中", weak: "弱" };
   for (const c of rec.candidates) {
     const action = c.lead_status
@@ -344,6 +344,18 @@ function renderCandidates(rec) {
       el("td", { class: "action" }, action,
         el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
           onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态"))));
+  }
+  // leads: one strong text signal only, listed apart and marked, never as candidates
+  for (const c of rec.leads || []) {
+    tbody.append(el("tr", { class: "lead-unverified muted", dataset: { enterpriseId: c.enterprise_id } },
+      el("td", {}, `线索${c.rank}`),
+      el("td", { class: "name" }, c.name, el("span", { class: "badge unverified", title: c.strength_rule }, "待核实"), provenance(c)),
+      el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
+      el("td", {}, c.score.toFixed(3)),
+      el("td", {}, el("span", { class: "strength weak", title: c.strength_rule }, "弱")),
+      el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
+      el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 3).map((r) => el("li", {}, r)))),
+      el("td", {})));
   }
 }
 
