@@ -33,7 +33,9 @@ def main() -> None:
                     "candidates": [{"rank": c.rank, "name": c.name, "province": c.province,
                                     "products": [p.name + (f" {round((p.share or 0)*100)}%" if p.share is not None else "") for p in rec.enterprises_[rec.id_to_idx_[c.enterprise_id]].products[:6]],
                                     "industry": rec.enterprises_[rec.id_to_idx_[c.enterprise_id]].sw_industry,
-                                    "reasons": c.reasons[:3]} for c in r.candidates]})
+                                    "reasons": c.reasons[:3]} for c in r.candidates],
+                    "leads_marked_unverified": [{"rank": c.rank, "name": c.name, "province": c.province,
+                                                 "reasons": c.reasons[:3]} for c in r.leads]})
         logging.getLogger("realistic").warning("%s: %d listed %s", label, len(r.candidates), r.note or "")
     json.dump(out, open(sys.argv[1], "w"), ensure_ascii=False, indent=1)
 
