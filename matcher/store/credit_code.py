@@ -74,6 +74,8 @@ def validate_credit_code(code: str) -> str:
     """
     if code is None:
         raise ValueError("credit code is empty")
+    if type(code) is str and code in _RECENT:  # imports check each code twice (row, then upsert)
+        return code
     text = str(code)
     if not (len(text) == _LENGTH and text.isascii() and text.isalnum() and text.upper() == text):
         text = unicodedata.normalize("NFKC", text).replace(" ", "").replace("-", "").strip().upper()
@@ -92,7 +94,13 @@ def validate_credit_code(code: str) -> str:
     expected = check_character(text[:17])
     if text[17] != expected:
         raise ValueError(f"check character mismatch: expected {expected!r}, received {text[17]!r}")
+    if len(_RECENT) >= 50_000:
+        _RECENT.clear()
+    _RECENT[text] = None
     return text
+
+
+_RECENT: dict[str, None] = {}  # canonical codes validated lately (valid codes only: each is its own result)
 
 
 def is_valid_credit_code(code: str | None) -> bool:

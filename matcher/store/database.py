@@ -3,9 +3,12 @@ head (revisions in :mod:`matcher.migrations`)."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,7 +30,16 @@ from sqlalchemy.pool import StaticPool
 
 from matcher.store.identity import _json_serializer
 
-__all__ = ["STATEMENT_TIMEOUT_MS", "alembic_config", "is_statement_timeout", "make_engine", "upgrade"]
+__all__ = [
+    "STATEMENT_TIMEOUT_MS",
+    "alembic_config",
+    "analyze",
+    "bulk_write_cache",
+    "is_statement_timeout",
+    "make_engine",
+    "paused_gc",
+    "upgrade",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +55,65 @@ def _like_escape(text: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_GC_PAUSES = 0
+_GC_LOCK = threading.Lock()
+_GC_STATE: dict[str, bool] = {}  # whether the collector was enabled when the first pause began
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk import (nested and concurrent uses share one pause).
+
+    An import allocates millions of short-lived, acyclic objects (cells, rows, dicts); each allocation burst
+    triggers collections that rescan every live object, and the live set grows with the import, so at 100k rows
+    the collector cost more than the import itself (9.0 against 3.6 CPU-s for an unchanged re-import). Reference
+    counting still frees everything as usual; only cycles wait until the pause ends.
+    """
+    global _GC_PAUSES
+    with _GC_LOCK:
+        _GC_PAUSES += 1
+        if _GC_PAUSES == 1:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            _GC_STATE["enabled"] = was_enabled
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSES -= 1
+            if _GC_PAUSES == 0 and _GC_STATE.get("enabled"):
+                gc.enable()
+
+
+@contextmanager
+def bulk_write_cache(session: Any, mib: int = 256) -> Iterator[None]:
+    """On SQLite, a page cache of up to ``mib`` MiB for this connection while a bulk write runs (the default 2 MiB
+    makes index inserts of a million rows re-read pages again and again), restored afterwards; a no-op elsewhere."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    old = session.execute(text("PRAGMA cache_size")).scalar()
+    session.execute(text(f"PRAGMA cache_size=-{int(mib) * 1024}"))
+    try:
+        yield
+    finally:
+        session.execute(text(f"PRAGMA cache_size={int(old)}"))
+
+
+def analyze(session: Any, tables: Sequence[str]) -> None:
+    """Refresh PostgreSQL's planner statistics of ``tables`` (inside the current transaction, which sees its own
+    rows). After a bulk load the statistics still describe the empty table, and the planner then answers the
+    importer's ``IN (...)`` look-ups with sequential scans; SQLite needs no statistics to use its indexes."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        session.execute(text(f'ANALYZE "{table}"'))
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:

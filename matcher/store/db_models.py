@@ -45,9 +45,13 @@ class EnterpriseRow(Base):
         String(200), nullable=True
     )  # "{model_id}:{content_hash}"
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # hash of the import row (raw cells, columns, source, mapper) that last wrote this profile as it stands; NULL
+    # after any other write. A re-import skips a row whose hash is stored (revision 0006)
+    source_hash: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (
         Index("ix_enterprises_name_province", "normalized_name", "province"),
+        Index("ix_enterprises_source_hash", "source_hash"),
         Index("ix_enterprises_credit_code", "credit_code"),
         Index("ix_enterprises_tenant", "tenant"),
         Index("ix_enterprises_stock_code", "stock_code"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,11 +26,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from matcher.knowledge.geo import province_short
+from matcher.store.database import paused_gc
 from matcher.store.db_models import EnterpriseRow
 from matcher.store.importer.cells import _parse_date, _parse_money
 from matcher.store.importer.formats import _open
 from matcher.store.importer.report import ImportReport, RowIssue
-from matcher.store.signals import KIND_ALIASES, KINDS, SignalEvent, SignalSource, upsert_signals
+from matcher.store.signals import KIND_ALIASES, KINDS, SignalEvent, SignalSource, upsert_signal_rows
 from matcher.store.tenancy import check_tenant
 from matcher.text import clean_text, normalize_company_name
 
@@ -154,7 +155,9 @@ def _day(value: Any) -> date | None:
     return None
 
 
-def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, list[RowIssue], dict[str, str]]:
+def _fields(row: int, cells: list[tuple[Any, Any]]) -> tuple[dict[str, Any] | None, list[RowIssue], dict[str, str]]:
+    """One record's event fields (:class:`SignalEvent`'s, checked as strictly as the model checks them) or its
+    issues, and the raw identifying cells."""
     values: dict[str, str] = {}
     units: dict[str, str] = {}
     for col, value in cells:
@@ -177,7 +180,7 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
     amount = None
     if values.get("amount"):
         amount = _amount(values["amount"], units.get("amount") or "万元")
-        if amount is None:
+        if amount is None or amount < 0:
             reason = "not an amount in RMB (e.g. 5000万元, 10亿元; other currencies are not accepted)"
             issues.append(RowIssue(row, "金额", reason, values["amount"]))
     confidence = 0.8
@@ -197,21 +200,30 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
         issues.append(RowIssue(row, "企业名称", "longer than 400 characters", values["firm"][:80]))
     if issues:
         return None, issues, values
+    fields = {
+        "firm": values["firm"],
+        "group": values.get("group"),
+        "day": day,
+        "kind": kind,
+        "product": values.get("product", ""),
+        "link_id": values.get("link_id"),
+        "province": _province(values["province"]) if values.get("province") else None,
+        "region": values.get("region", ""),
+        "amount": amount,
+        "confidence": confidence,
+        "sources": [{"url": values.get("url", ""), "document": values.get("document", ""),
+                     "title": values.get("title", "")}],
+    }  # fmt: skip
+    return fields, [], values
+
+
+def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, list[RowIssue], dict[str, str]]:
+    fields, issues, values = _fields(row, cells)
+    if fields is None:
+        return None, issues, values
     try:
-        event = SignalEvent(
-            firm=values["firm"],
-            group=values.get("group"),
-            day=day,
-            kind=kind,
-            product=values.get("product", ""),
-            link_id=values.get("link_id"),
-            province=_province(values["province"]) if values.get("province") else None,
-            region=values.get("region", ""),
-            amount=amount,
-            confidence=confidence,
-            sources=[SignalSource(url=values.get("url", ""), document=values.get("document", ""),
-                                  title=values.get("title", ""))],
-        )
+        sources = [SignalSource(**s) for s in fields["sources"]]
+        event = SignalEvent(**{**fields, "sources": sources})
     except ValidationError as exc:
         err = exc.errors()[0]
         names = {"kind": "类型", "confidence": "置信度", "firm": "企业名称", "amount": "金额"}
@@ -220,23 +232,26 @@ def _event(row: int, cells: list[tuple[Any, Any]]) -> tuple[SignalEvent | None, 
     return event, [], values
 
 
-def read_signals(path: str | Path) -> tuple[list[tuple[SignalEvent, dict[str, str]]], ImportReport]:
-    """Parse a signals file: events with their raw identifying cells, and a report of rejected rows."""
-    path = Path(path)
+def _read(path: Path, parse: Any) -> tuple[list[tuple[Any, dict[str, str]]], ImportReport]:
     report = ImportReport(path=str(path), format="")
     source = _open(path, report)
-    out: list[tuple[SignalEvent, dict[str, str]]] = []
+    out: list[tuple[Any, dict[str, str]]] = []
     for rec in source.records:
         report.rows += 1
         if rec.cells is None:
             report.rejects.append(rec.issue or RowIssue(rec.row, "-", "unreadable row"))
             continue
-        event, issues, values = _event(rec.row, rec.cells)
+        event, issues, values = parse(rec.row, rec.cells)
         if event is None:
             report.rejects.extend(issues)
         else:
             out.append((event, values))
     return out, report
+
+
+def read_signals(path: str | Path) -> tuple[list[tuple[SignalEvent, dict[str, str]]], ImportReport]:
+    """Parse a signals file: events with their raw identifying cells, and a report of rejected rows."""
+    return _read(Path(path), _event)
 
 
 def _resolver(store: Store, tenant: str | None) -> dict[str, tuple[str, str | None]]:
@@ -264,10 +279,20 @@ def import_signals(
     atomic: bool = True,
 ) -> ImportReport:
     """Read, resolve, map and store a signals file (see the module docstring); the report counts
-    ``inserted`` events, ``updated`` (merged into an existing event with a new source) and ``unchanged``."""
+    ``inserted`` events, ``updated`` (merged into an existing event with a new source) and ``unchanged``.
+
+    Rows go to the store as plain rows (:func:`~matcher.store.signals.upsert_signal_rows`), checked exactly as
+    :class:`SignalEvent` would check them, so no model is built per event."""
     check_tenant(tenant)
+    with paused_gc():
+        return _import_rows(store, Path(path), tenant, mapper, atomic)
+
+
+def _import_rows(
+    store: Store, path: Path, tenant: str | None, mapper: LinkMapper | None, atomic: bool
+) -> ImportReport:
     t0 = time.perf_counter()
-    rows, report = read_signals(path)
+    rows, report = _read(path, _fields)
     report.tenant, report.atomic = tenant, atomic
     report.timings["read"] = time.perf_counter() - t0
     if report.rejects and atomic:
@@ -276,24 +301,29 @@ def import_signals(
         return report
     keys = _resolver(store, tenant)
     link_cache: dict[str, str | None] = {}
-    events: list[SignalEvent] = []
-    for event, values in rows:
-        hit = None
-        for k in (f"c:{values.get('credit_code', '')}", f"s:{values.get('stock_code', '')}"):
-            hit = hit or keys.get(k)
-        hit = hit or keys.get(f"n:{_norm_name(event.firm)}")
-        update: dict[str, Any] = {}
-        if hit:
-            update["enterprise_id"] = hit[0]
-        if event.link_id is None and event.product and mapper is not None:
-            if event.product not in link_cache:
-                link_cache[event.product] = map_product_link(mapper, event.product)
-            update["link_id"] = link_cache[event.product]
-        for k, v in update.items():  # the event is this import's own: set in place (no copy per row)
-            setattr(event, k, v)
-        events.append(event)
+    now = datetime.now(UTC)
+    events: list[dict[str, Any]] = []
+    for fields, values in rows:
+        hit = keys.get(f"c:{values['credit_code']}") if values.get("credit_code") else None
+        if hit is None and values.get("stock_code"):
+            hit = keys.get(f"s:{values['stock_code']}")
+        hit = hit or keys.get(f"n:{_norm_name(fields['firm'])}")
+        link_id, product = fields["link_id"], fields["product"]
+        if link_id is None and product and mapper is not None:
+            if product not in link_cache:
+                link_cache[product] = map_product_link(mapper, product)
+            link_id = link_cache[product]
+        group = fields["group"]
+        events.append({
+            "id": "", "tenant": tenant, "enterprise_id": hit[0] if hit else None, "firm": fields["firm"],
+            "group_name": group, "day": fields["day"], "kind": fields["kind"], "product": product,
+            "link_id": link_id, "province": fields["province"], "region": fields["region"],
+            "amount": fields["amount"], "confidence": fields["confidence"], "origin": "import",
+            "sources": fields["sources"], "updated_at": now,
+        })  # fmt: skip
+    rows.clear()  # the parsed cells are no longer needed: keep the peak memory down
     report.timings["resolve"] = time.perf_counter() - t0 - report.timings["read"]
-    summary = upsert_signals(store, events, tenant)
+    summary = upsert_signal_rows(store, events, tenant, now)
     report.inserted, report.updated, report.unchanged = summary.inserted, summary.merged, summary.unchanged
     report.committed = True
     report.seconds = time.perf_counter() - t0

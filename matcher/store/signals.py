@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Date, DateTime, Float, Index, String, Text, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from matcher.store.database import analyze, bulk_write_cache
 from matcher.store.db_models import JSON_TYPE, Base
 from matcher.store.tenancy import check_tenant
 
@@ -38,7 +40,9 @@ __all__ = [
     "UpsertSignalsSummary",
     "event_key",
     "lead_outcome_event",
+    "row_key",
     "signals_of",
+    "upsert_signal_rows",
     "upsert_signals",
 ]
 
@@ -166,10 +170,19 @@ class SignalRow(Base):
 
 def event_key(event: SignalEvent, tenant: str | None) -> str:
     """The de-duplication key: tenant + firm (id, else name) + kind + link (else product) + province + month."""
-    firm = event.enterprise_id or event.firm
-    what = event.link_id or event.product
-    raw = "\x1f".join((tenant or "", firm, event.kind, what, event.province or "", event.day.isoformat()[:7]))
+    return _key(tenant, event.enterprise_id or event.firm, event.kind, event.link_id or event.product,
+                event.province, event.day)  # fmt: skip
+
+
+def _key(tenant: str | None, firm: str, kind: str, what: str, province: str | None, day: date) -> str:
+    raw = "\x1f".join((tenant or "", firm, kind, what, province or "", day.isoformat()[:7]))
     return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """:func:`event_key` of an event already in row form (:func:`_to_row`)."""
+    return _key(row["tenant"], row["enterprise_id"] or row["firm"], row["kind"], row["link_id"] or row["product"],
+                row["province"], row["day"])  # fmt: skip
 
 
 def _to_row(e: SignalEvent, tenant: str | None, now: datetime) -> dict[str, Any]:
@@ -238,6 +251,42 @@ _CHUNK = 500
 _LOOKUP_CHUNK = 5000  # ids per existence look-up (well under SQLite's 32,766 bound parameters)
 
 
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert rows with Core executemany; on SQLite straight through the driver, each value converted by its column
+    type's own bind processor (stored exactly as through SQLAlchemy), a value repeated from the row before
+    (``updated_at``) converted once."""
+    table = SignalRow.__table__
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name != "sqlite" or len(rows) < 1000:
+        for i in range(0, len(rows), 5000):  # Core executemany: no ORM bookkeeping per row
+            session.execute(insert(table), rows[i : i + 5000])
+        return
+    compiled = insert(table).compile(dialect=dialect, column_keys=[c.name for c in table.columns])
+    order = list(compiled.positiontup or [])
+    get = operator.itemgetter(*order)
+    convert = [(i, table.c[k].type.dialect_impl(dialect).bind_processor(dialect)) for i, k in enumerate(order)]
+    convert = [(i, p) for i, p in convert if p is not None]
+    last: dict[int, tuple[Any, Any]] = {}
+    sql = str(compiled)
+    for start in range(0, len(rows), 5000):
+        batch = []
+        for r in rows[start : start + 5000]:
+            values = list(get(r))
+            for i, process in convert:
+                v = values[i]
+                if v is None:
+                    continue
+                seen = last.get(i)
+                if seen is not None and seen[0] is v:
+                    values[i] = seen[1]
+                else:
+                    values[i] = process(v)
+                    last[i] = (v, values[i])
+            batch.append(tuple(values))
+        conn.exec_driver_sql(sql, batch)
+
+
 def upsert_signals(
     store: Store, events: Iterable[SignalEvent], tenant: str | None = None
 ) -> UpsertSignalsSummary:
@@ -247,20 +296,28 @@ def upsert_signals(
     """
     check_tenant(tenant)
     now = datetime.now(UTC)
+    return upsert_signal_rows(store, (_to_row(e, tenant, now) for e in events), tenant, now)
+
+
+def upsert_signal_rows(
+    store: Store, rows: Iterable[dict[str, Any]], tenant: str | None, now: datetime
+) -> UpsertSignalsSummary:
+    """:func:`upsert_signals` of events already in row form (``_to_row``'s keys, ``tenant`` and ``updated_at``
+    set): the file importer builds them directly, without a validated model per event."""
     batch: dict[str, dict[str, Any]] = {}
     summary = UpsertSignalsSummary()
     n_input = 0
-    for e in events:
+    for new in rows:
         n_input += 1
-        key = event_key(e, tenant)
+        key = row_key(new)
         row = batch.get(key)
         if row is None:
-            row = batch[key] = _to_row(e, tenant, now)
-            row["id"] = key
+            new["id"] = key
+            batch[key] = new
             continue
-        row["sources"] = _merge_sources(row["sources"], (s.model_dump() for s in e.sources))
-        row["confidence"] = max(row["confidence"], e.confidence)
-        row["amount"] = row["amount"] if row["amount"] is not None else e.amount
+        row["sources"] = _merge_sources(row["sources"], new["sources"])
+        row["confidence"] = max(row["confidence"], new["confidence"])
+        row["amount"] = row["amount"] if row["amount"] is not None else new["amount"]
     keys = list(batch)
     with store.transaction() as session:
         existing: dict[str, tuple[list[dict[str, Any]], float]] = {}
@@ -287,10 +344,12 @@ def upsert_signals(
             stmt = update(t).where(t.c.id == bindparam("b_id"))
             session.execute(stmt.values(sources=bindparam("sources"), confidence=bindparam("confidence"),
                                         updated_at=bindparam("updated_at")), changed)  # fmt: skip
-        table = SignalRow.__table__
-        for i in range(0, len(fresh), 5000):  # Core executemany: no ORM bookkeeping per row
-            session.execute(insert(table), fresh[i : i + 5000])
+        fresh.sort(key=lambda r: r["id"])  # key order: the primary-key index grows at its end, not at random pages
+        with bulk_write_cache(session):
+            _insert_rows(session, fresh)
         summary.inserted = len(fresh)
+        if len(fresh) >= 10_000:
+            analyze(session, ("signals",))
     summary.unchanged = max(n_input - summary.inserted - summary.merged, 0)
     logger.info(
         "signals (%s): inserted %d, merged %d, unchanged %d",

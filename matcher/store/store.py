@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -58,6 +57,13 @@ from matcher.store.change_feed import ChangeFeed
 from matcher.store.credit_code import validate_credit_code
 from matcher.store.database import _WRITE_TXN, _chunks, _now, is_statement_timeout, make_engine, upgrade
 from matcher.store.db_models import EnterpriseRow
+from matcher.store.enterprise_upsert import (
+    UpsertSummary,
+    existing_rows,
+    merge_stored,
+    source_hash_for,
+    stamp_source_hashes,
+)
 from matcher.store.identity import _aliases_key, _compatible, _profile_json, branch_of, content_hash
 from matcher.store.identity import former_keys, merge_profiles
 from matcher.store.name_index import index_names, unindex_names
@@ -83,38 +89,6 @@ class StoreConflictError(ChainMatchError):
     code = "store_conflict"
 
 
-
-
-@dataclass
-class UpsertSummary:
-    """What :meth:`Store.upsert_enterprises` did.
-
-    Counts are per stored row: input items that resolve to the same row (same credit code, name + province or
-    id) are merged, the later one winning. ``ids`` gives the stored id of every input item, in input order.
-    """
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    changed_ids: list[str] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-
-    merged: int = 0  # stored rows whose profile was merged with one from another source
-    conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows where two sources disagreed
-
-    @property
-    def total(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
-    def note_conflicts(self, fields: list[str]) -> None:
-        for f in fields:
-            self.conflicts[f] = self.conflicts.get(f, 0) + 1
-
-    def merge_report(self) -> str:
-        """One line: new, merged, conflicting fields."""
-        conf = ", ".join(f"{f} ×{n}" for f, n in sorted(self.conflicts.items(), key=lambda x: -x[1])) or "none"
-        return (f"new {self.inserted}, updated {self.updated} (merged across sources {self.merged}), "
-                f"unchanged {self.unchanged}; conflicting fields kept from the more trusted source: {conf}")  # fmt: skip
 
 
 class Store(ChangeFeed, RegionStore):
@@ -243,72 +217,21 @@ class Store(ChangeFeed, RegionStore):
             update_["credit_code"] = None
         return e.model_copy(update=update_)
 
-    def _merge_stored(
-        self, session: Session, final: dict[str, Enterprise], state: dict[str, dict[str, Any]], summary: UpsertSummary
-    ) -> None:
-        """Merge each incoming profile with the stored one it updates (field by field, :func:`merge_profiles`), so
-        an import never replaces a known value with an empty or less trusted one."""
-        rows = [rid for rid in final if not state[rid].get("new")]
-        for chunk in _chunks(rows):
-            for rid, profile in session.execute(
-                select(EnterpriseRow.id, EnterpriseRow.profile).where(EnterpriseRow.id.in_(chunk))
-            ):
-                stored = Enterprise.model_validate(profile)
-                incoming = final[rid]
-                merged, lost = merge_profiles(stored, incoming)
-                changed = merged.model_dump(exclude={"updated_at"}) != stored.model_dump(exclude={"updated_at"})
-                if changed and stored.source != incoming.source:
-                    summary.merged += 1
-                    summary.note_conflicts(lost)
-                final[rid] = merged
-
-    def _existing(
-        self, session: Session, items: list[Enterprise], tenant: str | None
-    ) -> dict[str, dict[str, Any]]:
-        """Rows of the scope that any item could match (by credit code, name or id): id -> key columns."""
-        e = EnterpriseRow
-        cols = (
-            e.id,
-            e.tenant,
-            e.name,
-            e.credit_code,
-            e.stock_code,
-            e.normalized_name,
-            e.province,
-            e.content_hash,
-        )
-        found: dict[str, dict[str, Any]] = {}
-        keys: list[tuple[Any, list[str]]] = [
-            (e.credit_code, sorted({i.credit_code for i in items if i.credit_code})),
-            (e.stock_code, sorted({i.stock_code for i in items if i.stock_code})),
-            (e.normalized_name, sorted({i.normalized_name for i in items} | {a for i in items for a in former_keys(i)})),
-            (e.id, sorted({i.id for i in items})),
-        ]
-        for column, values in keys:
-            for chunk in _chunks(values):
-                # the scope is filtered here, not in SQL: with "tenant IS NULL" in the WHERE clause SQLite may pick
-                # the (unselective) tenant index over the key's index and scan the whole table per chunk
-                for row in session.execute(select(*cols).where(column.in_(chunk))):
-                    if row.tenant != tenant:
-                        continue
-                    found[row.id] = {
-                        "credit_code": row.credit_code,
-                        "stored_credit_code": row.credit_code,
-                        "stock_code": row.stock_code,
-                        "branch": branch_of(row.name),
-                        "normalized_name": row.normalized_name,
-                        "province": row.province,
-                        "content_hash": row.content_hash,
-                    }
-        return found
-
-    def upsert_enterprises(self, items: Iterable[Enterprise], tenant: str | None = None) -> UpsertSummary:
+    def upsert_enterprises(
+        self,
+        items: Iterable[Enterprise],
+        tenant: str | None = None,
+        *,
+        source_hashes: Sequence[str | None] | None = None,
+    ) -> UpsertSummary:
         """Insert new enterprises and update changed ones, in one transaction.
 
         Args:
             items: profiles; their ``tenant`` field is replaced by ``tenant``; ``normalized_name`` is derived from
                 ``name`` when empty; ``credit_code`` is validated (GB 32100-2015).
             tenant: ``None`` writes the shared corpus; else the tenant's private rows (ids become ``{tenant}:{id}``).
+            source_hashes: the importer's hash of each item's source row (aligned with ``items``), stored as the
+                rows' ``source_hash`` so a re-import can skip them; without it written rows get NULL.
 
         Returns:
             Counts of inserted / updated / unchanged rows and the ids that changed (now pending re-embedding).
@@ -319,13 +242,17 @@ class Store(ChangeFeed, RegionStore):
         """
         tenant = check_tenant(tenant)
         prepared = [self._prepare(e, tenant) for e in items]
+        hashes = list(source_hashes) if source_hashes is not None else [None] * len(prepared)
+        if len(hashes) != len(prepared):
+            raise InvalidRequestError("source_hashes", len(hashes), f"expected {len(prepared)} hashes, one per item")
+        inputs: dict[str, list[tuple[Enterprise, str | None]]] = {}
         summary = UpsertSummary()
         if not prepared:
             return summary
         now = _now()
         try:
             with self.transaction() as session:
-                state = self._existing(session, prepared, tenant)
+                state = existing_rows(session, prepared, tenant)
                 stored = {rid: row["normalized_name"] for rid, row in state.items()}  # their name-index keys
                 by_code: dict[str, str] = {}
                 by_stock: dict[str, str] = {}
@@ -338,7 +265,7 @@ class Store(ChangeFeed, RegionStore):
                         by_stock.setdefault(row["stock_code"], rid)
                     by_name.setdefault((row["normalized_name"], row["province"]), []).append(rid)
                 final: dict[str, Enterprise] = {}
-                for e in prepared:
+                for e, source_hash in zip(prepared, hashes, strict=True):
                     target = by_code.get(e.credit_code) if e.credit_code else None
                     if target is None and e.stock_code and not branch_of(e.name):
                         # one listed firm, one record: a renamed shell keeps its code (天业通联 → 晶澳)
@@ -385,7 +312,10 @@ class Store(ChangeFeed, RegionStore):
                         summary.note_conflicts(lost)
                     final[target] = e if e.id == target else e.model_copy(update={"id": target})
                     summary.ids.append(target)
-                self._merge_stored(session, final, state, summary)
+                    inputs.setdefault(target, []).append((e, source_hash))
+                merge_stored(session, final, state, summary)
+                row_hashes = source_hash_for(final, inputs)
+                stamps: list[tuple[str, str | None]] = []
 
                 inserts: list[dict[str, Any]] = []
                 updates: list[dict[str, Any]] = []
@@ -394,6 +324,8 @@ class Store(ChangeFeed, RegionStore):
                     old = state[rid]
                     if not old.get("new") and old["content_hash"] == digest:
                         summary.unchanged += 1
+                        if row_hashes[rid] is not None and row_hashes[rid] != old.get("source_hash"):
+                            stamps.append((rid, row_hashes[rid]))
                         continue
                     row = {
                         "id": rid,
@@ -409,6 +341,7 @@ class Store(ChangeFeed, RegionStore):
                         "content_hash": digest,
                         "embedded_hash": None,
                         "updated_at": now,
+                        "source_hash": row_hashes[rid],
                     }
                     (inserts if old.get("new") else updates).append(row)
                     summary.changed_ids.append(rid)
@@ -433,6 +366,7 @@ class Store(ChangeFeed, RegionStore):
                 for chunk in _chunks(inserts, 5000):
                     session.execute(table.insert(), list(chunk))
                 index_names(session, [*inserts, *updates], previous={r["id"]: stored[r["id"]] for r in updates})
+                stamp_source_hashes(session, stamps)
                 self._log_changes(session, summary.changed_ids, tenant, "upsert", now)
                 summary.inserted, summary.updated = len(inserts), len(updates)
         except IntegrityError as exc:
@@ -489,6 +423,7 @@ class Store(ChangeFeed, RegionStore):
             row.content_hash = digest
             row.embedded_hash = None
             row.updated_at = now
+            row.source_hash = None  # no longer what the import row wrote
             self._log_changes(session, [enterprise_id], row.tenant, "upsert", now)
 
     # --- enterprises: reads -----------------------------------------------------------------------------------

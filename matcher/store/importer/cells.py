@@ -142,6 +142,7 @@ def _parse_products_cached(text: str) -> tuple[tuple[tuple[str, float | None], .
     return tuple((p.name, p.share) for p in products), tuple(warnings)
 
 
+@lru_cache(maxsize=65_536)  # exports repeat the same capital strings ("5000万元人民币")
 def _parse_money(text: str, header_unit: str) -> tuple[float | None, str | None]:
     """注册资本 in 万元 (of its currency) and the currency when not RMB."""
     m = _MONEY.match(text.replace(" ", ""))
@@ -201,6 +202,7 @@ def _gbt_by_name() -> dict[str, str]:
     return {normalize_text(name): code for code, name in load_gbt_codes().items()}
 
 
+@lru_cache(maxsize=65_536)  # a column of industry codes holds a few hundred distinct cells
 def _gbt_code(value: str) -> tuple[str | None, str | None]:
     """(numeric code, section letter) of a 国标行业 cell such as 'C3216 铝冶炼', '3216', '铝冶炼' or 'C 制造业'."""
     m = _GBT_CELL.match(value)

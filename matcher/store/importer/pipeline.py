@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from matcher.errors import ImportFileError
 from matcher.knowledge.catalogue import default_catalogue
 from matcher.records import Enterprise, LinkMatch, Product
+from matcher.store.database import analyze, paused_gc
 from matcher.store.identity import same_firm
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ from matcher.store.importer.formats import _open
 from matcher.store.importer.groups import GroupResolver
 from matcher.store.importer.report import ImportReport, RowIssue, write_rejects
 from matcher.store.importer.rows import _cell_text, _Column, _RowBuilder
+from matcher.store.importer.skip import RowSkipper
 
 __all__ = ["default_mapper", "import_file", "read_enterprises"]
 
@@ -85,11 +87,24 @@ class _CachedMapper:
         return _link_matches(self.map_input(mapping_input(e)))
 
 
+_LINK_MEMO: dict[LinkTuple, LinkMatch] = {}
+
+
 def _link_matches(tuples: list[LinkTuple]) -> list[LinkMatch]:
-    return [
-        LinkMatch.model_construct(link_id=lid, score=score, method=method, evidence=evidence, share=share)
-        for lid, score, method, evidence, share in tuples
-    ]
+    """LinkMatch objects of mapped tuples; one object per distinct match, shared by the profiles of an import (they
+    are serialised, never changed in place), so a 100k-row import builds thousands instead of ~400k models."""
+    out: list[LinkMatch] = []
+    for t in tuples:
+        m = _LINK_MEMO.get(t)
+        if m is None:
+            if len(_LINK_MEMO) >= 50_000:
+                _LINK_MEMO.clear()
+            lid, score, method, evidence, share = t
+            m = _LINK_MEMO[t] = LinkMatch.model_construct(
+                link_id=lid, score=score, method=method, evidence=evidence, share=share
+            )
+        out.append(m)
+    return out
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -184,29 +199,74 @@ class _Identity:
 
     __slots__ = ("row", "fingerprint", "name", "normalized_name", "province", "credit_code", "stock_code")
 
-    def __init__(self, row: int, fingerprint: bytes, e: Enterprise) -> None:
+    def __init__(self, row: int, fingerprint: bytes, e: Any) -> None:
+        """``e``: the row's profile, or the stored row it left unchanged (same identity columns)."""
         self.row, self.fingerprint = row, fingerprint
         self.name, self.normalized_name, self.province = e.name, e.normalized_name, e.province
         self.credit_code, self.stock_code = e.credit_code, e.stock_code
 
 
 def _fingerprint(cells: list[tuple[_Column, Any]]) -> bytes:
-    text = "\x1f".join(_cell_text(v, c.field).strip() for c, v in cells)
+    try:  # text files: every cell is a str
+        text = "\x1f".join([v.strip() for _, v in cells])
+    except AttributeError:
+        text = "\x1f".join([_cell_text(v, c.field).strip() for c, v in cells])
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+class _Dedupe:
+    """The in-file duplicate rule: an identical repeat of a kept row is merged, a repeat with other values rejected."""
+
+    def __init__(self) -> None:
+        self.by_code: dict[str, _Identity] = {}
+        self.by_name: dict[tuple[str, str | None], list[_Identity]] = {}
+
+    def check(self, row: int, cells: list[tuple[_Column, Any]], e: Any, report: ImportReport) -> bool:
+        """True (and the row remembered) when ``e`` is the first of its firm in the file; else the repeat is
+        counted (identical) or rejected (different values) in ``report`` and False returned."""
+        first = self.by_code.get(e.credit_code) if e.credit_code else None
+        reason = "same credit code"
+        if first is None:
+            reason = "same name and province"
+            for cand in self.by_name.get((e.normalized_name, e.province), []):
+                if same_firm(e, cand):  # the store's identity rule, so file and store agree
+                    first = cand
+                    break
+        fingerprint = _fingerprint(cells)
+        if first is not None:
+            if first.fingerprint == fingerprint:
+                report.duplicates += 1
+                report.warnings.append(RowIssue(row, "-", f"identical duplicate of row {first.row}; merged"))
+            else:
+                name_header = next((c.header for c, _ in cells if c.field == "name"), "-")
+                reason = f"duplicate of row {first.row} ({reason}) with different values"
+                report.rejects.append(RowIssue(row, name_header, reason, e.name))
+            return False
+        identity = _Identity(row, fingerprint, e)
+        if e.credit_code:
+            self.by_code[e.credit_code] = identity
+        self.by_name.setdefault((e.normalized_name, e.province), []).append(identity)
+        return True
+
+
 def _iter_rows(
-    path: Path, report: ImportReport, progress: ProgressCallback | None
-) -> Iterator[tuple[int, Enterprise]]:
-    """``(row, enterprise)`` of every good row, streaming; rejects, warnings and counts go into ``report``."""
+    path: Path, report: ImportReport, progress: ProgressCallback | None, skipper: RowSkipper | None = None
+) -> Iterator[tuple[int, Enterprise, str | None]]:
+    """``(row, enterprise, source hash)`` of every good row, streaming; rejects, warnings and counts go into
+    ``report``. With a ``skipper``, rows the store holds unchanged are counted (``unchanged``, ``skipped``) and not
+    built; the hash is None for rows that must not be skipped next time (they warn, or no skipper)."""
     source = _open(path, report)
     report.columns = {c.header: (c.field or "extra") for c in source.columns}
     builder = _RowBuilder(
         f"import:{path.name}", report.encoding, surrogates=source.surrogates, controls=source.controls
     )
-    by_code: dict[str, _Identity] = {}
-    by_name: dict[tuple[str, str | None], list[_Identity]] = {}
-    for record in source.records:
+    dedupe = _Dedupe()
+    if skipper is not None:
+        skipper.start(source.columns)
+        records: Iterator[tuple[Any, str | None, Any]] = skipper.resolve(source.records)
+    else:
+        records = ((r, None, None) for r in source.records)
+    for record, source_hash, stored in records:
         report.rows += 1
         if progress is not None and report.rows % 1000 == 0:
             progress(report.rows, source.total)
@@ -214,36 +274,18 @@ def _iter_rows(
             if record.issue:
                 report.rejects.append(record.issue)
             continue
+        if stored is not None:  # the store holds what this row wrote: nothing to build, map or write
+            if dedupe.check(record.row, record.cells, stored, report):
+                report.unchanged += 1
+                report.skipped += 1
+            continue
         enterprise, rejects, warnings = builder.build(record.row, record.cells)
         report.warnings.extend(warnings)
         if enterprise is None:
             report.rejects.extend(rejects)
             continue
-        first = by_code.get(enterprise.credit_code) if enterprise.credit_code else None
-        reason = "same credit code"
-        if first is None:
-            reason = "same name and province"
-            for cand in by_name.get((enterprise.normalized_name, enterprise.province), []):
-                if same_firm(enterprise, cand):  # the store's identity rule, so file and store agree
-                    first = cand
-                    break
-        fingerprint = _fingerprint(record.cells)
-        if first is not None:
-            if first.fingerprint == fingerprint:
-                report.duplicates += 1
-                report.warnings.append(
-                    RowIssue(record.row, "-", f"identical duplicate of row {first.row}; merged")
-                )
-            else:
-                name_header = next((c.header for c, _ in record.cells if c.field == "name"), "-")
-                reason = f"duplicate of row {first.row} ({reason}) with different values"
-                report.rejects.append(RowIssue(record.row, name_header, reason, enterprise.name))
-            continue
-        identity = _Identity(record.row, fingerprint, enterprise)
-        if enterprise.credit_code:
-            by_code[enterprise.credit_code] = identity
-        by_name.setdefault((enterprise.normalized_name, enterprise.province), []).append(identity)
-        yield record.row, enterprise
+        if dedupe.check(record.row, record.cells, enterprise, report):
+            yield record.row, enterprise, None if warnings else source_hash
     if report.rows == 0:
         raise ImportFileError(f"{path.name}: no data rows below the header")
     if progress is not None:
@@ -270,7 +312,7 @@ def read_enterprises(
     """
     path = Path(path)
     report = report or ImportReport(path=str(path), format="?")
-    return list(_iter_rows(path, report, progress)), report
+    return [(row, e) for row, e, _ in _iter_rows(path, report, progress)], report
 
 
 _BATCH = 5_000
@@ -290,6 +332,7 @@ def import_file(
     *,
     mapper: LinkMapper | None = None,
     parallel: bool = True,
+    skip_unchanged: bool = True,
 ) -> ImportReport:
     """Import an enterprise list into ``store``.
 
@@ -303,6 +346,8 @@ def import_file(
         mapper: the product → link mapper (default: one over the default catalogue, built once per process).
         parallel: for files of more than two batches (10,000 rows), map links in a forked worker process while
             this one parses and writes (needs ``fork`` and two cores; otherwise serial).
+        skip_unchanged: count rows whose stored profile this same row wrote (same cells, columns, file name,
+            tenant and mapper: :mod:`~matcher.store.importer.skip`) as unchanged without rebuilding them.
 
     Returns:
         The report: counts, rejects, warnings, changed ids, whether anything was committed.
@@ -316,35 +361,48 @@ def import_file(
     check_tenant(tenant)
     report = ImportReport(path=str(path), format="?", tenant=tenant, atomic=atomic)
     spent = {"map": 0.0, "write": 0.0}
+    stats = {"next": 10_000, "last": 0}  # inserted rows at which planner statistics are refreshed next / were last
     big_file = Path(path).is_file() and Path(path).stat().st_size > 5_000_000  # ≈ 10,000 export rows
     mapping: list[_Mapping] = []  # built at the first batch, so an unreadable file fails fast
-    pending: deque[tuple[list[Enterprise], Any]] = deque()  # batches whose links are being computed
+    pending: deque[tuple[list[Enterprise], list[str | None], Any]] = deque()  # batches being mapped
     groups = GroupResolver(store, tenant)
+    mapper = mapper or default_mapper()
+    skipper = RowSkipper(store, tenant, f"import:{Path(path).name}", mapper) if skip_unchanged else None
 
-    def submit(batch: list[Enterprise]) -> None:
+    def submit(batch: list[Enterprise], hashes: list[str | None]) -> None:
         if not mapping:
-            mapping.append(_Mapping(mapper or default_mapper(), parallel))
-        if pending or big_file:
+            mapping.append(_Mapping(mapper, parallel))
+        if pending or (big_file and len(batch) >= _BATCH):
             mapping[0].start_worker()  # a second batch, or a big file: worth a worker process
         t = time.perf_counter()
-        pending.append((batch, mapping[0].submit(batch)))
+        pending.append((batch, hashes, mapping[0].submit(batch)))
         spent["map"] += time.perf_counter() - t
         while len(pending) > 2:  # keep at most two batches in flight
             drain()
 
+    def refresh_stats() -> None:
+        with store.transaction() as session:
+            analyze(session, ("enterprises",))
+        stats["last"] = report.inserted
+
     def drain() -> None:
-        batch, handle = pending.popleft()
+        batch, hashes, handle = pending.popleft()
         t = time.perf_counter()
         links = handle.result()
-        mapped = [
-            e.model_copy(update={"links": _link_matches(ls)}) for e, ls in zip(batch, links, strict=True)
-        ]
+        for e, ls in zip(batch, links, strict=True):  # the batch's profiles are this import's own: set in place
+            e.links = _link_matches(ls)
+        mapped = batch
         spent["map"] += time.perf_counter() - t
         t = time.perf_counter()
         groups.resolve(mapped)
-        summary = store.upsert_enterprises(mapped, tenant=tenant)
+        # a parent_group resolved from another firm's record may change with that record: never skipped
+        hashes = [None if e.extra.get("parent_credit_code") else h for e, h in zip(mapped, hashes, strict=True)]
+        summary = store.upsert_enterprises(mapped, tenant=tenant, source_hashes=hashes)
         spent["write"] += time.perf_counter() - t
         report.inserted += summary.inserted
+        if report.inserted >= stats["next"]:  # PostgreSQL: keep the planner's row counts near the truth
+            refresh_stats()
+            stats["next"] *= 4
         report.updated += summary.updated
         report.unchanged += summary.unchanged
         report.merged += summary.merged
@@ -357,24 +415,28 @@ def import_file(
     # then rolls back. A --no-atomic import commits batch by batch, so it never holds SQLite's write lock long.
     outer = store.in_transaction  # called inside the caller's transaction: undo only our part (a SAVEPOINT)
     try:
-        with store.transaction() if atomic or outer else nullcontext() as session:
+        with paused_gc(), store.transaction() if atomic or outer else nullcontext() as session:
             with session.begin_nested() if outer else nullcontext():
                 batch: list[Enterprise] = []
-                for _row, enterprise in _iter_rows(Path(path), report, progress):
+                hashes: list[str | None] = []
+                for _row, enterprise, source_hash in _iter_rows(Path(path), report, progress, skipper):
                     if atomic and report.rejects:
                         continue
                     batch.append(enterprise)
+                    hashes.append(source_hash)
                     if len(batch) >= _BATCH:
-                        submit(batch)
-                        batch = []
+                        submit(batch, hashes)
+                        batch, hashes = [], []
                 if atomic and report.rejects:
                     raise _Rollback
                 if batch:
-                    submit(batch)
+                    submit(batch, hashes)
                 while pending:
                     drain()
+                if report.inserted >= 10_000 and report.inserted > 2 * stats["last"]:
+                    refresh_stats()
     except _Rollback:
-        report.inserted = report.updated = report.unchanged = 0
+        report.inserted = report.updated = report.unchanged = report.skipped = 0
         report.changed_ids = []
         logger.warning("%s: %d rows rejected; atomic import wrote nothing", path, report.rejected)
     else:

@@ -45,6 +45,7 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    skipped: int = 0  # of ``unchanged``: rows skipped by their source hash, never rebuilt (importer.skip)
     duplicates: int = 0
     merged: int = 0  # stored rows of another source that this import's rows were merged into (field by field)
     conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows where the two sources disagreed
@@ -77,7 +78,8 @@ class ImportReport:
             state = "written"
         return (
             f"{self.path}: {self.rows} rows ({self.format}, {self.encoding or '-'}) → "
-            f"inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}"
+            f"{f' ({self.skipped} skipped by hash)' if self.skipped else ''}, "
             f"rejected {self.rejected}, merged duplicates {self.duplicates}, warnings {len(self.warnings)}; "
             f"{state}; {self.seconds:.1f} s"
             + (f"\nmerge report: merged into records of other sources {self.merged}; conflicting fields kept from "
