@@ -245,3 +245,28 @@ def merge_duplicates(
         if progress is not None:
             progress(n, len(groups))
     return outcome
+
+
+def link_former_names(store: Store, items: list[Enterprise]) -> int:
+    """Before a corpus import: give each incoming profile whose name is a stored (shared) firm's former name — or
+    another incoming profile's — that firm's name as an alias, so the store's identity rule (a former name of one
+    is the other's name) joins them whichever was written first. Returns how many profiles were linked."""
+    from matcher.text import normalize_company_name
+
+    known: dict[tuple[Any, str], str] = {}
+    e = EnterpriseRow
+    with store._reader() as session:
+        rows = session.execute(select(e.name, e.province, e.aliases).where(e.tenant.is_(None), e.aliases != ""))
+        for name, province, aliases in rows:
+            for key in aliases.strip("|").split("|"):
+                known.setdefault((province, key), name)
+    for item in items:
+        for alias in item.aliases:
+            known.setdefault((item.province, normalize_company_name(alias)), item.name)
+    linked = 0
+    for item in items:
+        other = known.get((item.province, normalize_company_name(item.name)))
+        if other and other != item.name and other not in item.aliases:
+            item.aliases.append(other)
+            linked += 1
+    return linked

@@ -357,9 +357,10 @@ def register(app: typer.Typer) -> None:
         mapper = default_mapper()
         mapped = [e.model_copy(update={"links": mapper.map(e)}) for e in companies]
         with_links = sum(1 for e in mapped if e.links)
-        from matcher.store.duplicates import find_duplicates, merge_duplicates
+        from matcher.store.duplicates import find_duplicates, link_former_names, merge_duplicates
 
         with _store() as store:
+            link_former_names(store, mapped)  # a firm known under a former name is one record, in any order
             summary = store.upsert_enterprises(mapped)
             # a firm stored earlier under a name this import lists as its former name: one record, whatever the order
             folded = merge_duplicates(store, find_duplicates(store))
