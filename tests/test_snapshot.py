@@ -29,29 +29,32 @@ def _top(engine: Engine, req: RecommendRequest = REQ) -> list[str]:
     return [c.enterprise_id for c in engine.recommend(req).candidates]
 
 
-def test_a_second_process_loads_the_snapshot_and_ranks_identically(settings: Settings, caplog):
+def _how(engine: Engine) -> tuple[str, str]:
+    engine.recommender()
+    return engine._snapshots.outcome, engine._snapshots.reason
+
+
+def test_a_second_process_loads_the_snapshot_and_ranks_identically(settings: Settings):
     first = Engine.open(settings)
     expected = _top(first)
-    path = snapshot_path(settings.data_dir)
-    assert path.exists()
-    caplog.set_level("INFO", logger="matcher.ranking")
+    assert _how(first) == ("fitted", "none")
+    assert snapshot_path(settings.data_dir).exists()
     second = Engine.open(settings)
     assert _top(second) == expected
-    assert "recommender restored from snapshot" in caplog.text and "recommender fitted" not in caplog.text
+    assert _how(second)[0] == "restored" and second._snapshots.replayed == 0
     assert not second.embedder.loaded  # the need's vector was cached by the first process: no model load
 
 
-def test_changes_after_the_snapshot_are_served_before_the_first_answer(settings: Settings, caplog):
+def test_changes_after_the_snapshot_are_served_before_the_first_answer(settings: Settings):
     first = Engine.open(settings)
     before = _top(first)
     first.ws.store.delete_enterprise(before[0])
     new = Enterprise(id="new-rod", name="快照后新增铝棒制造有限公司", province="江苏", source="crm",
                      employees=50_000, products=[Product(name="铝棒", share=0.95)])  # fmt: skip
     first.ws.store.upsert_enterprises([new])
-    caplog.set_level("INFO", logger="matcher.ranking")
     second = Engine.open(settings)
     after = _top(second)
-    assert "+ 2 changes from the feed" in caplog.text
+    assert _how(second)[0] == "restored" and second._snapshots.replayed == 2
     assert before[0] not in after and "new-rod" in after
     assert len(second.recommender().enterprises_) == second.ws.store.count_enterprises("*")
     refit = _top(Engine.open(settings.model_copy(update={"snapshots": False})))
@@ -60,17 +63,15 @@ def test_changes_after_the_snapshot_are_served_before_the_first_answer(settings:
     assert after[:3] == refit[:3] and len(set(after) & set(refit)) >= 8
 
 
-def test_a_pruned_feed_a_changed_embedder_or_a_damaged_file_means_a_refit(settings: Settings, caplog):
+def test_a_pruned_feed_a_changed_embedder_or_a_damaged_file_means_a_refit(settings: Settings):
     Engine.open(settings).recommender()
     path = snapshot_path(settings.data_dir)
     store = Engine.open(settings.model_copy(update={"snapshots": False})).ws.store
     store.upsert_enterprises([Enterprise(id="x1", name="甲铝棒有限公司", province="江苏", source="crm")])
     store.prune_changes(datetime.now(timezone.utc) + timedelta(seconds=1))
-    caplog.set_level("INFO", logger="matcher.ranking")
-    Engine.open(settings).recommender()
-    assert "change feed behind the snapshot" in caplog.text and "recommender fitted" in caplog.text
+    assert _how(Engine.open(settings)) == ("fitted", "behind")
 
-    caplog.clear()  # a feed pruned past the snapshot: the change right after it is gone
+    # a feed pruned past the snapshot: the change right after it is gone
     seq = store.last_change_seq()
     store.upsert_enterprises([Enterprise(id=f"x{i}", name=f"乙{i}铝棒有限公司", province="江苏", source="crm")
                               for i in (2, 3)])  # fmt: skip
@@ -80,14 +81,9 @@ def test_a_pruned_feed_a_changed_embedder_or_a_damaged_file_means_a_refit(settin
 
     with store.transaction() as session:
         session.execute(delete(EnterpriseChangeRow).where(EnterpriseChangeRow.seq <= seq + 1))
-    Engine.open(settings).recommender()
-    assert "change feed pruned past the snapshot" in caplog.text and "recommender fitted" in caplog.text
-
-    caplog.clear()
-    Engine.open(settings.model_copy(update={"index_factory": "HNSW16,Flat"})).recommender()
-    assert "is stale" in caplog.text and "recommender fitted" in caplog.text
-
-    caplog.clear()
+    assert _how(Engine.open(settings)) == ("fitted", "pruned")
+    assert _how(Engine.open(settings.model_copy(update={"index_factory": "HNSW16,Flat"}))) == (
+        "fitted", "stale_or_unreadable")  # fmt: skip
     path.write_bytes(path.read_bytes()[:1000])
-    assert _top(Engine.open(settings))
-    assert "unreadable" in caplog.text and "recommender fitted" in caplog.text
+    damaged = Engine.open(settings)
+    assert _top(damaged) and _how(damaged) == ("fitted", "stale_or_unreadable")

@@ -34,6 +34,9 @@ class SnapshotKeeper:
         """``engine``: the :class:`~matcher.ranking.engine.Engine` whose recommender this keeps."""
         self.engine = engine
         self.seq = 0  # change-feed position the in-memory state is known to include
+        self.outcome = ""  # "restored" or "fitted", once the recommender exists
+        self.reason = ""  # why a snapshot was not used (stale, unreadable, pruned, behind, too_many, count, none)
+        self.replayed = 0  # store changes applied on top of the snapshot
 
     @property
     def enabled(self) -> bool:
@@ -63,6 +66,7 @@ class SnapshotKeeper:
         store = self.engine.ws.store
         stamp = load_snapshot(rec, self.path, self._stamp(rec, 0, 0))
         if stamp is None:
+            self.reason = "none" if not self.path.exists() else "stale_or_unreadable"
             return None
         try:
             replayed = self._catch_up(rec, stamp)
@@ -74,10 +78,12 @@ class SnapshotKeeper:
         from matcher.store.tenancy import ALL_TENANTS
 
         if len(rec.enterprises_) != store.count_enterprises(ALL_TENANTS):
+            self.reason = "count"
             logger.warning("snapshot + change feed hold %d enterprises, the store %d: refitting",
                            len(rec.enterprises_), store.count_enterprises(ALL_TENANTS))  # fmt: skip
             return None
         logger.info("recommender restored from snapshot (seq %d) + %d changes from the feed", stamp.seq, replayed)
+        self.outcome, self.replayed = "restored", replayed
         if replayed:
             self.save(rec)
         return rec
@@ -92,6 +98,7 @@ class SnapshotKeeper:
         now = store.last_change_seq()
         if now < stamp.seq:  # the feed was emptied or reset since the snapshot: its changes cannot be listed
             logger.info("change feed behind the snapshot (seq %d < %d): refitting", now, stamp.seq)
+            self.reason = "behind"
             return None
         if now == stamp.seq:
             self.seq = stamp.seq
@@ -100,6 +107,7 @@ class SnapshotKeeper:
             oldest = session.execute(select(func.min(EnterpriseChangeRow.seq))).scalar() or 0
         if oldest > stamp.seq + 1:
             logger.info("change feed pruned past the snapshot (oldest seq %d > %d): refitting", oldest, stamp.seq + 1)
+            self.reason = "pruned"
             return None
         latest: dict[str, tuple[str | None, str]] = {}
         cursor = stamp.seq
@@ -113,6 +121,7 @@ class SnapshotKeeper:
             cursor = page[-1].seq
             if len(latest) > limit:
                 logger.info("%d+ firms changed since the snapshot: refitting", len(latest))
+                self.reason = "too_many"
                 return None
         present: list[Any] = []
         gone: list[str] = []
@@ -132,6 +141,7 @@ class SnapshotKeeper:
         store = self.engine.ws.store
         self.seq = store.last_change_seq()  # read before the store: a change racing the fit is replayed next time
         rec.fit(self.engine.all_enterprises(), progress=progress, cache=self.engine.embedding_cache)
+        self.outcome = "fitted"
         if self.enabled:
             self.save(rec)
         return rec
