@@ -113,3 +113,19 @@ def test_a_parent_credit_code_puts_the_firm_in_its_parents_group(tmp_path):
     assert groups["庚新材料有限公司"] == "庚集团有限公司"
     assert groups["辛硅业有限公司"] == "辛控股集团股份有限公司"
     assert groups["壬化工有限公司"] is None
+
+
+def test_a_firm_with_a_project_in_the_region_is_already_there(rec):
+    """A signed or building project's investor is 已在本地布局: left out of 补链 lists, flagged for 强链."""
+    from matcher.records import Project
+
+    qujing = Region(id="qujing", name="曲靖市", level="地州", province="云南", target_chains=["photovoltaic"],
+                    projects=[Project(name="丙新能源 年产10GW单晶硅片项目", links=["silicon_wafer"], status="签约",
+                                      source="（测试用）")])  # fmt: skip
+    book = RegionBook([qujing])
+    fill = rec.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                          gap_type="缺链", k=10), book)  # fmt: skip
+    assert "f0004" not in ids(fill) and "f0002" in ids(fill)
+    grow = rec.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                          gap_type="弱链", k=10), book)  # fmt: skip
+    assert {c.enterprise_id: c.local_presence for c in grow.candidates}["f0004"].startswith("本地已有项目：丙新能源")

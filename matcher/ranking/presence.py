@@ -7,7 +7,8 @@
 - **Local presence** (已在本地布局): the firm or its group is a resident of the region, of a sub-region or of its
   parent region, the firm is registered in the region's (or its parent's) city, or one of its known plants
   (``extra.sites``, from an import's 生产基地 column or the API's ``sites``) lies in the region or its parent
-  (below province level). A need to fill a missing link
+  (below province level), or the firm (or its group) runs a project of the region or its parent (the firm a
+  ``projects:`` entry names first: a signed investor is not a newcomer to court). A need to fill a missing link
   (补链) or extend the chain (延链) leaves such firms out — they are already there; a 强链 need (增资扩产) keeps them,
   flagged.
 
@@ -42,6 +43,15 @@ def brand(short_or_name: str) -> str:
             break
         b = nb
     return b if len(b) >= 2 and b not in _NOT_BRANDS else ""
+
+
+_PROJECT_SPLIT = re.compile(r"\s|年产|项目|（|\(")
+
+
+def _project_firm(project) -> str:
+    """The firm a region's project names first (南昌荣凯实业 年产20万吨铝棒…项目 → 南昌荣凯实业); '' when unclear."""
+    head = _PROJECT_SPLIT.split(project.name, maxsplit=1)[0]
+    return head if len(head) >= 4 else ""
 
 
 class Presence:
@@ -111,6 +121,9 @@ class Presence:
         if parent is not None and parent.level != RegionLevel.PROVINCE:
             site_names |= {normalize_text(n) for n in (parent.name, *parent.aliases)}
         out = {i: f"{who}所在企业集团" for i, who in self._group_rows(scope).items()}
+        projects = [p for r in (region, parent) if r is not None for p in r.projects]
+        for i, who in self._group_rows([Resident(name=n) for n in map(_project_firm, projects) if n]).items():
+            out.setdefault(i, f"本地已有项目：{who}")
         if region.level != RegionLevel.PROVINCE:  # a province-wide "presence" would flag every local firm
             cities = self._city_rows()
             for n in names:
