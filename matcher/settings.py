@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     # (changes arriving meanwhile are re-indexed together), the saved index once per persist interval (0 = never)
     refresh_interval_s: float = Field(default=1.0, ge=0, le=60)
     index_persist_interval_s: float = Field(default=30.0, ge=0)
+    snapshot_interval_s: float = Field(default=10.0, ge=0)  # least seconds between the server's start-up snapshots
     # /readyz says not ready while the in-memory index is further behind the store than this (seconds since the
     # oldest change it does not serve yet)
     ready_max_lag_s: float = Field(default=30.0, gt=0)

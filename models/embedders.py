@@ -126,13 +126,18 @@ class HashEmbedder(Embedder):
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        crc32 = zlib.crc32
         for row, text in enumerate(texts):
             s = unicodedata.normalize("NFKC", text).lower().replace(" ", "")
+            hashes: list[int] = []
+            weights: list[float] = []
             for n in range(1, self.n_max + 1):
                 weight = 0.5 if n == 1 else 1.0
-                for i in range(len(s) - n + 1):
-                    h = zlib.crc32(s[i : i + n].encode("utf-8"))
-                    out[row, h % self.dim] += weight if (h >> 31) & 1 else -weight
+                grams = [crc32(s[i : i + n].encode("utf-8")) for i in range(len(s) - n + 1)]
+                hashes.extend(grams)
+                weights.extend(weight if (h >> 31) & 1 else -weight for h in grams)
+            if hashes:  # np.add.at adds in order, as the former element-by-element loop did (same floats)
+                np.add.at(out[row], np.asarray(hashes, dtype=np.int64) % self.dim, np.asarray(weights, np.float32))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -72,28 +72,38 @@ class FittedCorpus:
                 e.links = self.mapper.map(e)
         self.enterprises_ = ents
         self.id_to_idx_ = {e.id: i for i, e in enumerate(ents)}
+        passages = [profile_text(e, self.catalogue) for e in ents]  # once: embedded and read by the TF-IDF
         if vectors is None:
-            vectors = self._embed_passages(ents, progress, cache)
+            vectors = self._embed_passages(ents, progress, cache, passages)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ents), self.embedder.dim):
-            raise InvalidRequestError("vectors", vectors.shape, f"expected ({len(ents)}, {self.embedder.dim})")
+            raise InvalidRequestError(
+                "vectors", vectors.shape, f"expected ({len(ents)}, {self.embedder.dim})"
+            )
         self.vectors_ = vectors
         self.vindex_ = VectorIndex(self.embedder.dim, factory=self.index_factory)
         self.vindex_.add([e.id for e in ents], vectors)
         self.lindex_ = LexicalIndex()
         self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
-        self.tfidf_ = CharTfidfIndex().build([e.id for e in ents], [self._tfidf_text(e) for e in ents])
+        self.tfidf_ = CharTfidfIndex().build(
+            [e.id for e in ents], [self._tfidf_text(e, t) for e, t in zip(ents, passages, strict=True)]
+        )
         self.space_ = ProductSpace().fit(
             [[(m.link_id, m.score, m.share) for m in e.links] for e in ents], [e.sw_industry for e in ents]
         )
         self._build_arrays()
+        self.changed_since_fit_ = (
+            0  # firms upserted or removed since: corpus statistics drift until the next fit
+        )
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()  # shared by shallow copies (ablations)
         self._qlock = threading.Lock()
         logger.info("recommender fitted on %d enterprises in %.1fs", len(ents), time.perf_counter() - t0)
         return self
 
-    def _embed_passages(self, ents: Sequence[Enterprise], progress, cache) -> np.ndarray:
-        texts = [profile_text(e, self.catalogue) for e in ents]
+    def _embed_passages(
+        self, ents: Sequence[Enterprise], progress, cache, texts: list[str] | None = None
+    ) -> np.ndarray:
+        texts = texts if texts is not None else [profile_text(e, self.catalogue) for e in ents]
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         todo = list(range(len(texts)))
         if cache is not None:
@@ -115,9 +125,7 @@ class FittedCorpus:
                 progress(min(start + batch, len(todo)), len(todo))
         return out
 
-    def update(
-        self, upserts: Sequence[Enterprise], removals: Sequence[str] = (), cache=None
-    ) -> None:
+    def update(self, upserts: Sequence[Enterprise], removals: Sequence[str] = (), cache=None) -> None:
         """Replace / add / remove enterprises without a rebuild.
 
         Changed profiles are re-mapped and re-embedded (the cache makes unchanged text free); the vector and
@@ -138,9 +146,15 @@ class FittedCorpus:
         ups = list({e.id: e for e in upserts}.values())  # a firm upserted twice in one batch: the last wins
         for e in ups:
             e.links = self.mapper.map(e)
-        vecs = self._embed_passages(ups, None, cache) if ups else np.zeros((0, self.embedder.dim), np.float32)
+        passages = [profile_text(e, self.catalogue) for e in ups]
+        vecs = (
+            self._embed_passages(ups, None, cache, passages)
+            if ups
+            else np.zeros((0, self.embedder.dim), np.float32)
+        )
+        texts = [self._tfidf_text(e, t) for e, t in zip(ups, passages, strict=True)]
         if not gone:
-            return self._prepare_upserts(ups, vecs)
+            return self._prepare_upserts(ups, vecs, texts)
         ents = list(self.enterprises_)
         vectors = self.vectors_
         keep = [i for i, e in enumerate(ents) if e.id not in gone]
@@ -160,15 +174,17 @@ class FittedCorpus:
             vectors = np.vstack([vectors, np.asarray(new_rows, dtype=np.float32)])
         # only the changed profiles are tokenised again (jieba over the whole corpus took seconds per upsert)
         changed = {e.id for e in ups}
-        unchanged = {e.id: self.id_to_idx_[e.id] for e in ents if e.id not in changed and e.id in self.id_to_idx_}
+        unchanged = {
+            e.id: self.id_to_idx_[e.id] for e in ents if e.id not in changed and e.id in self.id_to_idx_
+        }
         return PreparedUpdate(
             enterprises=ents, vectors=np.ascontiguousarray(vectors, dtype=np.float32), id_to_idx=pos,
             arrays=self._arrays(ents, unchanged), upsert_ids=[e.id for e in ups], upsert_vectors=vecs,
             upsert_tokens=[self._doc_tokens(e) for e in ups], removed=sorted(gone),
-            upsert_texts=[self._tfidf_text(e) for e in ups],
+            upsert_texts=texts,
         )  # fmt: skip
 
-    def _prepare_upserts(self, ups: list[Enterprise], vecs: np.ndarray) -> PreparedUpdate:
+    def _prepare_upserts(self, ups: list[Enterprise], vecs: np.ndarray, texts: list[str]) -> PreparedUpdate:
         """Upserts without removals: positions do not move, so the corpus lists and arrays are copied at C
         speed and patched at the changed positions only (O(changed) Python work; the full path is O(corpus)).
         New vectors go into spare rows of a capacity buffer; replaced rows are written at the swap."""
@@ -195,7 +211,7 @@ class FittedCorpus:
             enterprises=ents, vectors=vectors, id_to_idx=pos, arrays=self._patched_arrays(ents, changed, n_old),
             upsert_ids=[e.id for e in ups], upsert_vectors=vecs, upsert_tokens=[self._doc_tokens(e) for e in ups],
             removed=[], replace_rows=replace_rows, replace_vectors=vecs[replace_idx] if replace_idx else None,
-            upsert_texts=[self._tfidf_text(e) for e in ups],
+            upsert_texts=texts,
         )  # fmt: skip
 
     def _grown_vectors(self, extra: np.ndarray) -> np.ndarray:
@@ -253,7 +269,9 @@ class FittedCorpus:
                 named(self.norm_name_[i]).remove(i)
             e = ents[i]
             feats = self._firm_features(e, by_industry)
-            for name, value in zip(("province_", "group_", "norm_name_", "industry_tokens_"), feats, strict=True):
+            for name, value in zip(
+                ("province_", "group_", "norm_name_", "industry_tokens_"), feats, strict=True
+            ):
                 lists[name][i] = value
             emp[i] = e.employees if e.employees else np.nan
             listed[i] = e.listed
@@ -294,10 +312,19 @@ class FittedCorpus:
         tfidf = self.__dict__.get("tfidf_")
         if tfidf is not None:
             tfidf.remove(prepared.removed)
-            tfidf.upsert(prepared.upsert_ids, prepared.upsert_texts or [self._tfidf_text(e) for e in
-                         (prepared.enterprises[prepared.id_to_idx[d]] for d in prepared.upsert_ids)])
+            tfidf.upsert(
+                prepared.upsert_ids,
+                prepared.upsert_texts
+                or [
+                    self._tfidf_text(e)
+                    for e in (prepared.enterprises[prepared.id_to_idx[d]] for d in prepared.upsert_ids)
+                ],
+            )
         self.enterprises_ = prepared.enterprises
         self.vectors_ = prepared.vectors
+        self.changed_since_fit_ = (
+            self.__dict__.get("changed_since_fit_", 0) + len(prepared.upsert_ids) + len(prepared.removed)
+        )
         if prepared.replace_rows:
             self.vectors_[prepared.replace_rows] = prepared.replace_vectors
         self.id_to_idx_ = prepared.id_to_idx
@@ -307,9 +334,10 @@ class FittedCorpus:
             "recommender updated: %d upserted, %d removed", len(prepared.upsert_ids), len(prepared.removed)
         )
 
-    def _tfidf_text(self, e: Enterprise) -> str:
-        """The profile passage as the char TF-IDF reads it (the matcher's clean form, lower-cased)."""
-        return clean_text(profile_text(e, self.catalogue)).lower()
+    def _tfidf_text(self, e: Enterprise, passage: str | None = None) -> str:
+        """The profile passage (``passage`` when already built) as the char TF-IDF reads it (the matcher's clean
+        form, lower-cased)."""
+        return clean_text(passage if passage is not None else profile_text(e, self.catalogue)).lower()
 
     def _doc_tokens(self, e: Enterprise) -> list[str]:
         parts = [e.name, *e.aliases, *(p.name for p in e.products), e.sw_industry or "", e.scope[:300]]
@@ -340,7 +368,12 @@ class FittedCorpus:
         for e in ents:
             old = reuse.get(e.id)
             if old is not None:
-                feats = (self.province_[old], self.group_[old], self.norm_name_[old], self.industry_tokens_[old])
+                feats = (
+                    self.province_[old],
+                    self.group_[old],
+                    self.norm_name_[old],
+                    self.industry_tokens_[old],
+                )
             else:
                 feats = self._firm_features(e, by_industry)
             province.append(feats[0])
@@ -358,7 +391,9 @@ class FittedCorpus:
             if t is not None and t not in codes:
                 codes[t] = len(codes) + 1
         out["tenant_codes_"] = codes
-        out["tenant_code_"] = np.array([codes[t] if t is not None else 0 for t in out["tenant_"]], dtype=np.int32)
+        out["tenant_code_"] = np.array(
+            [codes[t] if t is not None else 0 for t in out["tenant_"]], dtype=np.int32
+        )
         postings: dict[str, list[tuple[int, float, float]]] = {}
         for i, e in enumerate(ents):
             for m in e.links:
@@ -374,7 +409,9 @@ class FittedCorpus:
         return space.industry_pos_.get(e.sw_industry or "", -1) if space is not None else -1
 
     @staticmethod
-    def _firm_features(e: Enterprise, by_industry: dict[str, frozenset[str]]) -> tuple[Any, str, str, frozenset]:
+    def _firm_features(
+        e: Enterprise, by_industry: dict[str, frozenset[str]]
+    ) -> tuple[Any, str, str, frozenset]:
         """(province, group, normalised name, industry tokens) of one firm; ``by_industry`` memoises tokens."""
         key = e.sw_industry or ""
         if key not in by_industry:

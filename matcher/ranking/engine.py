@@ -119,11 +119,20 @@ class Engine:
 
         return SnapshotKeeper(self)
 
+    @property
+    def snapshots(self):
+        """The :class:`~matcher.ranking.restore.SnapshotKeeper` of this engine's recommender."""
+        return self._snapshots
+
     def save_snapshot(self) -> None:
         """Save the fitted recommender (with its warmed query cache) for the next process to load."""
         with self._lock:
-            if self._recommender is not None:
-                self._snapshots.save(self._recommender)
+            if self._recommender is None:
+                return
+            if self._snapshots.defer_save:  # a server: its refresher saves from a forked child
+                self._snapshots.dirty = True
+                return
+            self._snapshots.save(self._recommender)
 
     def _load_signals(self):
         """The shared corpus's expansion signals as a SignalBook (None when there are none); tenants' private
@@ -249,13 +258,10 @@ class Engine:
             rec = self._recommender
         if rec is None:
             return None
-        store = self.ws.store
-        present, gone = [], []
-        for eid, tenant in dict.fromkeys(changes):
-            try:
-                present.append(store.get_enterprise(eid, tenant))
-            except KeyError:
-                gone.append(eid)
+        ids = list(dict.fromkeys(eid for eid, _ in changes))
+        found = self.ws.store.enterprises_by_id(ids)  # one query per 500 ids, not one per firm
+        present = [found[i] for i in ids if i in found]
+        gone = [i for i in ids if i not in found]
         prepared = rec.prepare_update(present, gone, cache=self.embedding_cache)
         return lambda: rec.apply_update(prepared)
 

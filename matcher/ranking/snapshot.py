@@ -60,8 +60,9 @@ def snapshot_path(data_dir: Path) -> Path:
     return Path(data_dir) / "state" / "recommender.pkl"
 
 
-def save_snapshot(rec: Any, path: Path, stamp: Stamp) -> Path:
-    """Write ``rec``'s fitted state and query cache atomically to ``path``; returns the path."""
+def save_snapshot(rec: Any, path: Path, stamp: Stamp, quiet: bool = False) -> Path:
+    """Write ``rec``'s fitted state and query cache atomically to ``path``; returns the path. ``quiet``: no
+    logging (a forked child must not touch logging locks another thread may have held at the fork)."""
     t0 = time.perf_counter()
     state = {k: v for k, v in rec.__dict__.items() if k.endswith("_") and k not in _SKIP}
     state["_qcache"] = OrderedDict(rec.__dict__.get("_qcache") or {})
@@ -72,6 +73,8 @@ def save_snapshot(rec: Any, path: Path, stamp: Stamp) -> Path:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    if quiet:
+        return path
     logger.info("recommender snapshot saved: %s (%d rows, seq %d, %.1f MB, %.1f s)", path, stamp.rows, stamp.seq,
                 path.stat().st_size / 1e6, time.perf_counter() - t0)  # fmt: skip
     return path

@@ -41,10 +41,17 @@ class ChangeFeed:
     """
 
     # --- change log --------------------------------------------------------------------------------------------
-    def _log_changes(self, session: Session, ids: Sequence[str], tenant: str | None, op: str, at: datetime) -> None:
+    def _log_changes(
+        self, session: Session, ids: Sequence[str], tenant: str | None, op: str, at: datetime
+    ) -> list[int]:
+        """Append one change per id in ``session``'s transaction; returns their sequence numbers, so a server can
+        tell exactly which feed entries its in-memory index has applied (the snapshot's position)."""
         rows = [{"enterprise_id": i, "tenant": tenant, "op": op, "origin": self.origin, "at": at} for i in ids]
+        stmt = EnterpriseChangeRow.__table__.insert().returning(EnterpriseChangeRow.__table__.c.seq)
+        seqs: list[int] = []
         for chunk in _chunks(rows, 5000):
-            session.execute(EnterpriseChangeRow.__table__.insert(), list(chunk))
+            seqs.extend(int(s) for s in session.execute(stmt, list(chunk)).scalars())
+        return seqs
 
     def last_change_seq(self) -> int:
         """The newest change's sequence number (0 when nothing changed yet): where a follower starts."""

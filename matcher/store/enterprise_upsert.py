@@ -32,6 +32,7 @@ class UpsertSummary:
     unchanged: int = 0
     changed_ids: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    change_seqs: list[int] = field(default_factory=list)  # the change-feed entries this upsert appended
 
     merged: int = 0  # stored rows whose profile was merged with one from another source
     conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows where two sources disagreed

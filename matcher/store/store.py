@@ -367,7 +367,7 @@ class Store(ChangeFeed, RegionStore):
                     session.execute(table.insert(), list(chunk))
                 index_names(session, [*inserts, *updates], previous={r["id"]: stored[r["id"]] for r in updates})
                 stamp_source_hashes(session, stamps)
-                self._log_changes(session, summary.changed_ids, tenant, "upsert", now)
+                summary.change_seqs = self._log_changes(session, summary.changed_ids, tenant, "upsert", now)
                 summary.inserted, summary.updated = len(inserts), len(updates)
         except IntegrityError as exc:
             raise StoreConflictError(f"enterprise upsert violates a uniqueness rule: {exc.orig}") from exc
@@ -380,8 +380,8 @@ class Store(ChangeFeed, RegionStore):
         )
         return summary
 
-    def delete_enterprise(self, enterprise_id: str, tenant: str | None = None) -> None:
-        """Delete one enterprise.
+    def delete_enterprise(self, enterprise_id: str, tenant: str | None = None) -> list[int]:
+        """Delete one enterprise; returns the change-feed sequence numbers it appended.
 
         Raises:
             UnknownEnterpriseError: no such row visible to ``tenant``.
@@ -400,7 +400,7 @@ class Store(ChangeFeed, RegionStore):
                 raise SharedCorpusReadOnlyError("enterprise", enterprise_id, tenant)
             session.execute(delete(EnterpriseRow).where(EnterpriseRow.id == enterprise_id))
             unindex_names(session, {enterprise_id: row.normalized_name})
-            self._log_changes(session, [enterprise_id], row.tenant, "delete", _now())
+            return self._log_changes(session, [enterprise_id], row.tenant, "delete", _now())
 
     def set_links(self, enterprise_id: str, links: list[LinkMatch]) -> None:
         """Replace an enterprise's mapped links (marks it for re-embedding when they changed).
@@ -443,6 +443,18 @@ class Store(ChangeFeed, RegionStore):
         if profile is None:
             raise UnknownEnterpriseError(enterprise_id)
         return Enterprise.model_validate(profile)
+
+    def enterprises_by_id(self, ids: Iterable[str]) -> dict[str, Enterprise]:
+        """The stored enterprises (any tenant) with these ids, read in chunks of 500: what the index needs to
+        apply a batch of change-feed entries. Ids not stored (deleted) are simply absent from the result."""
+        out: dict[str, Enterprise] = {}
+        wanted = list(dict.fromkeys(ids))
+        with self._reader() as session:
+            for chunk in _chunks(wanted, 500):
+                rows = session.execute(select(EnterpriseRow.id, EnterpriseRow.profile).where(EnterpriseRow.id.in_(chunk)))
+                for rid, profile in rows:
+                    out[rid] = Enterprise.model_validate(profile)
+        return out
 
     def find_enterprises(self, query: str, tenant: str | None = None, limit: int = 20) -> list[Enterprise]:
         """Enterprises by name, alias (简称, 曾用名), normalised name, credit code or stock code.

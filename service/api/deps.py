@@ -137,7 +137,9 @@ class ServiceState:
             self.index_lock.write,
             refresh_interval=settings.refresh_interval_s,
             persist_interval=settings.index_persist_interval_s,
+            snapshot_interval=settings.snapshot_interval_s,
         )
+        engine.snapshots.defer_save = True  # saved by the refresher's forked child, off the start path
         self.store.origin = self.refresher.origin  # our own writes are marked so the change feed skips them
         self.ready = threading.Event()  # the recommender is fitted: requests are served
         self._missing_since: float | None = None  # first /readyz that saw store rows the index lacks
@@ -183,6 +185,13 @@ class ServiceState:
         seconds = max(self.refresher.lag_seconds, now - self._missing_since if self._missing_since else 0.0)
         return {"rows": pending + missing, "seconds": round(seconds, 3)}
 
+    def start_state(self) -> dict[str, str | int]:
+        """How this process got its index: ``restored`` from the snapshot (with ``replayed`` feed changes) or
+        ``fitted`` (``reason``: why no snapshot was used); and the snapshots it has saved since."""
+        keeper = self.engine.snapshots
+        return {"outcome": keeper.outcome or "loading", "reason": keeper.reason, "replayed": keeper.replayed,
+                "snapshot_seq": keeper.saved_seq, "snapshots_saved": self.refresher.snapshots}  # fmt: skip
+
     def index_size(self) -> int:
         rec = getattr(self.engine, "_recommender", None)
         return len(getattr(rec, "enterprises_", []) or []) if rec is not None else 0
@@ -209,15 +218,19 @@ class ServiceState:
         finally:
             self.warmed.set()
         self.refresher.follow(self.store, cursor)
+        keeper = self.engine.snapshots
+        if keeper.enabled and (keeper.saved_seq < keeper.seq or keeper.dirty):
+            self.refresher.snapshot_soon()
         if self.settings.index_persist_interval_s > 0:
             self.refresher.catch_up()
 
-    def refresh(self, ids: Sequence[str], tenant: str | None, wait: float) -> str:
+    def refresh(self, ids: Sequence[str], tenant: str | None, wait: float, seqs: Sequence[int] = ()) -> str:
         """Queue ``ids`` for the index and wait up to ``wait`` seconds: 'updated' when the index already
-        serves the change, else 'pending' (it will, within about ``refresh_interval_s`` plus the refresh)."""
+        serves the change, else 'pending' (it will, within about ``refresh_interval_s`` plus the refresh).
+        ``seqs``: the change-feed entries the write appended (the start-up snapshot's position follows them)."""
         if not ids:
             return "updated"
-        future = self.refresher.submit([(eid, tenant) for eid in ids])
+        future = self.refresher.submit([(eid, tenant) for eid in ids], seqs)
         if wait <= 0:
             return "updated" if future.done() and future.exception() is None else "pending"
         try:
@@ -304,7 +317,8 @@ def charge_work(request: Request, svc: ServiceState, rankings: int, what: str) -
     wait = svc.limiter.check(key.id, rankings - 1)
     if wait:
         _rate_limited(
-            svc, wait,
+            svc,
+            wait,
             f"该请求需要 {rankings} 次排序（{what}），超出频率限额，请 {wait} 秒后重试 "
             f"(this request costs {rankings} rankings; rate limit of {svc.limiter.per_minute}/min)",
         )

@@ -10,6 +10,12 @@ Writes from other processes — a ``chainmatch import`` beside the server, anoth
 store — reach the index through the store's change log: :meth:`IndexRefresher.follow` polls it once per
 refresh interval and queues what other origins committed (the server's own writes are already queued).
 
+Every ``snapshot_interval_s`` (and on shutdown) the served recommender is saved as the start-up snapshot
+(:mod:`matcher.ranking.restore`), stamped with the furthest change-feed position it is known to include: every
+write arrives with the sequence numbers of its feed entries, and the position advances only over entries whose
+refresh succeeded, so a restart (clean or ``kill -9``) loads the snapshot and replays just the tail. The snapshot
+is written by a forked child (copy-on-write), so serving never waits for the pickling.
+
 Every ``index_persist_interval_s`` (and on shutdown) the changed ids are also written into the saved index
 under ``settings.index_path`` (:func:`matcher.indexing.build.update_index`), so ``chainmatch doctor`` finds the saved
 index in step with the store without a repair. After start-up the refresher catches the saved index up with
@@ -58,6 +64,7 @@ class IndexRefresher:
         write_lock: Called for a context manager that keeps searches out during the swap.
         refresh_interval: Least seconds between the starts of two refreshes (0 = back to back).
         persist_interval: Seconds between writes of changes into the saved index (0 = never).
+        snapshot_interval: Least seconds between two saves of the start-up snapshot (0 = only at shutdown).
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class IndexRefresher:
         write_lock: Callable[[], AbstractContextManager[None]],
         refresh_interval: float = 1.0,
         persist_interval: float = 30.0,
+        snapshot_interval: float = 0.0,
     ) -> None:
         self.engine = engine
         self._write_lock = write_lock
@@ -76,7 +84,7 @@ class IndexRefresher:
         # long catch-up never holds back new writes from being served
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-persist")
         self._lock = threading.Lock()
-        self._queued: list[tuple[list[Change], Future[None]]] = []
+        self._queued: list[tuple[list[Change], Future[None], list[int]]] = []
         self._since: list[float] = []  # monotonic submit time of each queued or running batch (lag)
         self._pending = 0
         self._last_start = float("-inf")
@@ -93,6 +101,14 @@ class IndexRefresher:
         self._follow_store: Any = None
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
+        self.snapshot_interval = snapshot_interval
+        self._snapshotter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chainmatch-snapshot")
+        self._applied: set[int] = (
+            set()
+        )  # change-feed seqs applied to the in-memory index, not yet in a snapshot
+        self._snapshot_busy = False
+        self._next_snapshot = 0.0  # monotonic time before which no snapshot starts (rate limit)
+        self.snapshots = 0
 
     @property
     def pending(self) -> int:
@@ -110,8 +126,10 @@ class IndexRefresher:
         """Enterprises the in-memory index serves but the saved index does not hold yet."""
         return len(self._unsaved)
 
-    def submit(self, changes: Sequence[Change]) -> Future[None]:
-        """Queue ``(id, tenant)`` changes; the future completes when the in-memory index serves them."""
+    def submit(self, changes: Sequence[Change], seqs: Sequence[int] = ()) -> Future[None]:
+        """Queue ``(id, tenant)`` changes; the future completes when the in-memory index serves them.
+        ``seqs``: the change-feed sequence numbers the write appended (known applied once the refresh succeeds;
+        a write submitted without them only holds the snapshot's position back until a later one covers it)."""
         changes = list(dict.fromkeys(changes))
         future: Future[None] = Future()
         if not changes:
@@ -121,7 +139,7 @@ class IndexRefresher:
             if self._closed:
                 raise RuntimeError("the index refresher is closed")
             self._pending += len(changes)
-            self._queued.append((changes, future))
+            self._queued.append((changes, future, list(seqs)))
             self._since.append(time.monotonic())
         self._pool.submit(self._run)
         return future
@@ -139,7 +157,7 @@ class IndexRefresher:
         if not batch:
             return
         self._last_start = time.monotonic()
-        changes = list(dict.fromkeys(c for pairs, _ in batch for c in pairs))
+        changes = list(dict.fromkeys(c for pairs, _, _ in batch for c in pairs))
         try:
             apply = self.engine.prepare_refresh(changes)
             if apply is not None:
@@ -150,15 +168,17 @@ class IndexRefresher:
                 self.on_refresh(time.monotonic() - self._last_start)
         except Exception as exc:
             logger.exception("index refresh of %d enterprises failed", len(changes))
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.set_exception(exc)
         else:
-            for _, future in batch:
+            with self._lock:
+                self._applied.update(seq for _, _, seqs in batch for seq in seqs)
+            for _, future, _ in batch:
                 future.set_result(None)
             self._note_unsaved(eid for eid, _ in changes)
         finally:
             with self._lock:
-                self._pending -= sum(len(pairs) for pairs, _ in batch)
+                self._pending -= sum(len(pairs) for pairs, _, _ in batch)
                 del self._since[: len(batch)]
 
     # ------------------------------------------------------------------------------------ other processes
@@ -175,14 +195,16 @@ class IndexRefresher:
         while not self._stop.wait(interval):
             try:
                 self.poll_changes()
+                self._snapshot_if_due()
                 if time.monotonic() - last_prune > PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     self._follow_store.prune_changes(datetime.now(UTC) - timedelta(days=KEEP_CHANGES_DAYS))
             except Exception:  # a store hiccup: the next poll retries from the same cursor
                 logger.exception("reading the store's change log failed")
 
-    def poll_changes(self) -> int:
-        """Read the change log once and queue other origins' changes; returns how many were queued.
+    def poll_changes(self, submit: bool = True) -> int:
+        """Read the change log once and queue other origins' changes; returns how many were queued
+        (``submit=False``: only move the cursor, at shutdown).
 
         A sequence number can commit after a higher one (concurrent writers on PostgreSQL), so numbers skipped
         over are asked for again for ``GAP_WAIT_S`` seconds before they are taken for rolled back.
@@ -190,6 +212,7 @@ class IndexRefresher:
         rows = self._follow_store.changes_since(self._cursor, also=sorted(self._gaps))
         now = time.monotonic()
         changes: list[Change] = []
+        seqs: list[int] = []
         for r in rows:
             self._gaps.pop(r.seq, None)
             if r.seq > self._cursor:
@@ -198,11 +221,67 @@ class IndexRefresher:
                 self._cursor = r.seq
             if r.origin != self.origin:
                 changes.append((r.enterprise_id, r.tenant))
+                seqs.append(r.seq)
         self._gaps = {seq: t for seq, t in self._gaps.items() if now - t < GAP_WAIT_S}
-        if changes:
+        if changes and submit:
             self.followed += len(changes)
-            self.submit(changes)
+            self.submit(changes, seqs)
         return len(changes)
+
+    # ------------------------------------------------------------------------------------ start-up snapshot
+    def _snapshot_if_due(self) -> None:
+        """Start a snapshot on its own thread when the interval has passed and applied changes are unsaved."""
+        if self.snapshot_interval <= 0 or self._snapshot_busy or time.monotonic() < self._next_snapshot:
+            return
+        with self._lock:
+            if not self._applied or self._closed:
+                return
+            self._snapshot_busy = True
+        self._snapshotter.submit(self.snapshot)
+
+    def snapshot_soon(self) -> None:
+        """Queue a snapshot now (after start-up: a fit, or a restore that replayed changes, is not on disk yet)."""
+        with self._lock:
+            if self._snapshot_busy or self._closed:
+                return
+            self._snapshot_busy = True
+        self._snapshotter.submit(self.snapshot)
+
+    def snapshot(self) -> bool:
+        """Save the served recommender as the start-up snapshot now, stamped with the furthest change-feed
+        position it is known to include; True when a snapshot was written. The next one waits at least
+        ``snapshot_interval`` and twice this one's duration (saving takes at most a third of the time)."""
+        t0 = time.monotonic()
+        try:
+            return self._snapshot()
+        except Exception:  # the snapshot is a cache: serving goes on, the next start replays more
+            logger.exception("saving the start-up snapshot failed")
+            return False
+        finally:
+            took = time.monotonic() - t0
+            self._next_snapshot = time.monotonic() + max(self.snapshot_interval, 2 * took)
+            self._snapshot_busy = False
+
+    def _snapshot(self) -> bool:
+        eng = self.engine
+        rec = getattr(eng, "_recommender", None)
+        if rec is None or self._follow_store is None:
+            return False
+        keeper = eng.snapshots
+        with self._lock:
+            applied, awaited, upto = set(self._applied), set(self._gaps), self._cursor
+        seq = keeper.covered_seq(applied, awaited, upto)
+        if seq <= keeper.saved_seq and not keeper.dirty:
+            return False
+        # a refresh is swapped in before its seqs join ``_applied``, so the image forked below holds at least
+        # what ``seq`` claims; refreshes swapped in meanwhile are in the image too and are merely replayed
+        written = keeper.save_in_child(rec, seq, self._write_lock)
+        if written:
+            keeper.seq = max(keeper.seq, seq)
+            with self._lock:
+                self._applied = {s for s in self._applied if s > seq}
+            self.snapshots += 1
+        return written
 
     # ------------------------------------------------------------------------------------ saved index
     def _note_unsaved(self, ids: Iterator[str]) -> None:
@@ -277,6 +356,10 @@ class IndexRefresher:
 
         def finish() -> None:
             self._pool.shutdown(wait=True, cancel_futures=False)
+            self._snapshotter.shutdown(wait=True, cancel_futures=True)
+            if self.snapshot_interval > 0 and self._applied and self._follow_store is not None:
+                self.poll_changes(submit=False)
+                self.snapshot()  # a clean restart replays nothing
             self._saver.submit(self.persist)
             self._saver.shutdown(wait=True, cancel_futures=False)
 

@@ -409,6 +409,7 @@ def import_file(
         for f, n in summary.conflicts.items():
             report.conflicts[f] = report.conflicts.get(f, 0) + n
         report.changed_ids.extend(summary.changed_ids)
+        report.change_seqs.extend(summary.change_seqs)
 
     # Good rows are mapped and written in batches (memory stays flat on big files). An atomic import writes them
     # inside one transaction: when it meets a rejected row it stops writing, reads on to report every reject,
@@ -437,7 +438,7 @@ def import_file(
                     refresh_stats()
     except _Rollback:
         report.inserted = report.updated = report.unchanged = report.skipped = 0
-        report.changed_ids = []
+        report.changed_ids, report.change_seqs = [], []
         logger.warning("%s: %d rows rejected; atomic import wrote nothing", path, report.rejected)
     else:
         report.committed = True

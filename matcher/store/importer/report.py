@@ -53,6 +53,7 @@ class ImportReport:
     rejects: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
     changed_ids: list[str] = field(default_factory=list)
+    change_seqs: list[int] = field(default_factory=list)  # change-feed entries appended (see UpsertSummary)
     columns: dict[str, str] = field(default_factory=dict)  # header -> canonical field (or "extra")
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # read / map / write seconds

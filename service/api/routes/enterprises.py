@@ -146,7 +146,7 @@ def upsert_enterprises(
         raise RequestValidationError(errors)
     ents = [_to_enterprise(i, item, svc) for i, item in enumerate(items)]  # type: ignore[arg-type]
     summary = svc.store.upsert_enterprises(ents, tenant=tenant)
-    index = svc.refresh(summary.changed_ids, tenant, wait=wait)
+    index = svc.refresh(summary.changed_ids, tenant, wait=wait, seqs=summary.change_seqs)
     return UpsertResult(
         inserted=summary.inserted,
         updated=summary.updated,
@@ -188,6 +188,7 @@ def _upsert_skipping(tenant: str, svc: ServiceDep, items: list[_Item], wait: flo
             results[i] = UpsertItem(index=i, error=_item_error(field, exc.message, exc.value))
     inserted = updated = unchanged = 0
     changed: list[str] = []
+    seqs: list[int] = []
     batches = [good] if good else []
     while batches:
         batch = batches.pop()
@@ -205,6 +206,7 @@ def _upsert_skipping(tenant: str, svc: ServiceDep, items: list[_Item], wait: flo
             inserted + summary.inserted, updated + summary.updated, unchanged + summary.unchanged
         )
         changed += summary.changed_ids
+        seqs += summary.change_seqs
         results.update({i: UpsertItem(index=i, id=x) for (i, _), x in zip(batch, summary.ids, strict=True)})
     ordered = [results[i] for i in range(len(items))]
     rejected = [r for r in ordered if r.error is not None]
@@ -220,7 +222,7 @@ def _upsert_skipping(tenant: str, svc: ServiceDep, items: list[_Item], wait: flo
             value=errors[0][1].value,
             details=[{"index": i, **err.model_dump()} for i, err in errors[:100]],
         )
-    index = svc.refresh(changed, tenant, wait=wait)
+    index = svc.refresh(changed, tenant, wait=wait, seqs=seqs)
     return UpsertResult(
         inserted=inserted,
         updated=updated,
@@ -297,7 +299,7 @@ async def import_enterprises(
         )
     index = "unchanged"
     if report.changed_ids:
-        index = await run_in_threadpool(svc.refresh, report.changed_ids, tenant, wait)
+        index = await run_in_threadpool(svc.refresh, report.changed_ids, tenant, wait, report.change_seqs)
 
     def issues(rows: list) -> list[ImportIssue]:
         return [
@@ -330,6 +332,6 @@ async def import_enterprises(
 def delete_enterprise(enterprise_id: str, tenant: TenantDep, svc: ServiceDep) -> Response:
     """403 for a shared-corpus enterprise, 404 for an unknown (or another tenant's) one."""
     ent = enterprise_or_404(svc.store, enterprise_id, tenant)
-    svc.store.delete_enterprise(ent.id, tenant)
-    svc.refresh([ent.id], tenant, wait=DELETE_WAIT_S)
+    seqs = svc.store.delete_enterprise(ent.id, tenant)
+    svc.refresh([ent.id], tenant, wait=DELETE_WAIT_S, seqs=seqs)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

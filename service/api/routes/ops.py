@@ -46,6 +46,7 @@ def readyz(svc: ServiceDep) -> JSONResponse:
         "index_size": svc.index_size(),
         "pending_reembeds": svc.pending,
         "lag": lag,
+        "start": svc.start_state(),
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 
