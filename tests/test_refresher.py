@@ -176,3 +176,33 @@ def test_upsert_answers_before_the_index_takes_it_in(tmp_path: Path, tmp_path_fa
         assert bad.status_code == 422 and bad.json()["error"]["field"].endswith("wait")
     finally:
         api.close()
+
+
+def test_a_drifted_corpus_is_refitted_in_the_background_and_swapped_in(engine: Engine, monkeypatch):
+    """Corpus statistics (IDF, TF-IDF vocabulary, product space) are refreshed only by a fit: once the firms changed
+    since the fit pass the drift bound, the refresher fits a new recommender beside the served one, replays what
+    changed meanwhile, and swaps it in; nothing acknowledged is lost on the way and searches go on."""
+    import matcher.ranking.restore as restore
+
+    monkeypatch.setattr(restore, "MIN_DRIFT", 5)
+    monkeypatch.setattr(restore, "MAX_DRIFT_SHARE", 0.2)
+    ref = IndexRefresher(engine, _no_lock, refresh_interval=0, persist_interval=0)
+    store = engine.ws.store
+    old = engine.recommender()
+    try:
+        summary = store.upsert_enterprises(_firms(400, "d"), tenant="acme")
+        ref.submit([(eid, "acme") for eid in summary.ids], summary.change_seqs).result(timeout=60)
+        assert engine.snapshots.drifted(old)  # 400 changed on a corpus of about 1,000
+        ref.refit_soon()
+        late = store.upsert_enterprises(_firms(3, "late"), tenant="acme")  # during the refit, not submitted
+        deadline = time.monotonic() + 120
+        while ref.refits == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ref.refits == 1
+        new = engine.recommender()
+        assert new is not old and new.changed_since_fit_ <= 3
+        assert not engine.snapshots.drifted(new)
+        assert set(late.ids) <= set(new.id_to_idx_)  # the change feed since the fit was replayed at the swap
+        assert len(new.enterprises_) == store.count_enterprises("*")
+    finally:
+        ref.close(timeout=30)

@@ -102,16 +102,20 @@ class Engine:
         with self._lock:
             if self._recommender is None:
                 self.ensure_corpus()
-                rec = Recommender(
-                    self.catalogue, self.embedder, weights=self.weights,
-                    index_factory=self.settings.index_factory,
-                )
-                rec.reranker = self._load_reranker()
-                apply_saved_ranker(rec, self.settings.data_dir / "ranker")
-                rec.signals = self._load_signals()
-                rec.query_cache = self.embedding_cache  # need vectors persist across processes
+                rec = self.unfitted_recommender()
                 self._recommender = self._snapshots.restore(rec) or self._snapshots.fit(rec, progress)
             return self._recommender
+
+    def unfitted_recommender(self) -> Recommender:
+        """A new recommender with this engine's catalogue, embedder, weights, learned ranker and signals."""
+        rec = Recommender(
+            self.catalogue, self.embedder, weights=self.weights, index_factory=self.settings.index_factory
+        )
+        rec.reranker = self._load_reranker()
+        apply_saved_ranker(rec, self.settings.data_dir / "ranker")
+        rec.signals = self._load_signals()
+        rec.query_cache = self.embedding_cache  # need vectors persist across processes
+        return rec
 
     @cached_property
     def _snapshots(self):

@@ -27,10 +27,17 @@ __all__ = ["SnapshotKeeper"]
 
 logger = logging.getLogger(__name__)
 
+MAX_REPLAY_RATIO = 2.0
+"""A start replays the feed on top of the snapshot while the firms changed since it are at most this many times the
+snapshot's rows, and refits beyond. Measured on 40k firms (hash vectors): loading costs about 0.07 CPU-ms a
+snapshot row, replaying 0.67 CPU-ms a changed firm, a fit 0.55 CPU-ms a firm plus the store read, so replay stays
+the cheaper start until about four times the snapshot; two keeps a margin."""
+
+MIN_DRIFT = 1000  # fewer changed firms never call for a refit, whatever the corpus size
 MAX_DRIFT_SHARE = 0.5
-"""Refit rather than replay once the firms changed since the last full fit (those already in the snapshot plus
-those to replay) exceed this share of the snapshot's rows: corpus statistics (IDF, product space) are refreshed
-only by a fit, and replaying costs about twice a fit's per-row work (measured: 1.0 against 0.56 CPU-ms a row)."""
+"""Corpus statistics (IDF, the TF-IDF vocabulary, the product space) are refreshed only by a fit: once the firms
+changed since the last fit pass this share of the corpus, a server refits in the background and swaps the result
+in (:meth:`SnapshotKeeper.drifted`)."""
 
 
 class SnapshotKeeper:
@@ -129,7 +136,7 @@ class SnapshotKeeper:
             return None
         latest: dict[str, tuple[str | None, str]] = {}
         cursor = stamp.seq
-        limit = max(1000, int(MAX_DRIFT_SHARE * stamp.rows) - int(rec.__dict__.get("changed_since_fit_", 0)))
+        limit = max(1000, int(MAX_REPLAY_RATIO * stamp.rows))
         while cursor < now:
             page = store.changes_since(cursor, limit=10_000)
             if not page:
@@ -170,6 +177,11 @@ class SnapshotKeeper:
             self.saved_seq, self.dirty = self.seq, False
         except OSError as exc:  # a full or read-only disk: serving goes on, the next start refits
             logger.warning("recommender snapshot not saved (%s)", exc)
+
+    def drifted(self, rec: Recommender) -> bool:
+        """True when ``rec``'s corpus statistics are stale enough for a refit (see :data:`MAX_DRIFT_SHARE`)."""
+        changed = int(rec.__dict__.get("changed_since_fit_", 0))
+        return changed > max(MIN_DRIFT, MAX_DRIFT_SHARE * len(rec.enterprises_))
 
     def covered_seq(self, applied: Collection[int], awaited: Collection[int], upto: int) -> int:
         """The furthest change-feed position ``p ≤ upto`` such that every change in ``(self.seq, p]`` is in

@@ -190,7 +190,8 @@ class ServiceState:
         ``fitted`` (``reason``: why no snapshot was used); and the snapshots it has saved since."""
         keeper = self.engine.snapshots
         return {"outcome": keeper.outcome or "loading", "reason": keeper.reason, "replayed": keeper.replayed,
-                "snapshot_seq": keeper.saved_seq, "snapshots_saved": self.refresher.snapshots}  # fmt: skip
+                "snapshot_seq": keeper.saved_seq, "snapshots_saved": self.refresher.snapshots,
+                "background_refits": self.refresher.refits}  # fmt: skip
 
     def index_size(self) -> int:
         rec = getattr(self.engine, "_recommender", None)
@@ -219,7 +220,9 @@ class ServiceState:
             self.warmed.set()
         self.refresher.follow(self.store, cursor)
         keeper = self.engine.snapshots
-        if keeper.enabled and (keeper.saved_seq < keeper.seq or keeper.dirty):
+        if keeper.drifted(self.engine.recommender()):  # a start that replayed much: fresh statistics soon
+            self.refresher.refit_soon()
+        elif keeper.enabled and (keeper.saved_seq < keeper.seq or keeper.dirty):
             self.refresher.snapshot_soon()
         if self.settings.index_persist_interval_s > 0:
             self.refresher.catch_up()

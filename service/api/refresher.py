@@ -109,6 +109,8 @@ class IndexRefresher:
         self._snapshot_busy = False
         self._next_snapshot = 0.0  # monotonic time before which no snapshot starts (rate limit)
         self.snapshots = 0
+        self._refitting = False
+        self.refits = 0  # background refits swapped in (corpus statistics refreshed)
 
     @property
     def pending(self) -> int:
@@ -230,11 +232,15 @@ class IndexRefresher:
 
     # ------------------------------------------------------------------------------------ start-up snapshot
     def _snapshot_if_due(self) -> None:
-        """Start a snapshot on its own thread when the interval has passed and applied changes are unsaved."""
+        """Start a snapshot on its own thread when the interval has passed and applied changes are unsaved; start
+        a background refit when the corpus statistics have drifted too far (many firms changed since the fit)."""
+        rec = getattr(self.engine, "_recommender", None)
+        if rec is not None and not self._refitting and self.engine.snapshots.drifted(rec):
+            self.refit_soon()
         if self.snapshot_interval <= 0 or self._snapshot_busy or time.monotonic() < self._next_snapshot:
             return
         with self._lock:
-            if not self._applied or self._closed:
+            if (not self._applied and not self.engine.snapshots.dirty) or self._closed:
                 return
             self._snapshot_busy = True
         self._snapshotter.submit(self.snapshot)
@@ -282,6 +288,61 @@ class IndexRefresher:
                 self._applied = {s for s in self._applied if s > seq}
             self.snapshots += 1
         return written
+
+    # ------------------------------------------------------------------------------------ background refit
+    def refit_soon(self) -> None:
+        """Refit the recommender from the store on a background thread and swap it in, serving the current one
+        meanwhile: a start that replayed many changes, or a long run of writes, leaves IDF, the TF-IDF vocabulary
+        and the product space stale until a fit."""
+        with self._lock:
+            if self._refitting or self._closed:
+                return
+            self._refitting = True
+        threading.Thread(target=self._refit, name="chainmatch-refit", daemon=True).start()
+
+    def _refit(self) -> None:
+        eng = self.engine
+        try:
+            t0 = time.monotonic()
+            seq0 = eng.ws.store.last_change_seq()  # read before the fit reads the store: later changes replay
+            logger.info("background refit: corpus statistics drifted; fitting a new recommender")
+            new = eng.unfitted_recommender()
+            new.fit(eng.all_enterprises(), cache=eng.embedding_cache)
+            self._pool.submit(self._swap_in, new, seq0).result()  # serialised with the refreshes
+            self.refits += 1
+            logger.info("background refit swapped in after %.1f s", time.monotonic() - t0)
+        except Exception:  # the served recommender stays; the next drift check retries
+            logger.exception("background refit failed")
+        finally:
+            self._refitting = False
+
+    def _swap_in(self, new: Any, seq0: int) -> None:
+        """On the refresh worker: replay onto ``new`` every change since ``seq0`` (the fit may have read some of
+        them already: replaying is harmless), then swap it in under the write lock."""
+        eng = self.engine
+        store = eng.ws.store
+        latest: dict[str, None] = {}
+        cursor = seq0
+        while page := store.changes_since(cursor, limit=10_000):
+            latest.update((c.enterprise_id, None) for c in page)
+            cursor = page[-1].seq
+        found = store.enterprises_by_id(latest)
+        present = [found[i] for i in latest if i in found]
+        gone = [i for i in latest if i not in found and i in new.id_to_idx_]
+        if present or gone:
+            new.update(present, gone, cache=eng.embedding_cache)
+        new.changed_since_fit_ = 0
+        old = eng._recommender
+        with old._qlock:
+            new._qcache.update(old.__dict__.get("_qcache") or {})
+        keeper = eng.snapshots
+        with self._write_lock():
+            with eng._lock:
+                eng._recommender = new
+        with self._lock:  # the new state holds every change up to here that the follower has seen
+            waiting = min((g for g in self._gaps if g > keeper.seq), default=cursor + 1)
+            keeper.seq = max(keeper.seq, min(cursor, self._cursor, waiting - 1))
+        keeper.dirty = True
 
     # ------------------------------------------------------------------------------------ saved index
     def _note_unsaved(self, ids: Iterator[str]) -> None:
