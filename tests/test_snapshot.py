@@ -87,3 +87,25 @@ def test_a_pruned_feed_a_changed_embedder_or_a_damaged_file_means_a_refit(settin
     path.write_bytes(path.read_bytes()[:1000])
     damaged = Engine.open(settings)
     assert _top(damaged) and _how(damaged) == ("fitted", "stale_or_unreadable")
+
+
+def test_a_half_written_snapshot_of_a_dead_process_is_removed_on_the_next_save(settings: Settings):
+    """A process killed mid-write (or a snapshot child stopped at shutdown) leaves its temporary file; the next save
+    removes it, and leaves alone the file of a process still alive (several workers may save at once)."""
+    import os
+    import subprocess
+
+    first = Engine.open(settings)
+    rec = first.recommender()
+    path = snapshot_path(settings.data_dir)
+    proc = subprocess.Popen(["true"])  # noqa: S607 — a pid that has exited by the save
+    proc.wait()
+    orphan = path.with_name(f".{path.name}.{proc.pid}.tmp")
+    orphan.write_bytes(b"half a pickle")
+    alive = path.with_name(f".{path.name}.{os.getppid()}.tmp")
+    alive.write_bytes(b"being written")
+    try:
+        first.snapshots.save(rec)
+        assert not orphan.exists() and alive.exists() and path.exists()
+    finally:
+        alive.unlink(missing_ok=True)

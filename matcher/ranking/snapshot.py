@@ -67,6 +67,7 @@ def save_snapshot(rec: Any, path: Path, stamp: Stamp, quiet: bool = False) -> Pa
     state = {k: v for k, v in rec.__dict__.items() if k.endswith("_") and k not in _SKIP}
     state["_qcache"] = OrderedDict(rec.__dict__.get("_qcache") or {})
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_orphans(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
         pickle.dump({"stamp": asdict(stamp), "state": state}, f, protocol=5)
@@ -78,6 +79,19 @@ def save_snapshot(rec: Any, path: Path, stamp: Stamp, quiet: bool = False) -> Pa
     logger.info("recommender snapshot saved: %s (%d rows, seq %d, %.1f MB, %.1f s)", path, stamp.rows, stamp.seq,
                 path.stat().st_size / 1e6, time.perf_counter() - t0)  # fmt: skip
     return path
+
+
+def _drop_orphans(path: Path) -> None:
+    """Remove half-written snapshots of processes that died mid-write (a ``kill -9``, a child stopped at shutdown);
+    another live process's temporary file is left alone (several workers may save at once)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)  # raises when no such process
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            continue
 
 
 def load_snapshot(rec: Any, path: Path, expected: Stamp) -> Stamp | None:
