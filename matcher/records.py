@@ -111,6 +111,8 @@ class Need(BaseModel):
 class Fact(BaseModel):
     """One authored endowment fact of a region (资源禀赋、要素条件), with its source."""
 
+    model_config = ConfigDict(extra="forbid")  # a mis-indented YAML block must fail, not be read as a fact
+
     key: str  # e.g. bauxite, coal, open_land, water_ample, wind_resource
     value: bool
     note: str = ""

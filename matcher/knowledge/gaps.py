@@ -50,6 +50,7 @@ PRIORITY_WEIGHTS: dict[str, float] = {
 }
 RESIDENT, INTEGRATED, PROJECT, LOCATED = "驻地企业", "一体化配套", "在建/投产项目", "本地企业（按注册地）"
 ESTABLISHED = "已形成产业（公开资料）"
+SUPPORT = "要素支撑："
 
 LocatedFn = Callable[[Region], dict[str, list[str]]]
 
@@ -206,12 +207,12 @@ def _diagnose(
         if g.chain_id not in chains_of[g.link_id]:
             chains_of[g.link_id].append(g.chain_id)
         cur = best.get(g.link_id)
-        if cur is None or (g.priority, len(g.evidence), len(g.residents)) > (cur.priority, len(cur.evidence), len(cur.residents)):
+        if cur is None or (g.priority, _weight(g), len(g.residents)) > (cur.priority, _weight(cur), len(cur.residents)):
             best[g.link_id] = g
     for lid, g in best.items():
         g.chains = [g.chain_id, *(c for c in chains_of[lid] if c != g.chain_id)]
     ordered = sorted(
-        best.values(), key=lambda g: (not g.feasible, -g.priority, -len(g.evidence), -len(g.residents), g.chain_id, g.link_id)
+        best.values(), key=lambda g: (not g.feasible, -g.priority, -_weight(g), -len(g.residents), g.chain_id, g.link_id)
     )
     delegations: list[Delegation] = []
     if book is not None and book.children(region.id):
@@ -243,6 +244,11 @@ def _diagnose(
         hidden=sum(not g.feasible for g in ordered) if not include_infeasible else 0,
         delegated=delegations,
     )
+
+
+def _weight(gap: Gap) -> int:
+    """The evidence that breaks priority ties: every line but stated support (support raises nothing)."""
+    return sum(not e.startswith(SUPPORT) for e in gap.evidence)
 
 
 def _child_view(child: Region, catalogue: Catalogue, book: RegionBook, located_of: LocatedFn, memo: dict[str, GapMap]) -> GapMap:
@@ -348,7 +354,8 @@ def _flag_unreachable(gap: Gap, catalogue: Catalogue, present: set[str], blocked
 def _apply_feasibility(
     gap: Gap, facts: dict[str, Fact], available: set[str], signed: list[str], names: dict[str, str]
 ) -> None:
-    """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects."""
+    """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects; state the
+    soft requirements the region is recorded to meet as support."""
     verdict = assess(gap.link_id, facts, available)
     if not verdict.feasible:
         gap.feasible = False
@@ -356,6 +363,7 @@ def _apply_feasibility(
     if verdict.soft:
         gap.priority_parts["feasibility"] = -min(1.0, 0.5 * len(verdict.soft))
         gap.evidence += [f"可行性不足：{describe(r, facts, names)}" for r in verdict.soft]
+    gap.evidence += [f"{SUPPORT}{describe(r, facts, names)}" for r in verdict.supported]
     if signed:
         gap.priority_parts["project"] = -1.0
         gap.evidence.append(f"已有签约项目部分填补：{'、'.join(signed)}")
