@@ -195,9 +195,11 @@ def _diagnose(
     for g in gaps:
         if g.type != GapType.WEAK:
             _apply_feasibility(g, facts, available, signed.get(g.link_id, []), names)
+    reach: dict[tuple[str, bool], set[str]] = {}  # per chain and direction, shared by its 延链 gaps
+    held = set(holders)
     for g in gaps:
         if g.feasible and g.type == GapType.SHORT and blocked:
-            _flag_unreachable(g, catalogue, set(holders), blocked)
+            _flag_unreachable(g, catalogue, held, blocked, reach)
     # one row per link, whatever umbrella chains contain it: the highest-priority reading (ties: more evidence),
     # every chain of the diagnosis that holds the link listed on the row
     best: dict[str, Gap] = {}
@@ -331,19 +333,33 @@ def _scope_regions(region: Region, book: RegionBook | None) -> list[Region]:
     return out
 
 
-def _flag_unreachable(gap: Gap, catalogue: Catalogue, present: set[str], blocked: set[str]) -> None:
-    """A 延链 gap reachable from the present links only through links that are 不宜引进 is 不宜引进 too."""
-    downstream = gap.direction == "downstream"
+def _reachable(catalogue: Catalogue, chain_id: str, present: set[str], blocked: set[str], downstream: bool) -> set[str]:
+    """Links reached from the present links along the flow (or against it), never passing through a blocked link."""
     frontier, seen = set(present), set(present)
-    while frontier:  # walk from the present links along the flow, never through a blocked link
+    reached: set[str] = set()
+    while frontier:
         step = set()
         for lid in frontier:
-            edges = catalogue.customers(lid, gap.chain_id) if downstream else catalogue.suppliers(lid, gap.chain_id)
+            edges = catalogue.customers(lid, chain_id) if downstream else catalogue.suppliers(lid, chain_id)
             step |= {e.target if downstream else e.source for e in edges}
-        if gap.link_id in step:
-            return
+        reached |= step
         frontier = step - seen - blocked
         seen |= step
+    return reached
+
+
+def _flag_unreachable(
+    gap: Gap, catalogue: Catalogue, present: set[str], blocked: set[str],
+    cache: dict[tuple[str, bool], set[str]] | None = None,
+) -> None:
+    """A 延链 gap reachable from the present links only through links that are 不宜引进 is 不宜引进 too."""
+    downstream = gap.direction == "downstream"
+    key = (gap.chain_id, downstream)
+    cache = {} if cache is None else cache
+    if key not in cache:
+        cache[key] = _reachable(catalogue, gap.chain_id, present, blocked, downstream)
+    if gap.link_id in cache[key]:
+        return
     via = [catalogue.links[e.source if downstream else e.target].name
            for e in (catalogue.suppliers(gap.link_id, gap.chain_id) if downstream else catalogue.customers(gap.link_id, gap.chain_id))
            if (e.source if downstream else e.target) in blocked]  # fmt: skip
@@ -401,6 +417,7 @@ def _diagnose_chain(
     down_from = _distances(catalogue, chain_id, present, downstream=True)  # reachable downstream of P
     up_from = _distances(catalogue, chain_id, present, downstream=False)  # reachable upstream of P
     near = _undirected_distance(catalogue, chain_id, present, blocked) if present else {}
+    chain_where = {w for o in present for _, w in holders[o]}  # where the chain's holders sit
     master_near = _undirected_distance(catalogue, chain_id, masters, blocked) if masters else {}
     out: list[Gap] = []
 
@@ -469,7 +486,7 @@ def _diagnose_chain(
         if where or residents:  # a 链主 or a holder next to the link, a stated need, or the chain missing
             origins.add(lid, where, direct=True)
         else:  # reached through the chain as a whole: every holder of it is evidence
-            origins.add(lid, {w for o in present for _, w in holders[o]}, direct=False)
+            origins.add(lid, chain_where, direct=False)
         if need_text:
             evidence.append(f"地区招商需求：{need_text}")
         dist = near.get(lid)
