@@ -111,6 +111,8 @@ class Need(BaseModel):
 class Fact(BaseModel):
     """One authored endowment fact of a region (资源禀赋、要素条件), with its source."""
 
+    model_config = ConfigDict(extra="forbid")  # a mis-indented YAML block must fail, not be read as a fact
+
     key: str  # e.g. bauxite, coal, open_land, water_ample, wind_resource
     value: bool
     note: str = ""
@@ -239,6 +241,7 @@ class Gap(BaseModel):
     chains: list[str] = Field(default_factory=list)  # every diagnosed chain holding the link (the row's chain first)
     feasible: bool = True  # False: fails a hard requirement (不宜引进); shown only on request
     infeasible: list[str] = Field(default_factory=list)  # the hard requirements it fails, with their sources
+    delegated_to: str | None = None  # id of the sub-region whose own gap this is (pointer row, shown only on request)
 
     @property
     def action(self) -> str:
@@ -247,6 +250,19 @@ class Gap(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.chain_id}:{self.link_id}:{self.type.value}"
+
+
+class Delegation(BaseModel):
+    """A gap left to a sub-region: its whole evidence sits there and the sub-region lists it as its own gap."""
+
+    link_id: str
+    link_name: str
+    chain_id: str
+    type: GapType
+    priority: float  # the parent's reading of the gap
+    region_id: str  # the sub-region that owns the gap (the deepest one that lists it as its own)
+    region_name: str
+    residents: list[str] = Field(default_factory=list)  # the residents whose position implies the gap
 
 
 class GapMap(BaseModel):
@@ -259,3 +275,4 @@ class GapMap(BaseModel):
     present_sources: dict[str, list[str]] = Field(default_factory=dict)  # link id -> what made it present
     hidden: int = 0  # gaps flagged 不宜引进 and left out of this view
     gaps: list[Gap] = Field(default_factory=list)
+    delegated: list[Delegation] = Field(default_factory=list)  # gaps that are a sub-region's own, and where they went

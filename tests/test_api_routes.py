@@ -209,6 +209,22 @@ def test_region_gaps_hide_infeasible_links_unless_asked_and_name_presence_source
     assert alumina["feasible"] is False and "铝土矿" in alumina["infeasible"][0] and full["hidden"] == 0
 
 
+def test_province_gaps_leave_a_sub_regions_own_gaps_to_it_and_point_there_on_request(api: Api):
+    h = api.tenant().headers
+    default = api.client.get("/v1/regions/xinjiang/gaps", headers=h).json()
+    assert default["delegated"], "the province repeats no county gap"
+    moved = {d["link_id"]: d for d in default["delegated"]}
+    assert not moved.keys() & {g["link_id"] for g in default["gaps"]}
+    full = api.client.get("/v1/regions/xinjiang/gaps", params={"include_delegated": True}, headers=h).json()
+    pointers = {g["link_id"]: g for g in full["gaps"] if g["delegated_to"]}
+    assert pointers.keys() == moved.keys()
+    d = next(iter(moved.values()))
+    row = pointers[d["link_id"]]
+    assert row["delegated_to"] == d["region_id"] and d["region_name"] in row["evidence"][0]
+    svg = api.client.get("/v1/regions/xinjiang/gapmap.svg", params={"chain": d["chain_id"]}, headers=h).text
+    assert f'data-link="{d["link_id"]}" data-state="delegated" data-delegated-to="{d["region_id"]}"' in svg
+
+
 def test_region_gaps_with_unknown_chain_is_422_naming_it(api: Api):
     resp = api.client.get(
         "/v1/regions/manas/gaps", params={"chain": "unobtainium"}, headers=api.tenant().headers

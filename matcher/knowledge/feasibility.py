@@ -4,7 +4,14 @@ A link's requirements (``matcher/data/feasibility.yaml``) are raw materials, inp
 national policy (capacity caps, restricted classes of 产业结构调整指导目录, 环评 sensitivity). A region's endowments
 are authored facts with sources (``endowments:`` in the region YAML); a sub-region inherits its parents' facts unless
 it states its own. A failed *hard* requirement makes the gap 不宜引进; a failed *soft* one lowers its priority.
-An endowment nobody stated never fails a requirement: the data does not hold that fact.
+An endowment nobody stated never fails a requirement: the data does not hold that fact. A soft resource requirement
+the region is stated to meet (electricity-intensive 工业硅 where power is recorded as cheap, bulky products where rail
+is recorded) changes nothing in the priority but is stated as support (:attr:`Assessment.supported`).
+
+Endowment keys used by the requirements: bauxite, coal, oil_gas, wind_resource, open_land (natural resources and
+land); water_ample (reliable industrial water), wastewater_park (a park with central effluent treatment),
+power_price_low (industrial electricity recorded as cheap), rail_access (a freight railway serves the region);
+coal_chem_demo_zone and quota_* (policy).
 """
 
 from __future__ import annotations
@@ -40,10 +47,12 @@ class Requirement(BaseModel):
 
 @dataclass
 class Assessment:
-    """The requirements a link fails in a region: hard ones (不宜引进) and soft ones (lower priority)."""
+    """The requirements a link fails in a region: hard ones (不宜引进) and soft ones (lower priority); and the soft
+    resource requirements the region is stated to meet (support, no effect on priority)."""
 
     hard: list[Requirement] = field(default_factory=list)
     soft: list[Requirement] = field(default_factory=list)
+    supported: list[Requirement] = field(default_factory=list)
 
     @property
     def feasible(self) -> bool:
@@ -87,6 +96,8 @@ def assess(
     for req in reqs.get(link_id, ()):
         if req.kind == "resource":
             failed = bool(req.needs) and all(stated.get(k) is False for k in req.needs)
+            if not req.hard and any(stated.get(k) is True for k in req.needs):
+                out.supported.append(req)
         else:  # input / policy: one of the needs must be there (a present link or a stated endowment)
             failed = not any(k in present or stated.get(k) is True for k in req.needs)
         if failed:

@@ -19,18 +19,27 @@ adjacency (1/distance to the nearest present link), chain_master (adjacent to a 
 asked for this link or chain), value (downstream 延链 adds value; upstream secures inputs), and two penalties shown
 only when they apply: feasibility (soft requirements the region misses) and project (a signed project covers it).
 A gap failing a hard requirement (:mod:`matcher.knowledge.feasibility`) is 不宜引进: left out unless asked for.
+
+A county's gap is not repeated at prefecture and province level unless it is theirs (:func:`delegation_owner`): a
+parent's gap whose whole evidence — the residents, plants and projects whose position makes it a gap — sits in one
+sub-region that lists the same link among its own gaps is that sub-region's gap. The parent leaves it out of its view
+and names where it went (:attr:`GapMap.delegated`); ``include_delegated`` shows it as a pointer row (见 玛纳斯县). A gap
+stays the parent's own when its evidence spans several sub-regions, comes from the parent's own residents or located
+firms, or the parent itself names the link in a stated need (or lacks the whole chain).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from matcher.errors import UnknownChainError
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.feasibility import assess, describe, endowments
 from matcher.knowledge.regions import RegionBook
-from matcher.records import Edge, Fact, Gap, GapMap, GapType, ProjectStatus, Region, Resident
+from matcher.records import Delegation, Edge, Fact, Gap, GapMap, GapType, ProjectStatus, Region, Resident
 from matcher.text import normalize_company_name, strip_internal_tags
 
 logger = logging.getLogger(__name__)
@@ -41,6 +50,25 @@ PRIORITY_WEIGHTS: dict[str, float] = {
 }
 RESIDENT, INTEGRATED, PROJECT, LOCATED = "驻地企业", "一体化配套", "在建/投产项目", "本地企业（按注册地）"
 ESTABLISHED = "已形成产业（公开资料）"
+SUPPORT = "要素支撑："
+
+LocatedFn = Callable[[Region], dict[str, list[str]]]
+
+
+@dataclass
+class Origins:
+    """Per gap link, the names of the regions whose holders make it a gap: ``direct`` (a 链主 or a neighbour's
+    holders, a stated need, a whole chain missing) and ``broad`` (only the chain's presence somewhere)."""
+
+    direct: dict[str, set[str]] = field(default_factory=dict)
+    broad: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, link_id: str, where: set[str], direct: bool) -> None:
+        (self.direct if direct else self.broad).setdefault(link_id, set()).update(where)
+
+    def of(self, link_id: str) -> set[str]:
+        """The regions the gap rests on: its direct evidence in any chain, else the chains' presence."""
+        return self.direct.get(link_id) or self.broad.get(link_id, set())
 
 
 def residents_in_scope(region: Region, book: RegionBook | None = None) -> list[tuple[Resident, str]]:
@@ -96,7 +124,8 @@ def diagnose(
     chain: str | None = None,
     book: RegionBook | None = None,
     include_infeasible: bool = False,
-    located: dict[str, list[str]] | None = None,
+    located: Mapping[str, list[str]] | LocatedFn | None = None,
+    include_delegated: bool = False,
 ) -> GapMap:
     """Diagnose a region's gaps in one chain (id, name or alias) or in all its target chains.
 
@@ -104,16 +133,40 @@ def diagnose(
         region: the region profile.
         catalogue: the chain catalogue.
         chain: restrict to one chain; default = the region's target chains (or every chain a resident occupies).
-        book: the region book, so residents of sub-regions count (a prefecture holds its counties' firms).
+        book: the region book, so residents of sub-regions count (a prefecture holds its counties' firms) and a
+            sub-region's own gaps are left to it.
         include_infeasible: also list the gaps flagged 不宜引进 (after the feasible ones).
-        located: link id → corpus firms located in the region that make it (:func:`located_presence`).
+        located: corpus firms located in the region that make each link (:func:`located_presence`): a mapping
+            link id → firm names for this region, or a function giving that mapping for any region (so the
+            sub-regions consulted for delegation see their located firms too).
+        include_delegated: also list, as pointer rows after the region's own gaps, the gaps left to a sub-region.
 
     Returns:
-        A GapMap: present links with their holders and sources, and the gaps sorted by priority (highest first).
+        A GapMap: present links with their holders and sources, the gaps sorted by priority (highest first) and
+        the gaps delegated to sub-regions.
 
     Raises:
         UnknownChainError: ``chain`` is not in the catalogue.
     """
+    if callable(located):
+        located_of: LocatedFn = located
+    else:
+        own_located = dict(located or {})
+        located_of = lambda r: own_located if r.id == region.id else {}  # noqa: E731
+    return _diagnose(region, catalogue, chain, book, include_infeasible, include_delegated, located_of, {})
+
+
+def _diagnose(
+    region: Region,
+    catalogue: Catalogue,
+    chain: str | None,
+    book: RegionBook | None,
+    include_infeasible: bool,
+    include_delegated: bool,
+    located_of: LocatedFn,
+    memo: dict[str, GapMap],
+) -> GapMap:
+    """:func:`diagnose`, with the default views of sub-regions already diagnosed in this call (``memo``)."""
     scoped = residents_in_scope(region, book)
     if chain is not None:
         chain_ids = [catalogue.chain(chain).id]
@@ -126,7 +179,7 @@ def diagnose(
         if missing:
             raise UnknownChainError(missing[0], sorted(catalogue.chains))
 
-    holders, sources, signed = _holders(region, scoped, book, located or {})
+    holders, sources, signed = _holders(region, scoped, book, located_of(region))
     own = {lid: [(r, w) for r, w in scoped if lid in r.links] for lid in {x for r, _ in scoped for x in r.links}}
     facts = endowments(region, book)
     # what the region can build on: present links, and endowments a sub-region states (准东's 示范区 counts for 昌吉州)
@@ -136,14 +189,17 @@ def diagnose(
     names = {lid: link.name for lid, link in catalogue.links.items()}
     gaps: list[Gap] = []
     present_out: dict[str, list[str]] = {}
+    origins = Origins()  # link id → names of the regions whose holders (or needs) make it a gap
     for cid in chain_ids:
-        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own, blocked))
+        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own, blocked, origins))
     for g in gaps:
         if g.type != GapType.WEAK:
             _apply_feasibility(g, facts, available, signed.get(g.link_id, []), names)
+    reach: dict[tuple[str, bool], set[str]] = {}  # per chain and direction, shared by its 延链 gaps
+    held = set(holders)
     for g in gaps:
         if g.feasible and g.type == GapType.SHORT and blocked:
-            _flag_unreachable(g, catalogue, set(holders), blocked)
+            _flag_unreachable(g, catalogue, held, blocked, reach)
     # one row per link, whatever umbrella chains contain it: the highest-priority reading (ties: more evidence),
     # every chain of the diagnosis that holds the link listed on the row
     best: dict[str, Gap] = {}
@@ -153,14 +209,33 @@ def diagnose(
         if g.chain_id not in chains_of[g.link_id]:
             chains_of[g.link_id].append(g.chain_id)
         cur = best.get(g.link_id)
-        if cur is None or (g.priority, len(g.evidence), len(g.residents)) > (cur.priority, len(cur.evidence), len(cur.residents)):
+        if cur is None or (g.priority, _weight(g), len(g.residents)) > (cur.priority, _weight(cur), len(cur.residents)):
             best[g.link_id] = g
     for lid, g in best.items():
         g.chains = [g.chain_id, *(c for c in chains_of[lid] if c != g.chain_id)]
     ordered = sorted(
-        best.values(), key=lambda g: (not g.feasible, -g.priority, -len(g.evidence), -len(g.residents), g.chain_id, g.link_id)
+        best.values(), key=lambda g: (not g.feasible, -g.priority, -_weight(g), -len(g.residents), g.chain_id, g.link_id)
     )
-    shown = ordered if include_infeasible else [g for g in ordered if g.feasible]
+    delegations: list[Delegation] = []
+    if book is not None and book.children(region.id):
+        child_view = lambda child: _child_view(child, catalogue, book, located_of, memo)  # noqa: E731
+        for g in ordered:
+            owner = delegation_owner(region, g.link_id, origins.of(g.link_id), book, child_view) if g.feasible else None
+            if owner is not None:
+                g.delegated_to = owner.id
+                g.evidence.insert(0, f"属下辖{owner.name}自身的缺口（形成缺口的依据均在该地区），见 {owner.name}")
+                delegations.append(
+                    Delegation(
+                        link_id=g.link_id, link_name=g.link_name, chain_id=g.chain_id, type=g.type, priority=g.priority,
+                        region_id=owner.id, region_name=owner.name, residents=g.residents,
+                    )
+                )
+        if delegations:
+            logger.debug("%s: %d gaps left to sub-regions", region.id, len(delegations))
+    own_rows = [g for g in ordered if g.feasible and g.delegated_to is None]
+    shown = own_rows + ([g for g in ordered if g.delegated_to is not None] if include_delegated else [])
+    if include_infeasible:
+        shown += [g for g in ordered if not g.feasible]
     return GapMap(
         region_id=region.id,
         region_name=region.name,
@@ -168,8 +243,49 @@ def diagnose(
         present=present_out,
         present_sources={lid: sorted(sources[lid]) for lid in present_out},
         gaps=shown,
-        hidden=len(ordered) - len(shown),
+        hidden=sum(not g.feasible for g in ordered) if not include_infeasible else 0,
+        delegated=delegations,
     )
+
+
+def _weight(gap: Gap) -> int:
+    """The evidence that breaks priority ties: every line but stated support (support raises nothing)."""
+    return sum(not e.startswith(SUPPORT) for e in gap.evidence)
+
+
+def _child_view(child: Region, catalogue: Catalogue, book: RegionBook, located_of: LocatedFn, memo: dict[str, GapMap]) -> GapMap:
+    """A sub-region's default gap view (its own feasible gaps and its delegations), diagnosed once per call."""
+    if child.id not in memo:
+        memo[child.id] = _diagnose(child, catalogue, None, book, False, False, located_of, memo)
+    return memo[child.id]
+
+
+def delegation_owner(
+    region: Region, link_id: str, origins: set[str], book: RegionBook, child_view: Callable[[Region], GapMap]
+) -> Region | None:
+    """The sub-region a gap of ``region`` belongs to, or None when the gap is the region's own.
+
+    ``origins`` names the regions whose holders (or stated needs) make the link a gap. The gap belongs to a
+    sub-region when every origin lies in one direct sub-region C (C or below it) and C's own default view lists the
+    link — as its own gap (C) or as one C itself left further down (that owner).
+    """
+    if not origins or region.name in origins:
+        return None
+    top: set[str] = set()
+    for child in book.children(region.id):
+        inside = {r.name for r in _scope_regions(child, book)}
+        if origins & inside:
+            top.add(child.id)
+            if len(top) > 1 or not origins <= inside:
+                return None
+    if len(top) != 1:
+        return None
+    child = book.regions[top.pop()]
+    view = child_view(child)
+    if any(g.link_id == link_id for g in view.gaps):
+        return child
+    further = next((d for d in view.delegated if d.link_id == link_id), None)
+    return book.regions.get(further.region_id) if further is not None else None
 
 
 def _holders(
@@ -217,19 +333,33 @@ def _scope_regions(region: Region, book: RegionBook | None) -> list[Region]:
     return out
 
 
-def _flag_unreachable(gap: Gap, catalogue: Catalogue, present: set[str], blocked: set[str]) -> None:
-    """A 延链 gap reachable from the present links only through links that are 不宜引进 is 不宜引进 too."""
-    downstream = gap.direction == "downstream"
+def _reachable(catalogue: Catalogue, chain_id: str, present: set[str], blocked: set[str], downstream: bool) -> set[str]:
+    """Links reached from the present links along the flow (or against it), never passing through a blocked link."""
     frontier, seen = set(present), set(present)
-    while frontier:  # walk from the present links along the flow, never through a blocked link
+    reached: set[str] = set()
+    while frontier:
         step = set()
         for lid in frontier:
-            edges = catalogue.customers(lid, gap.chain_id) if downstream else catalogue.suppliers(lid, gap.chain_id)
+            edges = catalogue.customers(lid, chain_id) if downstream else catalogue.suppliers(lid, chain_id)
             step |= {e.target if downstream else e.source for e in edges}
-        if gap.link_id in step:
-            return
+        reached |= step
         frontier = step - seen - blocked
         seen |= step
+    return reached
+
+
+def _flag_unreachable(
+    gap: Gap, catalogue: Catalogue, present: set[str], blocked: set[str],
+    cache: dict[tuple[str, bool], set[str]] | None = None,
+) -> None:
+    """A 延链 gap reachable from the present links only through links that are 不宜引进 is 不宜引进 too."""
+    downstream = gap.direction == "downstream"
+    key = (gap.chain_id, downstream)
+    cache = {} if cache is None else cache
+    if key not in cache:
+        cache[key] = _reachable(catalogue, gap.chain_id, present, blocked, downstream)
+    if gap.link_id in cache[key]:
+        return
     via = [catalogue.links[e.source if downstream else e.target].name
            for e in (catalogue.suppliers(gap.link_id, gap.chain_id) if downstream else catalogue.customers(gap.link_id, gap.chain_id))
            if (e.source if downstream else e.target) in blocked]  # fmt: skip
@@ -240,7 +370,8 @@ def _flag_unreachable(gap: Gap, catalogue: Catalogue, present: set[str], blocked
 def _apply_feasibility(
     gap: Gap, facts: dict[str, Fact], available: set[str], signed: list[str], names: dict[str, str]
 ) -> None:
-    """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects."""
+    """Flag 不宜引进 on a failed hard requirement; lower the priority for soft misses and signed projects; state the
+    soft requirements the region is recorded to meet as support."""
     verdict = assess(gap.link_id, facts, available)
     if not verdict.feasible:
         gap.feasible = False
@@ -248,6 +379,7 @@ def _apply_feasibility(
     if verdict.soft:
         gap.priority_parts["feasibility"] = -min(1.0, 0.5 * len(verdict.soft))
         gap.evidence += [f"可行性不足：{describe(r, facts, names)}" for r in verdict.soft]
+    gap.evidence += [f"{SUPPORT}{describe(r, facts, names)}" for r in verdict.supported]
     if signed:
         gap.priority_parts["project"] = -1.0
         gap.evidence.append(f"已有签约项目部分填补：{'、'.join(signed)}")
@@ -272,7 +404,10 @@ def _diagnose_chain(
     present_out: dict[str, list[str]],
     own: dict[str, list[tuple[Resident, str]]],
     blocked: frozenset[str] = frozenset(),
+    origins: Origins | None = None,
 ) -> list[Gap]:
+    """The gaps of one chain; ``origins`` gathers, per gap link, the regions whose holders or needs imply it."""
+    origins = Origins() if origins is None else origins
     chain = catalogue.chains[chain_id]
     members = set(chain.link_ids)
     present = {lid for lid in members if lid in holders}
@@ -282,6 +417,7 @@ def _diagnose_chain(
     down_from = _distances(catalogue, chain_id, present, downstream=True)  # reachable downstream of P
     up_from = _distances(catalogue, chain_id, present, downstream=False)  # reachable upstream of P
     near = _undirected_distance(catalogue, chain_id, present, blocked) if present else {}
+    chain_where = {w for o in present for _, w in holders[o]}  # where the chain's holders sit
     master_near = _undirected_distance(catalogue, chain_id, masters, blocked) if masters else {}
     out: list[Gap] = []
 
@@ -294,10 +430,12 @@ def _diagnose_chain(
             gap = _weak_gap(region, catalogue, chain_id, lid, own[lid], need, need_text, need_type)
             if gap:
                 out.append(gap)
+                origins.add(lid, {w for _, w in own[lid]} | ({region.name} if need == 1.0 else set()), direct=True)
             continue
         evidence: list[str] = []
         edges: list[Edge] = []
         residents: list[str] = []
+        where: set[str] = {region.name} if need == 1.0 or not present else set()  # a stated need or a whole chain
         has_up = lid in down_from  # an ancestor is present
         has_down = lid in up_from  # a descendant is present
         master_in = [e for e in catalogue.suppliers(lid, chain_id) if e.source in masters]
@@ -323,6 +461,7 @@ def _diagnose_chain(
             evidence.append(f"{link.name}与已有环节无直接上下游关系，属链条空白")
         for e in master_in:
             names = [r.name for r, _ in holders[e.source] if r.chain_master]
+            where |= {w for r, w in holders[e.source] if r.chain_master}
             residents += names
             edges.append(e)
             cap = next((r.capacity for r, _ in holders[e.source] if r.chain_master and r.capacity), "")
@@ -332,6 +471,7 @@ def _diagnose_chain(
             )
         for e in master_out:
             names = [r.name for r, _ in holders[e.target] if r.chain_master]
+            where |= {w for r, w in holders[e.target] if r.chain_master}
             residents += names
             edges.append(e)
             evidence.append(f"链主{'、'.join(names)}（{catalogue.links[e.target].name}）需要本地配套{e.flow or link.name}")
@@ -341,6 +481,12 @@ def _diagnose_chain(
                 if other in present:
                     edges.append(e)
                     residents += [r.name for r, _ in holders[other]]
+                    where |= {w for _, w in holders[other]}
+        where |= {w for o in catalogue.neighbours(lid, chain_id) if o in present for _, w in holders[o]}
+        if where or residents:  # a 链主 or a holder next to the link, a stated need, or the chain missing
+            origins.add(lid, where, direct=True)
+        else:  # reached through the chain as a whole: every holder of it is evidence
+            origins.add(lid, chain_where, direct=False)
         if need_text:
             evidence.append(f"地区招商需求：{need_text}")
         dist = near.get(lid)
@@ -428,8 +574,13 @@ def _weak_gap(
 
 
 def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
-    """A gap map as text: per chain, its links upstream → downstream marked present / gap type."""
+    """A gap map as text: per chain, its links upstream → downstream marked present / gap type.
+
+    A gap left to a sub-region is a pointer row (↪ 见 玛纳斯县) when the map includes it; otherwise a closing line
+    counts the delegated gaps per sub-region.
+    """
     by_link = {(g.chain_id, g.link_id): g for g in gm.gaps}
+    owners = {d.link_id: d.region_name for d in gm.delegated}
     lines = [f"地区 {gm.region_name} ({gm.region_id}) 产业链诊断"]
     for cid in gm.chains:
         chain = catalogue.chains[cid]
@@ -441,6 +592,11 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
                 via = "、".join(s for s in gm.present_sources.get(lid, []) if s != RESIDENT)
                 lines.append(
                     f"  ● 已有 [{catalogue.stage(lid, cid).value}] {link.name}: {'、'.join(gm.present[lid])}" + (f"（来源：{via}）" if via else "")
+                )
+            elif g is not None and g.delegated_to is not None:
+                lines.append(
+                    f"  ↪ 见 {owners.get(lid, g.delegated_to)} [{catalogue.stage(lid, cid).value}] {link.name}"
+                    f"（{g.type.value}，属下辖地区自身的缺口，本级优先级 {g.priority:.2f}）"
                 )
             elif g is not None:
                 tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
@@ -456,4 +612,10 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
                     lines.append(f"      · {ev}")
     if gm.hidden:
         lines.append(f"\n另有 {gm.hidden} 个缺口不宜引进（资源、政策或配套条件不具备），加 --all 查看")
+    if gm.delegated and not any(g.delegated_to for g in gm.gaps):
+        per: dict[str, int] = {}
+        for d in gm.delegated:
+            per[d.region_name] = per.get(d.region_name, 0) + 1
+        where = "、".join(f"{name} {n} 个" for name, n in per.items())
+        lines.append(f"\n另有 {len(gm.delegated)} 个缺口属下辖地区自身（{where}），本级不重复列出，加 --all 查看")
     return "\n".join(lines)

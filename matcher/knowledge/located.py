@@ -11,7 +11,7 @@ The listing tables give a firm's registered seat, not its plants: a province-lev
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.regions import RegionBook
@@ -86,3 +86,21 @@ def located_presence(
         for lid in firm_links(firm, catalogue):
             out.setdefault(lid, []).append(firm.name)
     return out
+
+
+def located_lookup(
+    firms_in_province: Callable[[str], Iterable[Enterprise]], catalogue: Catalogue, book: RegionBook | None = None
+) -> Callable[[Region], dict[str, list[str]]]:
+    """:func:`located_presence` for any region of ``book``, each province's firms fetched once and each region
+    computed once — what a diagnosis needs when it consults the sub-regions of the region it diagnoses."""
+    firms: dict[str, list[Enterprise]] = {}
+    done: dict[str, dict[str, list[str]]] = {}
+
+    def located(region: Region) -> dict[str, list[str]]:
+        if region.id not in done:
+            if region.province not in firms:
+                firms[region.province] = list(firms_in_province(region.province))
+            done[region.id] = located_presence(region, firms[region.province], catalogue, book)
+        return done[region.id]
+
+    return located

@@ -170,7 +170,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         gap: Gap | None = None
         extra_links: dict[str, float] = {}
         if region is not None and chain_id and region.id != "adhoc":
-            gm = diagnose(region, self.catalogue, chain=chain_id, book=book)
+            # a need named at this level keeps the gap's context even when the gap is a sub-region's own
+            gm = diagnose(region, self.catalogue, chain=chain_id, book=book, include_delegated=True)
             if link_id:
                 gap = next((g for g in gm.gaps if g.link_id == link_id), None)
             else:  # chain-level need: aim at the region's gaps in that chain, weighted by priority

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cached_property
 
 from matcher.knowledge.catalogue import Catalogue, default_catalogue
-from matcher.knowledge.located import located_presence
+from matcher.knowledge.located import located_lookup, located_presence
 from matcher.knowledge.regions import RegionBook, default_regions
 from matcher.records import Region
 from matcher.settings import Settings, get_settings
@@ -52,3 +53,15 @@ class Workspace:
             logger.debug("store enterprises unavailable: %s", exc)
             return {}
         return located_presence(region, firms, self.catalogue, book)
+
+    def located_for(self, book: RegionBook, tenant: str | None = None) -> Callable[[Region], dict[str, list[str]]]:
+        """:meth:`located_presence` for any region of ``book`` (firms read once per province); {} without a store."""
+
+        def firms_in(province: str) -> list:
+            try:
+                return list(self.store.enterprises_in_province(province, tenant))
+            except Exception as exc:  # store not initialised or unreachable: the diagnosis still works without it
+                logger.debug("store enterprises unavailable: %s", exc)
+                return []
+
+        return located_lookup(firms_in, self.catalogue, book)

@@ -50,16 +50,25 @@ def register(app: typer.Typer) -> None:
         chain: str | None = typer.Option(None, "--chain", "-c", help="Only this chain (id, name or alias)."),
         as_json: bool = typer.Option(False, "--json", help="Print the GapMap JSON (the matcher/service contract)."),
         tenant: str | None = typer.Option(None, "--tenant", help="Tenant whose private regions are visible."),
-        show_all: bool = typer.Option(False, "--all", help="Also list the gaps flagged 不宜引进, with the reason."),
+        show_all: bool = typer.Option(
+            False, "--all", help="Also list the gaps flagged 不宜引进 (with the reason) and, as pointer rows (↪ 见 …), "
+            "the gaps left to a sub-region because their whole evidence sits there.",
+        ),
     ) -> None:
-        """Diagnose a region's chain gaps (缺链 / 短链 / 弱链) with evidence and priority."""
+        """Diagnose a region's chain gaps (缺链 / 短链 / 弱链) with evidence and priority.
+
+        A sub-region's own gap is not repeated at prefecture or province level: the default view leaves it out and
+        says where it went (JSON: ``delegated``); ``--all`` shows it as a pointer row.
+        """
         from matcher.store.workspace import Workspace
 
         ws = Workspace.open()
         book = ws.regions(tenant)
         reg = book.get(region, tenant)
-        located = ws.located_presence(reg, book, tenant)
-        gm = diagnose(reg, ws.catalogue, chain=chain, book=book, include_infeasible=show_all, located=located)
+        gm = diagnose(
+            reg, ws.catalogue, chain=chain, book=book, include_infeasible=show_all, include_delegated=show_all,
+            located=ws.located_for(book, tenant),
+        )
         if as_json:
             typer.echo(gm.model_dump_json(indent=2))
         else:

@@ -271,6 +271,14 @@ async function selectChain(chainId, gmAll) {
       el("td", {}, g.priority.toFixed(2)),
       el("td", { class: "muted" }, (g.evidence || []).slice(0, 2).join("；"))));
   }
+  // a sub-region's own gaps are not repeated here: name where they went (issue #16)
+  const away = (gm.delegated || []).filter((d) => d.chain_id === chainId);
+  const note = $("#gap-delegated");
+  note.hidden = away.length === 0;
+  note.textContent = away.length
+    ? `另有 ${away.length} 个缺口属下辖地区自身，本级不重复列出：` +
+      away.map((d) => `${d.link_name}（见 ${d.region_name}）`).join("、")
+    : "";
   if (state.gap && state.gap.chain === chainId) {  // the picked gap stays marked when its map is drawn again
     for (const n of box.querySelectorAll("g.node")) n.classList.toggle("selected", n.dataset.link === state.gap.link);
     for (const r of tbody.querySelectorAll("tr.gap-row")) r.classList.toggle("selected", r.dataset.link === state.gap.link);

@@ -1,7 +1,8 @@
 """The gap map of one region in one chain as a self-contained SVG (server-rendered, no script, all text escaped).
 
 Links are laid out upstream (left) to downstream (right) by their longest path from the chain's sources, and
-coloured by state: present (已有), 缺链, 短链, 弱链. Links held by a 链主 carry a ★ badge. Every gap node is a
+coloured by state: present (已有), 缺链, 短链, 弱链, and 见下辖 for a gap left to a sub-region whose own gap it is (not
+clickable here: the sub-region's map holds it). Links held by a 链主 carry a ★ badge. Every gap node is a
 ``<g class="node gap" data-link=… data-gap-type=…>`` so the staff page can make it clickable.
 """
 
@@ -22,6 +23,7 @@ STATE_STYLE: dict[str, tuple[str, str, str]] = {
     GapType.MISSING.value: ("#fbd9d8", "#d64541", "缺链"),
     GapType.SHORT.value: ("#fde5c6", "#e08a1e", "短链"),
     GapType.WEAK.value: ("#fff4bf", "#b89500", "弱链"),
+    "delegated": ("#e3ecf7", "#5b7fa6", "见下辖"),
     "none": ("#eeeeee", "#9e9e9e", "未布局"),
 }
 
@@ -47,7 +49,8 @@ def render_gap_map(
 ) -> str:
     """SVG markup of ``gm`` (diagnosed for ``chain_id``) for one chain."""
     chain = catalogue.chains[chain_id]
-    gaps = {g.link_id: g for g in gm.gaps if g.chain_id == chain_id}
+    gaps = {g.link_id: g for g in gm.gaps if g.chain_id == chain_id and g.delegated_to is None}
+    delegated = {d.link_id: d for d in gm.delegated if d.chain_id == chain_id}
     masters = {lid for r, _ in residents_in_scope(region, book) if r.chain_master for lid in r.links}
     depth = _depths(catalogue, chain_id)
     columns: dict[int, list[str]] = {}
@@ -71,13 +74,13 @@ def render_gap_map(
         f"{escape(region.name)} · {escape(chain.name)}</text>",
     ]
     lx = _LEFT
-    for state in ("present", GapType.MISSING.value, GapType.SHORT.value, GapType.WEAK.value):
+    for state in ("present", GapType.MISSING.value, GapType.SHORT.value, GapType.WEAK.value, *(("delegated",) if delegated else ())):
         fill, stroke, label = STATE_STYLE[state]
         out.append(
             f'<rect x="{lx}" y="30" width="14" height="12" rx="2" fill="{fill}" stroke="{stroke}"/>'
             f'<text x="{lx + 18}" y="40" font-size="12" fill="#333">{label}</text>'
         )
-        lx += 64
+        lx += 64 + 12 * max(0, len(label) - 2)
     out.append(f'<text x="{lx}" y="40" font-size="12" fill="#6a1b9a">★ 链主</text>')
 
     for lid in catalogue.ordered_links(chain_id):
@@ -104,8 +107,11 @@ def render_gap_map(
         link = catalogue.links[lid]
         gap = gaps.get(lid)
         holders = gm.present.get(lid, [])
+        away = delegated.get(lid)
         if gap is not None:
             state = gap.type.value
+        elif away is not None:
+            state = "delegated"
         elif holders:
             state = "present"
         else:
@@ -122,7 +128,12 @@ def render_gap_map(
         if gap is not None:
             tip.append(f"优先级 {gap.priority:.2f}")
             tip += gap.evidence[:3]
+        if away is not None:
+            tip.append(f"{away.type.value}，属下辖{away.region_name}自身的缺口，见 {away.region_name}")
+            attrs += f" data-delegated-to={quoteattr(away.region_id)}"
         sub = f"{len(holders)} 家 · {label}" if holders else label
+        if away is not None:
+            sub = f"见 {_short(away.region_name, 8)}"
         if gap is not None:
             sub += f" · {gap.priority:.2f}"
         out.append(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.gaps import diagnose
-from matcher.knowledge.located import located_presence
+from matcher.knowledge.located import located_lookup
 from matcher.records import Established, Fact, GapMap, Need, Project, Region, Resident
 from matcher.store.tenancy import SharedCorpusReadOnlyError
 from service.api.deps import ApiError, ServiceDep, TenantDep
@@ -182,15 +182,17 @@ def delete_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Respons
 
 
 def _gap_map(
-    svc: ServiceDep, tenant: str, region_id: str, chain: str | None, include_infeasible: bool = False
+    svc: ServiceDep, tenant: str, region_id: str, chain: str | None, include_infeasible: bool = False,
+    include_delegated: bool = False,
 ) -> tuple[Region, GapMap, str | None]:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
     chain_id = resolve_chain(svc.engine.catalogue, chain) if chain else None
-    firms = svc.store.enterprises_in_province(region.province, tenant)  # presence by location (issue #16)
-    located = located_presence(region, firms, svc.engine.catalogue, book)
+    # presence by location (issue #16), for the region and the sub-regions its delegation consults
+    located = located_lookup(lambda p: svc.store.enterprises_in_province(p, tenant), svc.engine.catalogue, book)
     gm = diagnose(
-        region, svc.engine.catalogue, chain=chain_id, book=book, include_infeasible=include_infeasible, located=located
+        region, svc.engine.catalogue, chain=chain_id, book=book, include_infeasible=include_infeasible,
+        include_delegated=include_delegated, located=located,
     )
     return region, gm, chain_id
 
@@ -206,8 +208,13 @@ def region_gaps(
         None, max_length=100, description="one chain (id / name); default: target chains"
     ),
     include_infeasible: bool = Query(False, description="also list the gaps flagged 不宜引进 (feasible=false)"),
+    include_delegated: bool = Query(
+        False,
+        description="also list, as pointer rows (delegated_to = the sub-region), the gaps whose whole evidence sits "
+        "in one sub-region that lists them as its own; by default they are left out and named in `delegated`",
+    ),
 ) -> GapMap:
-    return _gap_map(svc, tenant, region_id, chain, include_infeasible)[1]
+    return _gap_map(svc, tenant, region_id, chain, include_infeasible, include_delegated)[1]
 
 
 @router.get(
@@ -241,6 +248,7 @@ def region_gap_map_svg(
                 allowed=sorted(catalogue.chains),
             )
         chain_id = gm_all.chains[0]
-    gm = diagnose(region, catalogue, chain=chain_id, book=book)
+    located = located_lookup(lambda p: svc.store.enterprises_in_province(p, tenant), catalogue, book)
+    gm = diagnose(region, catalogue, chain=chain_id, book=book, located=located)  # as /gaps shows it
     svg = render_gap_map(region, gm, catalogue, chain_id, book)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
