@@ -23,7 +23,7 @@ from matcher.ranking.snapshot import STATE_VERSION, Stamp, digest, load_snapshot
 if TYPE_CHECKING:
     from matcher.ranking.recommender import Recommender
 
-__all__ = ["SnapshotKeeper"]
+__all__ = ["SnapshotKeeper", "replay_feed"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,27 +134,15 @@ class SnapshotKeeper:
             )
             self.reason = "pruned"
             return None
-        latest: dict[str, tuple[str | None, str]] = {}
-        cursor = stamp.seq
         limit = max(1000, int(MAX_REPLAY_RATIO * stamp.rows))
-        while cursor < now:
-            page = store.changes_since(cursor, limit=10_000)
-            if not page:
-                break
-            for c in page:
-                latest[c.enterprise_id] = (c.tenant, c.op)
-            cursor = page[-1].seq
-            if len(latest) > limit:
-                logger.info("%d+ firms changed since the snapshot: refitting", len(latest))
-                self.reason = "too_many"
-                return None
-        found = store.enterprises_by_id(latest)
-        present: list[Any] = [found[i] for i in latest if i in found]
-        gone = [i for i in latest if i not in found and i in rec.id_to_idx_]
-        if present or gone:
-            rec.update(present, gone, cache=self.engine.embedding_cache)
+        replayed = replay_feed(rec, store, stamp.seq, cache=self.engine.embedding_cache, limit=limit, upto=now)
+        if replayed is None:
+            logger.info("%d+ firms changed since the snapshot: refitting", limit)
+            self.reason = "too_many"
+            return None
+        cursor, n = replayed
         self.seq = cursor
-        return len(present) + len(gone)
+        return n
 
     def fit(self, rec: Recommender, progress) -> Recommender:
         """Fit ``rec`` on every stored enterprise and save the snapshot."""
@@ -234,6 +222,30 @@ class SnapshotKeeper:
         logger.info("recommender snapshot saved at seq %d (%d rows) in %.1f s, written by a child process", seq,
                     stamp.rows, time.perf_counter() - t0)  # fmt: skip
         return True
+
+
+def replay_feed(
+    rec: Recommender, store: Any, after: int, cache: Any = None, limit: int | None = None, upto: int | None = None
+) -> tuple[int, int] | None:
+    """Apply to ``rec`` every store change after feed position ``after`` (up to ``upto``, default the end), each
+    firm re-read from the store once (a replay is idempotent). Returns (the last position read, firms upserted or
+    removed), or None when more than ``limit`` firms changed (nothing applied: the caller refits)."""
+    latest: dict[str, None] = {}
+    cursor = after
+    while upto is None or cursor < upto:
+        page = store.changes_since(cursor, limit=10_000)
+        if not page:
+            break
+        latest.update((c.enterprise_id, None) for c in page)
+        cursor = page[-1].seq
+        if limit is not None and len(latest) > limit:
+            return None
+    found = store.enterprises_by_id(latest)
+    present = [found[i] for i in latest if i in found]
+    gone = [i for i in latest if i not in found and i in rec.id_to_idx_]
+    if present or gone:
+        rec.update(present, gone, cache=cache)
+    return cursor, len(present) + len(gone)
 
 
 def _die_with_parent() -> None:

@@ -319,18 +319,11 @@ class IndexRefresher:
     def _swap_in(self, new: Any, seq0: int) -> None:
         """On the refresh worker: replay onto ``new`` every change since ``seq0`` (the fit may have read some of
         them already: replaying is harmless), then swap it in under the write lock."""
+        from matcher.ranking.restore import replay_feed
+
         eng = self.engine
-        store = eng.ws.store
-        latest: dict[str, None] = {}
-        cursor = seq0
-        while page := store.changes_since(cursor, limit=10_000):
-            latest.update((c.enterprise_id, None) for c in page)
-            cursor = page[-1].seq
-        found = store.enterprises_by_id(latest)
-        present = [found[i] for i in latest if i in found]
-        gone = [i for i in latest if i not in found and i in new.id_to_idx_]
-        if present or gone:
-            new.update(present, gone, cache=eng.embedding_cache)
+        replayed = replay_feed(new, eng.ws.store, seq0, cache=eng.embedding_cache)  # no limit: always applied
+        cursor = replayed[0] if replayed else seq0
         new.changed_since_fit_ = 0
         old = eng._recommender
         with old._qlock:
