@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalogue_support import catalogue_from_yaml
 from pydantic import ValidationError
 
-from matcher.knowledge.catalogue import default_catalogue, load_catalogue
+from matcher.knowledge.catalogue import default_catalogue
 from matcher.knowledge.feasibility import REQUIREMENTS_FILE, Requirement, assess, load_requirements
 from matcher.knowledge.gaps import SUPPORT, diagnose
 from matcher.knowledge.regions import default_regions
@@ -46,11 +47,8 @@ def test_a_recorded_factor_is_support_a_recorded_miss_is_soft_and_unrecorded_is_
 
 @pytest.fixture()
 def toy(tmp_path: Path, monkeypatch):
-    d = tmp_path / "chains"
-    d.mkdir()
-    (d / "toy.yaml").write_text(CHAIN, encoding="utf-8")
     monkeypatch.setattr("matcher.knowledge.feasibility.default_requirements", lambda: REQS)
-    return load_catalogue(d)
+    return catalogue_from_yaml(tmp_path, toy=CHAIN)
 
 
 def test_support_is_stated_but_raises_nothing(toy):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalogue_support import catalogue_from_yaml
 
-from matcher.knowledge.catalogue import default_catalogue, load_catalogue
+from matcher.knowledge.catalogue import default_catalogue
 from matcher.knowledge.gaps import diagnose, format_gap_map
 from matcher.knowledge.regions import RegionBook, default_regions
 from matcher.records import Need, Region, Resident
@@ -44,11 +45,7 @@ edges:
 
 @pytest.fixture()
 def catalogue(tmp_path: Path):
-    d = tmp_path / "chains"
-    d.mkdir()
-    (d / "toy.yaml").write_text(CHAIN, encoding="utf-8")
-    (d / "other.yaml").write_text(OTHER, encoding="utf-8")
-    return load_catalogue(d)
+    return catalogue_from_yaml(tmp_path, toy=CHAIN, other=OTHER)
 
 
 def book(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalogue_support import catalogue_from_yaml
 
 from matcher.errors import UnknownChainError
-from matcher.knowledge.catalogue import load_catalogue
 from matcher.knowledge.gaps import PRIORITY_WEIGHTS, diagnose
 from matcher.knowledge.regions import RegionBook
 from matcher.records import GapType, Need, Region, Resident
@@ -33,10 +33,7 @@ edges:
 
 @pytest.fixture()
 def catalogue(tmp_path: Path):
-    d = tmp_path / "chains"
-    d.mkdir()
-    (d / "toy.yaml").write_text(CHAIN, encoding="utf-8")
-    return load_catalogue(d)
+    return catalogue_from_yaml(tmp_path, toy=CHAIN)
 
 
 def region(*residents: Resident, needs: list[Need] | None = None) -> Region:
