@@ -170,10 +170,14 @@ class Catalogue:
         return list(found)
 
     def neighbours(self, link_id: str, chain_id: str | None = None) -> set[str]:
-        """Links directly upstream or downstream of ``link_id``."""
-        return {e.source for e in self.suppliers(link_id, chain_id)} | {
-            e.target for e in self.customers(link_id, chain_id)
-        }
+        """Links directly upstream or downstream of ``link_id`` (memoised; a fresh set per call)."""
+        key = ("nb", link_id, chain_id)
+        found = self._edge_memo.get(key)
+        if found is None:
+            found = self._edge_memo[key] = frozenset(
+                {e.source for e in self.suppliers(link_id, chain_id)} | {e.target for e in self.customers(link_id, chain_id)}
+            )
+        return set(found)
 
     def _filter(self, edges: Iterable[Edge], chain_id: str | None) -> list[Edge]:
         if chain_id is None:
@@ -182,7 +186,15 @@ class Catalogue:
         return [e for e in edges if e.source in members and e.target in members]
 
     def ordered_links(self, chain_id: str) -> list[str]:
-        """The chain's links in topological order, upstream first (stage breaks ties)."""
+        """The chain's links in topological order, upstream first (stage breaks ties); memoised, a fresh list per
+        call."""
+        key = ("order", chain_id, None)
+        found = self._edge_memo.get(key)
+        if found is None:
+            found = self._edge_memo[key] = tuple(self._ordered_links(chain_id))
+        return list(found)
+
+    def _ordered_links(self, chain_id: str) -> list[str]:
         chain = self.chains[chain_id]
         members = list(chain.link_ids)
         stage_rank = {Stage.UPSTREAM: 0, Stage.MIDSTREAM: 1, Stage.DOWNSTREAM: 2}
