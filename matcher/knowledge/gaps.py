@@ -421,6 +421,7 @@ def _diagnose_chain(
     master_near = _undirected_distance(catalogue, chain_id, masters, blocked) if masters else {}
     out: list[Gap] = []
 
+    own_links = set(chain.own_link_ids)
     for lid in catalogue.ordered_links(chain_id):
         link = catalogue.links[lid]
         need, need_text, need_type = _need_score(region, chain_id, lid)
@@ -435,7 +436,10 @@ def _diagnose_chain(
         evidence: list[str] = []
         edges: list[Edge] = []
         residents: list[str] = []
-        where: set[str] = {region.name} if need == 1.0 or not present else set()  # a stated need or a whole chain
+        # a stated need, or a whole chain missing — the latter only for the chain's own links: a link the chain
+        # merely uses (芳烃 for 化纤) is not the region's own gap because the using chain is absent
+        whole = not present and lid in own_links
+        where: set[str] = {region.name} if need == 1.0 or whole else set()
         has_up = lid in down_from  # an ancestor is present
         has_down = lid in up_from  # a descendant is present
         master_in = [e for e in catalogue.suppliers(lid, chain_id) if e.source in masters]
