@@ -13,7 +13,7 @@ __all__ = ["REALISTIC_REQUESTS"]
 REALISTIC_REQUESTS: list[tuple[str, dict[str, Any], str, str | None]] = [
     ("玛纳斯县·铝棒", dict(region="manas"), "aluminium", "铝棒"),
     ("阜康市·PVC型材", dict(region="fukang"), "plastics", "PVC型材"),
-    ("准东·煤制烯烃", dict(region="zhundong"), "coal_chemical", None),
+    ("准东·煤制烯烃", dict(region="zhundong", text="煤制烯烃"), "coal_chemical", None),  # the officer's words as free text
     ("木垒·风电塔筒", dict(region="mulei"), "wind_power", "风电塔筒"),
     ("昌吉高新区·锂电池", dict(region="changji_hitech"), "lithium_battery", None),
     ("巩留县·化成箔", dict(region="gongliu"), "electronic_materials", "化成箔"),

@@ -51,8 +51,9 @@ def _ranker(rec: Recommender, catalogue: Catalogue) -> RankFn:
     def rank(q: CaseQuery, k: int) -> list[tuple[Any, ...]]:
         req = case_request(q, catalogue, rec, k)
         result = rec.recommend(req, book=None)
-        # what an officer is shown, in order: the evidenced candidates, then the leads marked 待核实
-        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in [*result.candidates, *result.leads]]
+        # what an officer is shown, in order: the evidenced candidates, the expansion candidates, the leads
+        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2]))
+                for c in [*result.candidates, *result.expansions, *result.leads]]
 
     return rank
 
@@ -137,8 +138,9 @@ def signals_cv_system(
                        blend=base.blend.model_copy(update=sig))  # fmt: skip
         req = case_request(q, catalogue, rec, k).model_copy(update={"as_of": case_as_of(case)})
         result = rec.recommend(req, book=None)
-        # what an officer is shown, in order: the evidenced candidates, then the leads marked 待核实
-        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2])) for c in [*result.candidates, *result.leads]]
+        # what an officer is shown, in order: the evidenced candidates, the expansion candidates, the leads
+        return [(c.enterprise_id, c.score, "；".join(c.reasons[:2]))
+                for c in [*result.candidates, *result.expansions, *result.leads]]
 
     return rank
 

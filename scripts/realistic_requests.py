@@ -7,12 +7,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from matcher.settings import get_settings
-from matcher.store.ashare import load_ashare_corpus
+
+from evaluation.realistic import REALISTIC_REQUESTS
 from evaluation.systems import fitted_recommender
 from matcher.knowledge.regions import default_regions
 from matcher.ranking.recommendation import RecommendRequest
-from evaluation.realistic import REALISTIC_REQUESTS
+from matcher.settings import get_settings
+from matcher.store.ashare import load_ashare_corpus
 
 
 def main() -> None:
@@ -34,6 +35,9 @@ def main() -> None:
                                     "products": [p.name + (f" {round((p.share or 0)*100)}%" if p.share is not None else "") for p in rec.enterprises_[rec.id_to_idx_[c.enterprise_id]].products[:6]],
                                     "industry": rec.enterprises_[rec.id_to_idx_[c.enterprise_id]].sw_industry,
                                     "reasons": c.reasons[:3]} for c in r.candidates],
+                    "expansion_candidates_marked": [{"rank": c.rank, "name": c.name, "province": c.province,
+                                                     "products": [p.name + (f" {round((p.share or 0)*100)}%" if p.share is not None else "") for p in rec.enterprises_[rec.id_to_idx_[c.enterprise_id]].products[:6]],
+                                                     "reasons": c.reasons[:3]} for c in r.expansions],
                     "leads_marked_unverified": [{"rank": c.rank, "name": c.name, "province": c.province,
                                                  "reasons": c.reasons[:3]} for c in r.leads]})
         logging.getLogger("realistic").warning("%s: %d listed %s", label, len(r.candidates), r.note or "")

@@ -159,6 +159,34 @@ def test_evidence_bar_any_one_criterion():
     assert evidence_bar(F, shares_known=known).tolist() == [True, True, False, False]
 
 
+def test_vertical_evidence_is_a_supplier_moving_downstream_on_site_not_a_customer_or_a_resin_seller():
+    """Issue 20 item 5: a firm whose revenue is in the gap link's outputs (a 型材 extruder for 铝棒, a cathode maker
+    for 碳酸锂) or in a tradable input (PVC 树脂 for 型材, power for 多晶硅) is not a maker of the link; a firm making
+    its on-site input clears the bar on vertical evidence (a smelter casting 铝棒 from its 铝水)."""
+    col = {f: j for j, f in enumerate(FEATURES)}
+    F = np.zeros((3, len(FEATURES)), dtype=np.float32)
+    F[:, col["vertical"]] = 0.9  # all three have 90% of revenue next to the link
+    forward = np.array([0.9, 0.0, 0.0])  # row 0 makes its on-site input; row 1 its output; row 2 a tradable input
+    assert evidence_bar(F).tolist() == [True, True, True]
+    assert evidence_bar(F, vertical_forward=forward).tolist() == [True, False, False]
+
+
+def test_on_site_inputs_are_molten_metal_and_the_like_not_resin_or_power(rec):
+    """The forward share reads the catalogue's supplier edges whose flow is an on-site intermediate."""
+    from matcher.knowledge.catalogue import default_catalogue
+    from matcher.ranking.query import build_query
+
+    cat = default_catalogue()
+    probe = rec.__class__.__new__(rec.__class__)  # only the catalogue is read
+    probe.catalogue = cat
+    assert "electrolytic_aluminium" in probe._joined_links(build_query(cat, "aluminium", "aluminium_rod"), onsite=True)
+    assert "silicon_wafer" in probe._joined_links(build_query(cat, "photovoltaic", "silicon_ingot"), onsite=True)  # 拉棒切片一体化
+    assert "pvc_resin" not in probe._joined_links(build_query(cat, "plastics", "pvc_profile"), onsite=True)
+    chain = next(c for c in cat.chains_of("polysilicon") if any("电力" in e.flow for e in cat.suppliers("polysilicon", c)))
+    q = build_query(cat, chain, "polysilicon")
+    assert "coal_power_generation" not in probe._joined_links(q, onsite=True) | probe._joined_links(q, onsite=False)
+
+
 def test_text_alone_is_evidence_only_when_both_text_signals_agree():
     """Issue 20 item 5: the pool's most similar profile is not evidence on its own (it padded lists with firms
     of other links); strong character overlap and high similarity together are."""
@@ -178,7 +206,8 @@ def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec
     import matcher.ranking.recommender as recommender_module
 
     monkeypatch.setattr(recommender_module, "evidence_bar",
-                        lambda F, _bar=None, **kw: evidence_bar(F, EVIDENCE_BAR, text={"tfidf": 0.2}, **kw))  # fmt: skip
+                        lambda F, bar=None, text=None, **kw: evidence_bar(
+                            F, bar or EVIDENCE_BAR, text={"tfidf": 0.2} if text is None else text, **kw))  # fmt: skip
     lexical = copy.copy(rec)
     lexical.blend = BlendWeights(text=("tfidf", "bm25"))
     r = lexical.recommend(RecommendRequest(chain="alu", link="rod", k=40))
@@ -341,3 +370,58 @@ def test_relatedness_reasons_quote_counts_the_corpus_holds(rec):
     space = rec.space_
     assert space.co_makers("smelt", "rod") == 12 and space.co_makers("milk", "rod") == 0
     assert space.industry_makers("铝", "rod") == 20 and space.industry_makers("乳品", "rod") == 0
+
+
+def test_a_chain_level_need_whose_words_name_a_link_is_that_links_need(rec):
+    """Issue 20: "准东·煤制烯烃" asked as the chain plus the officer's words ranks for the named link, not for every
+    link of the chain; a description that names no link stays a chain-level need."""
+    assert rec.recommend(RecommendRequest(chain="alu", text="铝棒", k=5)).link_id == "rod"
+    assert rec.recommend(RecommendRequest(chain="alu", text="年产十万吨的综合加工项目", k=5)).link_id is None
+
+
+def test_profile_makers_are_not_rod_makers_by_vertical_evidence(rec):
+    """A customer of the link (a 型材 extruder asked for 铝棒) is not evidenced by its revenue next to the link;
+    a smelter casting from its own 铝水 is."""
+    r = rec.recommend(RecommendRequest(chain="alu", link="rod", k=40))
+    listed = {c.enterprise_id for c in r.candidates}
+    assert {f"e{i}" for i in range(20, 26)} <= listed  # smelters only: 铝水 is the rod's on-site input
+    assert "e40" not in listed  # the trader
+
+
+def test_industry_relatedness_is_evidence_only_for_a_firm_its_own_products_do_not_describe():
+    """A firm whose products map to other links is judged by them (a ferrite maker in 磁性材料 is not a NdFeB maker);
+    a firm known only by name and industry can clear the bar on what firms of its industry make."""
+    col = {f: j for j, f in enumerate(FEATURES)}
+    F = np.zeros((2, len(FEATURES)), dtype=np.float32)
+    F[:, col["ind_related"]] = 0.6
+    assert evidence_bar(F).tolist() == [True, True]
+    assert evidence_bar(F, portfolio_known=np.array([True, False])).tolist() == [False, True]
+
+
+def test_a_chain_level_need_aims_at_the_chains_producing_links_not_its_equipment_or_services(rec):
+    """Asked for "石化", an officer means refiners and chemical makers: the drilling-equipment and oilfield-service
+    links that also serve the chain are left out of a chain-level need (they are asked for by name); an equipment
+    chain (风电装备) keeps its machines, which are its products."""
+    from matcher.knowledge.catalogue import default_catalogue
+
+    cat = default_catalogue()
+    probe = rec.__class__.__new__(rec.__class__)  # only the catalogue is read
+    probe.catalogue = cat
+    petro = set(cat.chains["petrochemical"].own_link_ids)
+    kept = probe._producing_links("petrochemical", petro)
+    assert {"oilfield_services", "oil_drilling_equipment"} <= petro - kept and "refining" in kept
+    wind = set(cat.chains["wind_power"].own_link_ids)
+    assert probe._producing_links("wind_power", wind) == wind
+
+
+def test_customers_of_the_link_are_listed_apart_as_expansion_candidates(catalogue, corpus):
+    """Extrusion plants (铝型材) asked for 铝棒 do not make it: when the makers are fewer than k, they come after the
+    makers as 延伸候选 with a reason saying so — never mixed in among the makers."""
+    profiles = [ent(i, [("铝型材", 1.0)], employees=900, industry="铝") for i in range(60, 63)]
+    r_ = Recommender(catalogue, HashEmbedder(dim=64)).fit([e.model_copy(deep=True) for e in [*corpus, *profiles]])
+    r = r_.recommend(RecommendRequest(chain="alu", link="rod", k=40))
+    makers = {c.enterprise_id for c in r.candidates}
+    apart = {c.enterprise_id for c in r.expansions}
+    assert {"e60", "e61", "e62"} <= apart and not makers & apart
+    assert all(c.reasons[0].startswith("延伸候选") and c.evidence_strength == "weak" for c in r.expansions)
+    assert "延伸候选" in (r.note or "")

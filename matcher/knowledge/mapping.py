@@ -66,7 +66,7 @@ class TextEmbedder(Protocol):
 
 
 #: A phrase naming trade in a product (铝棒贸易, 钢材批发): the firm is a trader, not a maker.
-_TRADE = re.compile(r"贸易|批发|零售|经销|代理|进出口|商贸|供应链")
+_TRADE = re.compile(r"贸易|批发|零售|经销|代理|进出口|商贸|供应链|^销售(?!自产)")  # 销售聚丙烯 by a shipping firm
 TRADE_CAP = 0.5  # = the default min_score: a trader stays mapped (so reasons can say 贸易) but never as a maker
 AMBIGUITY_GAP = 0.03  # token matches this close to the best one compete with it
 AMBIGUOUS_CAP = 0.5  # an ambiguous token match: a hint, never a confident mapping (the evidence bar needs 0.8)

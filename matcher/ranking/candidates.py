@@ -16,10 +16,10 @@ import numpy as np
 from matcher.knowledge.geo import distance_km, province_short
 from matcher.ranking.query import NeedQuery, build_query, phrase_tokens
 from matcher.ranking.recommendation import Filters
-from matcher.ranking.scoring import FEATURES, minmax, rrf
+from matcher.ranking.scoring import FEATURES, ONSITE_FLOWS, UTILITY_FLOWS, minmax, rrf
 from matcher.ranking.signals_features import SIGNAL_FEATURES, SignalNeed
 from matcher.records import Region
-from matcher.text import clean_text, normalize_company_name, tokenize
+from matcher.text import clean_text, normalize_company_name
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +264,33 @@ class CandidateSources:
             q.__dict__["_vertical_links"] = memo
         return memo
 
+    def _joined_links(self, q: NeedQuery, onsite: bool) -> frozenset[str]:
+        """The links next to the gap link (either way): joined by an on-site flow (:data:`ONSITE_FLOWS` — a smelter
+        casting 铝棒 from its 铝水, a wafer maker pulling its own 硅棒), or by any material flow (utilities such as
+        power left out: a power company is not a polysilicon entrant)."""
+        key = "_onsite_links" if onsite else "_material_links"
+        memo = q.__dict__.get(key)
+        if memo is None:
+            edges = self.catalogue.suppliers(q.link_id, q.chain_id) + self.catalogue.customers(q.link_id, q.chain_id) if q.link_id else []
+
+            def keep(flow: str) -> bool:
+                return any(u in flow for u in ONSITE_FLOWS) if onsite else not any(u in flow for u in UTILITY_FLOWS)
+
+            memo = frozenset((e.source if e.target == q.link_id else e.target) for e in edges if keep(e.flow))
+            q.__dict__[key] = memo
+        return memo
+
+    def vertical_share(self, q: NeedQuery, pool: list[int], F: np.ndarray, onsite: bool) -> np.ndarray:
+        """Per pooled row, the firm's revenue share in the links :meth:`_joined_links` names (0 where the
+        ``vertical`` feature is 0: the share can only be smaller)."""
+        out = np.zeros(len(pool))
+        col = F[:, FEATURES.index("vertical")]
+        links = self._joined_links(q, onsite)
+        for j, i in enumerate(pool):
+            if col[j] > 0 and links:
+                out[j] = self._vertical(i, links)
+        return out
+
     def _vertical(self, i: int, links: frozenset[str]) -> float:
         """Revenue share of the firm in the given (neighbouring) links, unknown shares counted 0.1, capped at 1."""
         if not links:
@@ -325,7 +352,7 @@ class CandidateSources:
             return
         vecs = self._encode_queries(todo)
         with lock:
-            for t, v in zip(todo, vecs):
+            for t, v in zip(todo, vecs, strict=True):
                 cache[t] = v
             while len(cache) > 2048:
                 cache.popitem(last=False)

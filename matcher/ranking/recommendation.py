@@ -104,7 +104,11 @@ class Recommendation(BaseModel):
     query_text: str = ""
     scorer: str = "default"
     candidates: list[Candidate] = Field(default_factory=list)
-    # when fewer than k candidates clear the evidence bar: firms with one strong text signal only, ranked apart,
+    # when fewer than k makers clear the evidence bar: firms that could enter the link from next to it — a supplier
+    # integrating forwards, a customer backwards, firms whose products or industry often go with it — ranked apart,
+    # each marked 延伸候选 with its reason (never presented as makers of the link)
+    expansions: list[Candidate] = Field(default_factory=list)
+    # when fewer than k candidates and expansions clear the bar: firms with one strong text signal only, ranked apart,
     # each marked 线索待核实 (never presented as candidates)
     leads: list[Candidate] = Field(default_factory=list)
     excluded_residents: int = 0

@@ -26,8 +26,9 @@ import numpy as np
 
 from matcher.errors import InvalidRequestError
 from matcher.knowledge.catalogue import Catalogue
-from matcher.knowledge.gaps import diagnose, residents_in_scope
+from matcher.knowledge.gaps import LocatedFn, diagnose, residents_in_scope
 from matcher.knowledge.geo import province_short
+from matcher.knowledge.located import located_lookup
 from matcher.knowledge.mapping import LinkMapper
 from matcher.knowledge.regions import RegionBook
 from matcher.ranking.candidates import CandidateSources, SourceDepth
@@ -38,6 +39,8 @@ from matcher.ranking.presence import Presence
 from matcher.ranking.query import NeedQuery, build_query, master_links_of
 from matcher.ranking.recommendation import Candidate, Filters, Recommendation, RecommendRequest
 from matcher.ranking.scoring import (
+    EVIDENCE_BAR,
+    EXPANSION_BAR,
     FEATURES,
     MIN_MAKER_SHARE,
     BlendWeights,
@@ -165,13 +168,16 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
                 raise InvalidRequestError("link", req.link, f"link is not part of chain '{chain_id}'")
         if chain_id is None and link_id is None and not req.text.strip():
             raise InvalidRequestError("text", req.text, "a need needs a chain, a link or a free-text description")
+        if link_id is None and chain_id is not None and req.text.strip():
+            link_id = self._link_named(req.text, chain_id)  # "煤制烯烃" in the 现代煤化工 chain is that link's need
         scope = residents_in_scope(region, book) if region is not None else []
         residents = [r for r, _ in scope]
         gap: Gap | None = None
         extra_links: dict[str, float] = {}
         if region is not None and chain_id and region.id != "adhoc":
             # a need named at this level keeps the gap's context even when the gap is a sub-region's own
-            gm = diagnose(region, self.catalogue, chain=chain_id, book=book, include_delegated=True)
+            gm = diagnose(region, self.catalogue, chain=chain_id, book=book, include_delegated=True,
+                          located=self.located_for(book, req.tenant))  # fmt: skip
             if link_id:
                 gap = next((g for g in gm.gaps if g.link_id == link_id), None)
             else:  # chain-level need: aim at the region's gaps in that chain, weighted by priority
@@ -199,15 +205,19 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         if return_pool:
             pool, F, _ = self._pool(q, mask, region, aiding_provs)
             return [self.enterprises_[i].id for i in pool], F  # type: ignore[return-value]
-        cands, below, leads = self._rank(q, mask, region, aiding_provs, req.k, present if keep_present else {})
+        cands, below, expansions, leads = self._rank(q, mask, region, aiding_provs, req.k,
+                                                     present if keep_present else {})  # fmt: skip
         note = None
-        if len(cands) < req.k and below:
+        if len(cands) < req.k and (below or expansions):
             note = f"仅找到 {len(cands)} 家有依据的候选（另有 {below} 家证据不足，未列出）"
+            if expansions:
+                note += f"；另附 {len(expansions)} 家可由上下游或相近业务延伸进入的延伸候选"
             if leads:
                 note += f"；另附 {len(leads)} 条仅文本相似的线索，待核实"
         return Recommendation(
             below_evidence_bar=below,
             note=note,
+            expansions=expansions,
             leads=leads,
             region_id=region.id if region else None,
             region_name=region.name if region else None,
@@ -227,7 +237,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
     ) -> list[Recommendation]:
         """Diagnose a region's gaps and return a shortlist for each of its top ``max_gaps`` gaps."""
         reg = book.get(region, tenant)
-        gm = diagnose(reg, self.catalogue, chain=chain, book=book)
+        gm = diagnose(reg, self.catalogue, chain=chain, book=book, located=self.located_for(book, tenant))
         self.prefetch_needs([(g.chain_id, g.link_id) for g in gm.gaps[:max_gaps]])
         out = []
         for g in gm.gaps[:max_gaps]:
@@ -245,6 +255,59 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             for m in self.enterprises_[i].links
         )
 
+    def located_for(self, book: RegionBook | None, tenant: str | None = None) -> LocatedFn:
+        """Corpus firms located in a region, per link (:func:`~matcher.knowledge.located.located_presence`), read
+        from the fitted corpus — so a need's gap context sees the same presence as ``chainmatch gaps`` does over
+        the store (准油股份 in 克拉玛依 makes 油田技术服务 present there). Firms grouped by province once per corpus
+        state; a tenant sees the shared firms and its own."""
+        key = (id(self.enterprises_), self.n_)
+        memo = self.__dict__.get("_by_province")
+        if memo is None or memo[0] != key:
+            groups: dict[str, list] = {}
+            for e in self.enterprises_:
+                if e.province and not e.fictional:
+                    groups.setdefault(province_short(e.province) or e.province, []).append(e)
+            memo = (key, groups)
+            self.__dict__["_by_province"] = memo
+        groups = memo[1]
+
+        def firms_in(province: str) -> list:
+            return [e for e in groups.get(province_short(province) or province, []) if e.tenant in (None, tenant)]
+
+        return located_lookup(firms_in, self.catalogue, book)
+
+    def _producing_links(self, chain_id: str, links: set[str]) -> set[str]:
+        """``links`` without the chain's supporting links — equipment (GB/T 34/35) and services — unless the
+        chain itself is an equipment chain: asked for "石化", an officer means refiners and chemical makers, not the
+        drilling-equipment or oilfield-service firms that also serve the chain (ask for those links by name)."""
+
+        def supporting(lid: str) -> bool:
+            codes = self.catalogue.links[lid].gbt
+            return bool(codes) and all(c[:2] in ("34", "35") or c == "1120" or c[:1] >= "5" for c in codes)
+
+        chain = self.catalogue.chains[chain_id]
+        equipment = any(w in chain.name for w in ("装备", "设备", "机械"))  # 风电装备产业链: its machines are its products
+        if equipment or sum(supporting(lid) for lid in chain.own_link_ids) * 2 >= len(chain.own_link_ids):
+            return links
+        kept = {lid for lid in links if not supporting(lid)}
+        return kept or links
+
+    def _maps_confidently(self, i: int) -> bool:
+        """The firm's own products map confidently (≥ 0.8, not as trade) to some catalogue link."""
+        return any(m.score >= 0.8 and m.method != "trade" for m in self.enterprises_[i].links)
+
+    def _link_named(self, text: str, chain_id: str) -> str | None:
+        """The chain's link the whole free text names (a confident, non-trade mapping of the text as one phrase),
+        else None: a need like "煤制烯烃" is that link's need, a project description is not."""
+        members = set(self.catalogue.chains[chain_id].link_ids)
+        phrase = normalize_text(text)
+        if not 2 <= len(phrase) <= 12:
+            return None
+        best = next(iter(self.mapper.map_product(phrase)), None)
+        if best is not None and best.link_id in members and best.score >= 0.9 and best.method != "trade":
+            return best.link_id
+        return None
+
     def _links_in_text(self, text: str, chain_id: str | None) -> list[str]:
         found: list[str] = []
         for phrase in _phrases(text):
@@ -256,37 +319,63 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
     def _rank(
         self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str], k: int,
         present: dict[int, str] | None = None,
-    ) -> tuple[list[Candidate], int, list[Candidate]]:
-        """The top ``k`` candidates that clear the evidence bar, how many pooled candidates did not, and the
-        unverified leads: when fewer than ``k`` clear it, pooled firms with one strong text signal only
-        (:func:`scoring.text_hint`), ranked apart and marked 待核实 — never mixed into the candidates."""
+    ) -> tuple[list[Candidate], int, list[Candidate], list[Candidate]]:
+        """The top ``k`` candidates that clear the evidence bar, how many pooled candidates cleared nothing, and —
+        when fewer than ``k`` clear it — the expansion candidates (:data:`scoring.EXPANSION_BAR`: could enter the
+        link from next to it, marked 延伸候选) and the unverified leads (:func:`scoring.text_hint`, marked 待核实),
+        each ranked apart and never mixed into the candidates."""
         pool, F, lists = self._pool(q, mask, region, aiding)
         if not pool:
-            return [], 0, []
+            return [], 0, [], []
         if not self.evidence_bar:
-            return self._ranked(pool, F, lists, q, region, aiding, k, present), 0, []
+            return self._ranked(pool, F, lists, q, region, aiding, k, present), 0, [], []
         known = np.array([any(p.share is not None for p in self.enterprises_[i].products) for i in pool], dtype=bool)
-        ok = evidence_bar(F, shares_known=known)
-        if q.link_id is None and q.chain_id:  # a chain-level need: confidently making one of the chain's own links
-            own = {lid: 1.0 for lid in self.catalogue.chains[q.chain_id].own_link_ids}
+        # A chain-level need reads making a link from the links it aims at (below), not from link_fit or text
+        # agreement, which also score the chain's equipment and service firms ("锂电池" ~ "锂电池智能装备")
+        chain_level = q.link_id is None and q.chain_id is not None
+        drop = "link_fit" if chain_level else "master" if q.link_id is not None else ""
+        bar = {f: t for f, t in EVIDENCE_BAR.items() if f != drop}
+        mapped = np.array([self._maps_confidently(i) for i in pool], dtype=bool)
+        ok = evidence_bar(F, bar, shares_known=known, vertical_forward=self.vertical_share(q, pool, F, onsite=True),
+                          portfolio_known=mapped, text={} if chain_level else None)  # fmt: skip
+        if chain_level:  # a chain-level need: confidently making one of the links it aims at —
+            # the region's gaps in the chain (a link already made there needs no newcomer), else the chain's own links
+            chain = self.catalogue.chains[q.chain_id]
+            aimed = {lid for lid, w in q.target_links.items() if w >= 0.5} & set(chain.own_link_ids)
+            own = {lid: 1.0 for lid in self._producing_links(q.chain_id, aimed or set(chain.own_link_ids))}
             ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
-        below = int((~ok).sum())
-        sub = [i for i, keep in zip(pool, ok) if keep]
+        sub = [i for i, keep in zip(pool, ok, strict=True) if keep]
         out = self._ranked(sub, F[ok], lists, q, region, aiding, k, present) if sub else []
-        leads: list[Candidate] = []
-        hint = text_hint(F) & ~ok
-        if len(out) < k and hint.any():
-            keys = self._dedupe_keys()
-            taken = {key for c in out for key in keys[self.id_to_idx_[c.enterprise_id]]}
-            rows = [j for j, h in enumerate(hint) if h and not taken & set(keys[pool[j]])]
-            if rows:
-                leads = self._ranked([pool[j] for j in rows], F[rows], lists, q, region, aiding, k - len(out),
-                                     present, lead=True)  # fmt: skip
-        return out, below, leads
+        expand = (
+            evidence_bar(F, EXPANSION_BAR, text={}, vertical_forward=self.vertical_share(q, pool, F, onsite=False)) & ~ok
+            if q.link_id is not None else np.zeros(len(pool), dtype=bool)
+        )  # fmt: skip
+        hint = text_hint(F) & ~ok & ~expand
+        below = int((~ok & ~expand).sum())
+        keys = self._dedupe_keys()
+        taken = {key for c in out for key in keys[self.id_to_idx_[c.enterprise_id]]}
+        args = (pool, F, lists, q, region, aiding)
+        expansions = self._apart(*args, k - len(out), present, expand, taken, "expansion")
+        taken |= {key for c in expansions for key in keys[self.id_to_idx_[c.enterprise_id]]}
+        leads = self._apart(*args, k - len(out) - len(expansions), present, hint, taken, "lead")
+        return out, below, expansions, leads
+
+    def _apart(
+        self, pool: list[int], F: np.ndarray, lists, q: NeedQuery, region: Region | None, aiding: set[str], k: int,
+        present: dict[int, str] | None, rows_ok: np.ndarray, taken: set, kind: str,
+    ) -> list[Candidate]:
+        """Rank the pooled rows of ``rows_ok`` apart (not already listed under one of the ``taken`` keys)."""
+        if k <= 0 or not rows_ok.any():
+            return []
+        keys = self._dedupe_keys()
+        rows = [j for j, h in enumerate(rows_ok) if h and not taken & set(keys[pool[j]])]
+        if not rows:
+            return []
+        return self._ranked([pool[j] for j in rows], F[rows], lists, q, region, aiding, k, present, apart=kind)
 
     def _ranked(
         self, pool: list[int], F: np.ndarray, lists, q: NeedQuery, region: Region | None, aiding: set[str], k: int,
-        present: dict[int, str] | None, lead: bool = False,
+        present: dict[int, str] | None, apart: str | None = None,
     ) -> list[Candidate]:
         """Score, diversify and explain the top ``k`` of ``pool`` (rows of ``F``)."""
         idx = np.array(pool)
@@ -307,9 +396,12 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             srcs = [s for s, st in list_sets.items() if i in st]
             c = self._explain(rank, i, float(scores[j]), feats, contrib[j], q, region, aiding, srcs,
                               presence=(present or {}).get(i))  # fmt: skip
-            if lead:
+            if apart == "lead":
                 c.evidence_strength, c.strength_rule = "weak", "仅文本相似，未找到产品或关联依据"
                 c.reasons.insert(0, "线索待核实：仅文本相似，未找到生产该环节产品或关联业务的依据")
+            elif apart == "expansion":
+                c.evidence_strength, c.strength_rule = "weak", "未见该环节产品占收入 5% 以上：上下游或相近业务延伸候选"
+                c.reasons.insert(0, "延伸候选：未见该环节产品占收入 5% 以上，依据是上下游或相近业务（可延伸进入）")
             out.append(c)
         return out
 

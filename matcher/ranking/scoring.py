@@ -232,10 +232,24 @@ EVIDENCE_BAR: dict[str, float] = {
     "link_fit": 0.8,  # a product mapped to the gap link with confidence (traders map at 0.5 and never clear it),
     #                   from ≥ 5% of revenue when the firm reports shares (MIN_MAKER_SHARE)
     "master": 0.5,  # supplies or serves the region's 链主 on this link
-    "related": 0.3,  # its other products often go with this one in firms (relatedness density)
-    "ind_related": 0.3,  # firms of its industry often make this link
-    "vertical": 0.3,  # ≥ 30% of revenue in the link's direct inputs or outputs
+    "related": 0.5,  # its other products strongly go with this one in firms (relatedness density); at 0.3 every
+    #                  PV firm cleared it for every PV link (cells and modules makers listed as 硅片 makers)
+    "ind_related": 0.5,  # most firms of its industry make this link (at 0.3 aluminium smelters cleared for 化成箔)
+    "vertical": 0.3,  # ≥ 30% of revenue in a link joined to it on site (``vertical_forward``): the step before or
+    #                   after it in the same plant (铝水 → 铝棒, 硅棒 → 硅片); a seller or buyer of a tradable input (PVC
+    #                   树脂 → 型材 is another process, another firm; 钴酸锂 makers buy 碳酸锂) or a utility is not
 }
+
+#: Inputs that leave a plant only in the next product's form, so their makers routinely make that product on site:
+#: molten metal (a smelter casts 铝棒 from 铝水; 钢水 → 连铸坯), polymer melt (聚酯熔体 → 直纺长丝), syngas, and ingots
+#: cut in the same plant (拉棒切片一体化: 硅棒 → 硅片). Industry knowledge, not fitted on deals.
+ONSITE_FLOWS: tuple[str, ...] = ("铝水", "铝液", "铝合金液", "钢水", "铁水", "钢坯", "熔体", "合成气", "硅棒")
+#: Flows every energy-intensive link takes: their suppliers are not entrants (a power company for 多晶硅).
+UTILITY_FLOWS: tuple[str, ...] = ("电力", "绿电", "蒸汽", "热力")
+
+#: The bar of an expansion candidate (listed apart as 延伸候选, after the makers): revenue next to the link in either
+#: direction, products or an industry that often go with it — how firms enter a link they do not make yet.
+EXPANSION_BAR: dict[str, float] = {"related": 0.3, "ind_related": 0.3, "vertical": 0.3}
 
 #: Text alone is evidence only when both text signals agree: strong character overlap with the need AND among
 #: the most similar profiles of the request (dense is min-max scaled within the pool, so on its own it only says
@@ -256,13 +270,19 @@ MIN_MAKER_SHARE = 0.05  # a segment below 5% of revenue is not evidence of makin
 
 def evidence_bar(
     F: np.ndarray, bar: Mapping[str, float] | None = None, shares_known: np.ndarray | None = None,
-    text: Mapping[str, float] | None = None,
+    text: Mapping[str, float] | None = None, vertical_forward: np.ndarray | None = None,
+    portfolio_known: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar: any one criterion of
     ``bar`` (default :data:`EVIDENCE_BAR`), or all of ``text`` (default :data:`TEXT_EVIDENCE`; ``{}`` = none).
 
     ``shares_known`` (per row): the firm reports revenue shares, so its mapped product must also be at least
     :data:`MIN_MAKER_SHARE` of revenue for ``link_fit`` to count (the ``share`` feature is √share).
+    ``vertical_forward`` (per row): the firm's revenue share in the link's direct material inputs; when given, the
+    ``vertical`` criterion is read from it instead of the feature (which also counts the link's customers).
+    ``portfolio_known`` (per row): the firm's own products map confidently to catalogue links, so it is judged by
+    them and the ``ind_related`` criterion (what firms of its industry make) does not apply — a ferrite maker is not
+    a NdFeB maker because both are 磁性材料 firms; a firm known only by name and industry can clear it.
     """
     bar = EVIDENCE_BAR if bar is None else bar
     text = TEXT_EVIDENCE if text is None else text
@@ -272,6 +292,10 @@ def evidence_bar(
         ok |= np.all([F[:, FEATURES.index(f)] >= t for f, t in text.items()], axis=0)
     for f, t in bar.items():
         hit = F[:, FEATURES.index(f)] >= t
+        if f == "vertical" and vertical_forward is not None:
+            hit = np.asarray(vertical_forward, dtype=np.float64) >= t
+        if f == "ind_related" and portfolio_known is not None:
+            hit &= ~np.asarray(portfolio_known, dtype=bool)
         if f == "link_fit" and shares_known is not None:
             hit &= ~np.asarray(shares_known, dtype=bool) | (F[:, FEATURES.index("share")] >= np.sqrt(MIN_MAKER_SHARE) - 1e-6)
         ok |= hit

@@ -36,6 +36,11 @@ def format_recommendation(r: Recommendation) -> str:
         lines.append("  (no candidate passed the filters)")
     if r.note:
         lines.append(f"\n{r.note}")
+    if r.expansions:
+        lines.append("延伸候选（未见该环节产品占收入 5% 以上，依据是上下游或相近业务）:")
+        for c in r.expansions:
+            why = c.reasons[1] if len(c.reasons) > 1 else ""
+            lines.append(f"{c.rank:>3}  {c.score:>6.3f}  {c.name[:24]:<24} {(c.province or '-'):<6}  {why}")
     if r.leads:
         lines.append("线索待核实（仅文本相似，未找到产品或关联依据）:")
         lines += [f"{c.rank:>3}  {c.score:>6.3f}  {c.name[:24]:<24} {(c.province or '-'):<6}" for c in r.leads]

@@ -331,7 +331,7 @@ function renderCandidates(rec) {
     : "候选企业";
   $("#candidates-empty").hidden = rec.candidates.length > 0 && !rec.note;
   $("#candidates-empty").textContent = rec.candidates.length ? rec.note : (rec.note || "没有符合筛选条件的企业。");
-  table.hidden = rec.candidates.length === 0 && !(rec.leads || []).length;
+  table.hidden = rec.candidates.length === 0 && !(rec.leads || []).length && !(rec.expansions || []).length;
   const strengthZh = { strong: "强", medium: "中", weak: "弱" };
   for (const c of rec.candidates) {
     const action = c.lead_status
@@ -352,6 +352,20 @@ function renderCandidates(rec) {
       el("td", { class: "action" }, action,
         el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
           onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态"))));
+  }
+  // expansion candidates: do not make the link yet, could enter it from next to it; listed apart and marked
+  for (const c of rec.expansions || []) {
+    tbody.append(el("tr", { class: "expansion muted", dataset: { enterpriseId: c.enterprise_id } },
+      el("td", {}, `延伸${c.rank}`),
+      el("td", { class: "name" }, c.name, el("span", { class: "badge expansion", title: c.strength_rule }, "延伸候选"),
+        c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null,
+        provenance(c)),
+      el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
+      el("td", {}, c.score.toFixed(3)),
+      el("td", {}, el("span", { class: "strength weak", title: c.strength_rule }, "弱")),
+      el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
+      el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 4).map((r) => el("li", {}, r)))),
+      el("td", {})));
   }
   // leads: one strong text signal only, listed apart and marked, never as candidates
   for (const c of rec.leads || []) {
