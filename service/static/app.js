@@ -353,32 +353,25 @@ function renderCandidates(rec) {
         el("button", { type: "button", class: "timeline-toggle", title: "扩张动态（签约、开工、投产、募投…）",
           onclick: (ev) => toggleTimeline(c, ev.target.closest("tr")) }, c.signals && c.signals.length ? `动态 ${c.signals.length}` : "动态"))));
   }
-  // expansion candidates: do not make the link yet, could enter it from next to it; listed apart and marked
-  for (const c of rec.expansions || []) {
-    tbody.append(el("tr", { class: "expansion muted", dataset: { enterpriseId: c.enterprise_id } },
-      el("td", {}, `延伸${c.rank}`),
-      el("td", { class: "name" }, c.name, el("span", { class: "badge expansion", title: c.strength_rule }, "延伸候选"),
-        c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null,
-        provenance(c)),
-      el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
-      el("td", {}, c.score.toFixed(3)),
-      el("td", {}, el("span", { class: "strength weak", title: c.strength_rule }, "弱")),
-      el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
-      el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 4).map((r) => el("li", {}, r)))),
-      el("td", {})));
-  }
-  // leads: one strong text signal only, listed apart and marked, never as candidates
-  for (const c of rec.leads || []) {
-    tbody.append(el("tr", { class: "lead-unverified muted", dataset: { enterpriseId: c.enterprise_id } },
-      el("td", {}, `线索${c.rank}`),
-      el("td", { class: "name" }, c.name, el("span", { class: "badge unverified", title: c.strength_rule }, "待核实"), provenance(c)),
-      el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
-      el("td", {}, c.score.toFixed(3)),
-      el("td", {}, el("span", { class: "strength weak", title: c.strength_rule }, "弱")),
-      el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
-      el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 3).map((r) => el("li", {}, r)))),
-      el("td", {})));
-  }
+  // listed apart and marked, never as candidates: expansion candidates (do not make the link yet, could enter it
+  // from next to it), then leads (one strong text signal only)
+  for (const c of rec.expansions || []) tbody.append(apartRow(c, "expansion", `延伸${c.rank}`, "expansion", "延伸候选"));
+  for (const c of rec.leads || []) tbody.append(apartRow(c, "lead-unverified", `线索${c.rank}`, "unverified", "待核实"));
+}
+
+// one row of a section listed apart from the candidates, with its badge
+function apartRow(c, rowClass, label, badgeClass, badgeText) {
+  return el("tr", { class: `${rowClass} muted`, dataset: { enterpriseId: c.enterprise_id } },
+    el("td", {}, label),
+    el("td", { class: "name" }, c.name, el("span", { class: `badge ${badgeClass}`, title: c.strength_rule }, badgeText),
+      c.fictional ? el("span", { class: "badge fictional", title: "演示用虚构企业，并非真实企业" }, "虚构示例") : null,
+      provenance(c)),
+    el("td", { class: "place" }, [c.province, c.city].filter(Boolean).join(" ")),
+    el("td", {}, c.score.toFixed(3)),
+    el("td", {}, el("span", { class: "strength weak", title: c.strength_rule }, "弱")),
+    el("td", {}, c.matched_products.slice(0, 3).map((p) => p[0]).join("、")),
+    el("td", {}, el("ul", { class: "reasons" }, c.reasons.slice(0, 4).map((r) => el("li", {}, r)))),
+    el("td", {}));
 }
 
 // the firm's identity and where its facts come from: stock code, group, sources, as-of date
