@@ -152,11 +152,13 @@ def test_evidence_bar_any_one_criterion():
     F[2, col["link_fit"]] = 0.5  # a trader or a weak name match
     F[3, col["tfidf"]] = 0.05
     assert evidence_bar(F).tolist() == [True, True, False, False]
-    # a firm that reports shares must make the product with ≥ 5% of revenue for the mapping to count
+    # a firm that reports shares must make the product with ≥ MIN_MAKER_SHARE (2%) of revenue for the mapping to count
     known = np.array([True, False, False, False])
     assert evidence_bar(F, shares_known=known).tolist() == [False, True, False, False]
     F[0, col["share"]] = np.sqrt(0.05)
     assert evidence_bar(F, shares_known=known).tolist() == [True, True, False, False]
+    F[0, col["share"]] = np.sqrt(0.015)  # a sliver below MIN_MAKER_SHARE
+    assert evidence_bar(F, shares_known=known).tolist() == [False, True, False, False]
 
 
 def test_vertical_evidence_is_a_supplier_moving_downstream_on_site_not_a_customer_or_a_resin_seller():

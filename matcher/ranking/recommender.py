@@ -249,7 +249,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         return out
 
     def _makes_any(self, i: int, links: dict[str, float]) -> bool:
-        """The firm makes one of ``links``: a confident, non-trade mapping from ≥ 5% of revenue (or shares unknown)."""
+        """The firm makes one of ``links``: a confident, non-trade mapping from ≥ MIN_MAKER_SHARE of revenue (or shares unknown)."""
         return any(
             m.link_id in links and m.score >= 0.8 and m.method != "trade" and (m.share is None or m.share >= MIN_MAKER_SHARE)
             for m in self.enterprises_[i].links
@@ -400,8 +400,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
                 c.evidence_strength, c.strength_rule = "weak", "仅文本相似，未找到产品或关联依据"
                 c.reasons.insert(0, "线索待核实：仅文本相似，未找到生产该环节产品或关联业务的依据")
             elif apart == "expansion":
-                c.evidence_strength, c.strength_rule = "weak", "未见该环节产品占收入 5% 以上：上下游或相近业务延伸候选"
-                c.reasons.insert(0, "延伸候选：未见该环节产品占收入 5% 以上，依据是上下游或相近业务（可延伸进入）")
+                c.evidence_strength, c.strength_rule = "weak", f"未见该环节产品占收入 {MIN_MAKER_SHARE:.0%} 以上：上下游或相近业务延伸候选"
+                c.reasons.insert(0, f"延伸候选：未见该环节产品占收入 {MIN_MAKER_SHARE:.0%} 以上，依据是上下游或相近业务（可延伸进入）")
             out.append(c)
         return out
 

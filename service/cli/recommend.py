@@ -7,6 +7,7 @@ import json
 import typer
 
 from matcher.ranking.recommendation import Filters, Recommendation, RecommendRequest
+from matcher.ranking.scoring import MIN_MAKER_SHARE
 
 
 def _progress_echo(done: int, total: int) -> None:
@@ -37,7 +38,7 @@ def format_recommendation(r: Recommendation) -> str:
     if r.note:
         lines.append(f"\n{r.note}")
     if r.expansions:
-        lines.append("延伸候选（未见该环节产品占收入 5% 以上，依据是上下游或相近业务）:")
+        lines.append(f"延伸候选（未见该环节产品占收入 {MIN_MAKER_SHARE:.0%} 以上，依据是上下游或相近业务）:")
         for c in r.expansions:
             why = c.reasons[1] if len(c.reasons) > 1 else ""
             lines.append(f"{c.rank:>3}  {c.score:>6.3f}  {c.name[:24]:<24} {(c.province or '-'):<6}  {why}")
