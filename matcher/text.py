@@ -231,15 +231,40 @@ def tokenize(
     text = normalize_text(text)
     if not text:
         return []
-    toks = _jieba().lcut_for_search(text)
     out = []
-    for t in toks:
+    for t in _search_tokens(text):
         t = t.strip()
         if not t or (not keep_stop and (t in stop or (len(t) == 1 and not t.isalnum()))):
             continue
         if drop_digits and t.isdigit():
             continue
         out.append(t)
+    return out
+
+
+_BLOCK_TOKENS: dict[str, tuple[str, ...]] = {}
+MAX_CACHED_BLOCKS = 200_000
+
+
+def _search_tokens(text: str) -> list[str]:
+    """``jieba.lcut_for_search(text)``, cut block by block with each block's tokens memoised.
+
+    jieba splits a text into blocks (runs of Han characters, letters and digits; the rest one by one) and
+    segments each block on its own, so cutting the blocks apart gives the same tokens. Product and scope
+    phrases repeat across firms (有色金属压延加工, 金属材料销售): a repeated block costs a dictionary
+    look-up. The dictionary is fixed at start-up (:func:`_jieba`), so a memoised block never goes stale."""
+    jb = _jieba()
+    out: list[str] = []
+    for block in jb.re_han_default.split(text):
+        if not block:
+            continue
+        toks = _BLOCK_TOKENS.get(block)
+        if toks is None:
+            toks = tuple(jb.lcut_for_search(block))
+            if len(_BLOCK_TOKENS) >= MAX_CACHED_BLOCKS:
+                _BLOCK_TOKENS.clear()
+            _BLOCK_TOKENS[block] = toks
+        out.extend(toks)
     return out
 
 

@@ -130,3 +130,15 @@ def test_an_update_with_removals_takes_the_full_path_and_equals_a_fresh_fit():
     expected[[e.id for e in expected].index(ents[5].id)] = ents[5].model_copy(update={"employees": 3})
     expected.append(ents[61])
     _assert_same_arrays(rec, Recommender(default_catalogue(), HashEmbedder()).fit(expected))
+
+
+def test_block_memoised_tokens_equal_jiebas_cut_of_the_whole_text():
+    from matcher.ranking.profile_text import profile_text
+    from matcher.text import _jieba, _search_tokens, normalize_text
+
+    jb = _jieba()
+    for e in load_demo_enterprises()[:300]:
+        joined = normalize_text(" ".join([e.name, *(p.name for p in e.products), e.scope]))
+        for text in (joined, profile_text(e)):
+            assert _search_tokens(text) == jb.lcut_for_search(text)
+            assert _search_tokens(text) == jb.lcut_for_search(text)  # memoised blocks
