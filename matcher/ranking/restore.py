@@ -230,6 +230,15 @@ def replay_feed(
     """Apply to ``rec`` every store change after feed position ``after`` (up to ``upto``, default the end), each
     firm re-read from the store once (a replay is idempotent). Returns (the last position read, firms upserted or
     removed), or None when more than ``limit`` firms changed (nothing applied: the caller refits)."""
+    from matcher.gc_pause import paused_gc
+
+    with paused_gc():
+        return _replay(rec, store, after, cache, limit, upto)
+
+
+def _replay(
+    rec: Recommender, store: Any, after: int, cache: Any, limit: int | None, upto: int | None
+) -> tuple[int, int] | None:
     latest: dict[str, None] = {}
     cursor = after
     while upto is None or cursor < upto:
