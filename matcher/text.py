@@ -104,7 +104,14 @@ def clean_text(text: str | None) -> str:
     """Simplified, half-width, brackets unified, whitespace collapsed; keeps case."""
     if not text:
         return ""
-    text = to_halfwidth(to_simplified(str(text)))
+    return _clean(str(text))
+
+
+@lru_cache(maxsize=200_000)
+def _clean(text: str) -> str:
+    """:func:`clean_text` of a non-empty string, memoised: provinces, cities, product names and scopes repeat
+    across firms, and one profile cleans each of them several times (passage, tokens, TF-IDF text)."""
+    text = to_halfwidth(to_simplified(text))
     if _BRACKETS_LEFT.search(text):
         text = text.translate(_BRACKETS)
     return _SPACE.sub(" ", text).strip()
@@ -133,6 +140,7 @@ def normalize_text(text: str) -> str:
     return clean_text(text).lower().replace(" ", "")
 
 
+@lru_cache(maxsize=200_000)
 def normalize_company_name(name: str, strip_region: bool = False) -> str:
     """Matching key of a company name.
 
