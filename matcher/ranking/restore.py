@@ -23,15 +23,14 @@ from matcher.ranking.snapshot import STATE_VERSION, Stamp, digest, load_snapshot
 if TYPE_CHECKING:
     from matcher.ranking.recommender import Recommender
 
-__all__ = ["SnapshotKeeper", "replay_feed"]
+__all__ = ["SnapshotKeeper", "replay_feed", "replay_limit"]
 
 logger = logging.getLogger(__name__)
 
-MAX_REPLAY_RATIO = 2.0
-"""A start replays the feed on top of the snapshot while the firms changed since it are at most this many times the
-snapshot's rows, and refits beyond. Measured on 40k firms (hash vectors): loading costs about 0.07 CPU-ms a
-snapshot row, replaying 0.67 CPU-ms a changed firm, a fit 0.55 CPU-ms a firm plus the store read, so replay stays
-the cheaper start until about four times the snapshot; two keeps a margin."""
+LOAD_MS, REPLAY_MS, FIT_MS = 0.08, 0.16, 0.25
+"""CPU-ms of a start, measured on 33–42k firms (hash vectors, PostgreSQL): loading the snapshot, per snapshot row;
+replaying the feed, per changed firm (store read included); a fit, per stored firm (store read included). A start
+replays while that is the cheaper start (:func:`replay_limit`) and refits beyond."""
 
 MIN_DRIFT = 1000  # fewer changed firms never call for a refit, whatever the corpus size
 MAX_DRIFT_SHARE = 0.5
@@ -134,7 +133,9 @@ class SnapshotKeeper:
             )
             self.reason = "pruned"
             return None
-        limit = max(1000, int(MAX_REPLAY_RATIO * stamp.rows))
+        from matcher.store.tenancy import ALL_TENANTS
+
+        limit = replay_limit(stamp.rows, store.count_enterprises(ALL_TENANTS))
         replayed = replay_feed(rec, store, stamp.seq, cache=self.engine.embedding_cache, limit=limit, upto=now)
         if replayed is None:
             logger.info("%d+ firms changed since the snapshot: refitting", limit)
@@ -222,6 +223,13 @@ class SnapshotKeeper:
         logger.info("recommender snapshot saved at seq %d (%d rows) in %.1f s, written by a child process", seq,
                     stamp.rows, time.perf_counter() - t0)  # fmt: skip
         return True
+
+
+def replay_limit(snapshot_rows: int, stored_rows: int, margin: float = 0.8) -> int:
+    """The most changed firms a start replays on a snapshot of ``snapshot_rows`` before a fit of the
+    ``stored_rows`` is the cheaper start (``margin`` of the break-even point; never below 1,000)."""
+    even = (FIT_MS * stored_rows - LOAD_MS * snapshot_rows) / REPLAY_MS
+    return max(1000, int(margin * even))
 
 
 def replay_feed(
