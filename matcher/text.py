@@ -250,30 +250,21 @@ def tokenize(
     return out
 
 
-_BLOCK_TOKENS: dict[str, tuple[str, ...]] = {}
-MAX_CACHED_BLOCKS = 200_000
+_CUTTER = None
 
 
 def _search_tokens(text: str) -> list[str]:
-    """``jieba.lcut_for_search(text)``, cut block by block with each block's tokens memoised.
+    """``jieba.lcut_for_search(text)`` through :class:`~matcher.jieba_cut.SearchCutter` (blocks memoised, the
+    same tokens); the dictionary is fixed at start-up (:func:`_jieba`), so nothing memoised goes stale."""
+    global _CUTTER
+    if _CUTTER is None:
+        jb = _jieba()
+        with _JIEBA_LOCK:
+            if _CUTTER is None:
+                from matcher.jieba_cut import SearchCutter
 
-    jieba splits a text into blocks (runs of Han characters, letters and digits; the rest one by one) and
-    segments each block on its own, so cutting the blocks apart gives the same tokens. Product and scope
-    phrases repeat across firms (有色金属压延加工, 金属材料销售): a repeated block costs a dictionary
-    look-up. The dictionary is fixed at start-up (:func:`_jieba`), so a memoised block never goes stale."""
-    jb = _jieba()
-    out: list[str] = []
-    for block in jb.re_han_default.split(text):
-        if not block:
-            continue
-        toks = _BLOCK_TOKENS.get(block)
-        if toks is None:
-            toks = tuple(jb.lcut_for_search(block))
-            if len(_BLOCK_TOKENS) >= MAX_CACHED_BLOCKS:
-                _BLOCK_TOKENS.clear()
-            _BLOCK_TOKENS[block] = toks
-        out.extend(toks)
-    return out
+                _CUTTER = SearchCutter(jb)
+    return _CUTTER(text)
 
 
 def char_ngrams(text: str, n_min: int = 2, n_max: int = 3) -> list[str]:
