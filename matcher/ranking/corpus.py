@@ -86,7 +86,9 @@ class FittedCorpus:
                 "vectors", vectors.shape, f"expected ({len(ents)}, {self.embedder.dim})"
             )
         self.vectors_ = vectors
-        self.vindex_ = VectorIndex(self.embedder.dim, factory=self.index_factory)
+        # Flat or HNSW by size at each fit; an update never rebuilds Flat as HNSW (a full graph build:
+        # seconds, in the swap under the write lock): past the threshold it stays exact Flat until a fit
+        self.vindex_ = VectorIndex(self.embedder.dim, factory=self.index_factory, grow_to_hnsw=False)
         self.vindex_.add([e.id for e in ents], vectors)
         self.lindex_ = LexicalIndex()
         self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
