@@ -27,9 +27,10 @@ __all__ = ["SnapshotKeeper", "replay_feed", "replay_limit"]
 
 logger = logging.getLogger(__name__)
 
-LOAD_MS, REPLAY_MS, FIT_MS = 0.08, 0.16, 0.25
-"""CPU-ms of a start, measured on 33–42k firms (hash vectors, PostgreSQL): loading the snapshot, per snapshot row;
-replaying the feed, per changed firm (store read included); a fit, per stored firm (store read included). A start
+LOAD_MS, REPLAY_MS, FIT_MS = 0.08, 0.17, 0.19
+"""CPU-ms of a start, measured on 13–42k firms (hash vectors, PostgreSQL; ``chainmatch bench start``): loading
+the snapshot, per snapshot row; replaying the feed, per changed firm; a fit, per stored firm (store reads
+included; above 50k firms a fit also builds the HNSW graph, about 0.24 ms a firm more, left out here). A start
 replays while that is the cheaper start (:func:`replay_limit`) and refits beyond."""
 
 MIN_DRIFT = 1000  # fewer changed firms never call for a refit, whatever the corpus size
