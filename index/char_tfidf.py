@@ -25,7 +25,8 @@ __all__ = ["CharTfidfIndex"]
 
 
 class CharTfidfIndex:
-    """Cosine similarity of ``char_wb`` n-gram TF-IDF vectors (scikit-learn), sublinear tf.
+    """Cosine similarity of ``char_wb`` n-gram TF-IDF vectors (scikit-learn's, counted by
+    :class:`~index._char_wb.CharWbVectorizer`), sublinear tf.
 
     Args:
         ngram_range: character n-gram lengths.
@@ -45,11 +46,11 @@ class CharTfidfIndex:
 
     def build(self, ids: Sequence[str], texts: Sequence[str]) -> CharTfidfIndex:
         """Fit the vocabulary and IDF on ``texts`` and index them under ``ids``."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from index._char_wb import CharWbVectorizer
 
         if len(ids) != len(texts):
             raise ValueError(f"ids and texts differ in length: {len(ids)} != {len(texts)}")
-        self.vectorizer_ = TfidfVectorizer(
+        self.vectorizer_ = CharWbVectorizer(
             analyzer="char_wb", ngram_range=self.ngram_range, sublinear_tf=True, min_df=1, dtype=np.float32
         )
         m = self.vectorizer_.fit_transform([t or " " for t in texts]).tocsr()

@@ -64,6 +64,9 @@ class VectorIndex(VectorSearch, VectorPersistence):
         exact_filter_fraction: Allowed fraction of the index at or below which a filtered search is exact.
         exact_filter_min: Allowed-set size at or below which a filtered search is always exact.
         compact_fraction: HNSW tombstone fraction that triggers :meth:`compact`.
+        grow_to_hnsw: Whether ``"auto"`` rebuilds a Flat index as HNSW once adds carry it past
+            ``hnsw_threshold`` (a full graph build: 12 s at 50k vectors on 2 cores); False keeps it Flat
+            (exact, a few ms a query at 50–100k) until its owner builds a new index (the recommender's fit).
 
     Example:
         >>> idx = VectorIndex(384)
@@ -87,6 +90,7 @@ class VectorIndex(VectorSearch, VectorPersistence):
         exact_filter_fraction: float = 0.03,
         exact_filter_min: int = 4096,
         compact_fraction: float = 0.25,
+        grow_to_hnsw: bool = True,
     ) -> None:
         if dim <= 0:
             raise ValueError(f"dim must be > 0, received {dim}")
@@ -105,6 +109,7 @@ class VectorIndex(VectorSearch, VectorPersistence):
         self.exact_filter_fraction = exact_filter_fraction
         self.exact_filter_min = exact_filter_min
         self.compact_fraction = compact_fraction
+        self.grow_to_hnsw = grow_to_hnsw
         self._index: Any = None
         self._kind: str | None = None  # flat | hnsw | ivf | generic
         self._resolved: str | None = None
@@ -248,6 +253,7 @@ class VectorIndex(VectorSearch, VectorPersistence):
         elif (
             self._kind == "flat"
             and self.factory.lower() == "auto"
+            and getattr(self, "grow_to_hnsw", True)  # indexes pickled before the option grow
             and len(self) + len(x) > self.hnsw_threshold
         ):
             self._rebuild("hnsw", extra=(id_list, x))

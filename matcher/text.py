@@ -104,7 +104,14 @@ def clean_text(text: str | None) -> str:
     """Simplified, half-width, brackets unified, whitespace collapsed; keeps case."""
     if not text:
         return ""
-    text = to_halfwidth(to_simplified(str(text)))
+    return _clean(str(text))
+
+
+@lru_cache(maxsize=200_000)
+def _clean(text: str) -> str:
+    """:func:`clean_text` of a non-empty string, memoised: provinces, cities, product names and scopes repeat
+    across firms, and one profile cleans each of them several times (passage, tokens, TF-IDF text)."""
+    text = to_halfwidth(to_simplified(text))
     if _BRACKETS_LEFT.search(text):
         text = text.translate(_BRACKETS)
     return _SPACE.sub(" ", text).strip()
@@ -133,6 +140,7 @@ def normalize_text(text: str) -> str:
     return clean_text(text).lower().replace(" ", "")
 
 
+@lru_cache(maxsize=200_000)
 def normalize_company_name(name: str, strip_region: bool = False) -> str:
     """Matching key of a company name.
 
@@ -231,9 +239,8 @@ def tokenize(
     text = normalize_text(text)
     if not text:
         return []
-    toks = _jieba().lcut_for_search(text)
     out = []
-    for t in toks:
+    for t in _search_tokens(text):
         t = t.strip()
         if not t or (not keep_stop and (t in stop or (len(t) == 1 and not t.isalnum()))):
             continue
@@ -241,6 +248,23 @@ def tokenize(
             continue
         out.append(t)
     return out
+
+
+_CUTTER = None
+
+
+def _search_tokens(text: str) -> list[str]:
+    """``jieba.lcut_for_search(text)`` through :class:`~matcher.jieba_cut.SearchCutter` (blocks memoised, the
+    same tokens); the dictionary is fixed at start-up (:func:`_jieba`), so nothing memoised goes stale."""
+    global _CUTTER
+    if _CUTTER is None:
+        jb = _jieba()
+        with _JIEBA_LOCK:
+            if _CUTTER is None:
+                from matcher.jieba_cut import SearchCutter
+
+                _CUTTER = SearchCutter(jb)
+    return _CUTTER(text)
 
 
 def char_ngrams(text: str, n_min: int = 2, n_max: int = 3) -> list[str]:

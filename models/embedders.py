@@ -23,7 +23,6 @@ import os
 import threading
 import unicodedata
 import warnings
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import StrEnum
@@ -70,10 +69,13 @@ class Embedder(ABC):
     Attributes:
         id: Stable identifier of the vectors this embedder makes (stored in index manifests and the cache).
         dim: Vector dimension.
+        cache_worthy: Whether a cached vector is cheaper than encoding again (False for the hash embedder,
+            whose encoding costs less than the cache's digest and look-up).
     """
 
     id: str
     dim: int
+    cache_worthy: bool = True
 
     @abstractmethod
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
@@ -123,24 +125,71 @@ class HashEmbedder(Embedder):
         self.dim = dim
         self.n_max = n_max
         self.id = f"hash-ngram-{dim}"
+        self.cache_worthy = False
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        crc32 = zlib.crc32
-        for row, text in enumerate(texts):
-            s = unicodedata.normalize("NFKC", text).lower().replace(" ", "")
-            hashes: list[int] = []
-            weights: list[float] = []
-            for n in range(1, self.n_max + 1):
-                weight = 0.5 if n == 1 else 1.0
-                grams = [crc32(s[i : i + n].encode("utf-8")) for i in range(len(s) - n + 1)]
-                hashes.extend(grams)
-                weights.extend(weight if (h >> 31) & 1 else -weight for h in grams)
-            if hashes:  # np.add.at adds in order, as the former element-by-element loop did (same floats)
-                np.add.at(out[row], np.asarray(hashes, dtype=np.int64) % self.dim, np.asarray(weights, np.float32))
+        folded = [unicodedata.normalize("NFKC", text).lower().replace(" ", "") for text in texts]
+        rows, hashes, weights = _gram_hashes(folded, self.n_max)
+        if len(hashes):  # np.add.at adds in order, row by row, gram by gram: a per-text loop's floats
+            flat = rows * self.dim + (hashes % self.dim).astype(np.int64)
+            np.add.at(out.reshape(-1), flat, weights)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
+
+
+def _crc_table() -> np.ndarray:
+    """zlib's CRC-32 table (reflected polynomial 0xEDB88320), one entry per byte value."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1).astype(np.uint32)
+    return table
+
+
+_CRC = _crc_table()
+
+
+def _crc_char(state: np.ndarray, cp: np.ndarray) -> np.ndarray:
+    """CRC-32 states advanced by the UTF-8 bytes of the code points ``cp`` (one per state), vectorised."""
+    nbytes = 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
+    lead = np.select(
+        [nbytes == 1, nbytes == 2, nbytes == 3],
+        [cp, 0xC0 | (cp >> 6), 0xE0 | (cp >> 12)],
+        0xF0 | (cp >> 18),
+    ).astype(np.uint32)
+    state = _CRC[(state ^ lead) & 0xFF] ^ (state >> 8)
+    for k in range(1, 4):  # continuation bytes: 6 bits each, most significant first
+        more = nbytes > k
+        if not more.any():
+            break
+        byte = (0x80 | ((cp >> (6 * np.maximum(nbytes - 1 - k, 0))) & 0x3F)).astype(np.uint32)
+        state = np.where(more, _CRC[(state ^ byte) & 0xFF] ^ (state >> 8), state)
+    return state
+
+
+def _gram_hashes(texts: list[str], n_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every character 1…``n_max``-gram of every text: (text row, ``zlib.crc32`` of its UTF-8 bytes,
+    signed weight), ordered by row, then gram length, then position — the order a per-text loop adds them."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    cp = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    row_of = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    end = np.repeat(np.cumsum(lengths), lengths)  # one past the last character of each character's text
+    pos = np.arange(len(cp), dtype=np.int64)
+    state = np.full(len(cp), 0xFFFFFFFF, dtype=np.uint32)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for n in range(1, n_max + 1):
+        start = pos[: max(len(cp) - n + 1, 0)]  # the n-gram starting at ``start`` ends at ``start + n - 1``
+        state = _crc_char(state[: len(start)], cp[start + n - 1])
+        ok = start + n <= end[: len(start)]
+        h = (state[ok] ^ np.uint32(0xFFFFFFFF)).astype(np.int64)
+        weight = np.float32(0.5 if n == 1 else 1.0)
+        parts.append((row_of[: len(start)][ok], h, np.where(h >> 31 & 1, weight, -weight).astype(np.float32)))
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    order = np.argsort(rows, kind="stable")  # by row; within a row, gram length then position, as built
+    hashes = np.concatenate([p[1] for p in parts])[order]
+    weights = np.concatenate([p[2] for p in parts])[order]
+    return rows[order], hashes, weights
 
 
 _TORCH_LOCK = threading.Lock()
@@ -337,6 +386,10 @@ class LazyEmbedder(Embedder):
     @property
     def loaded(self) -> bool:
         return self._real is not None
+
+    @property
+    def cache_worthy(self) -> bool:  # type: ignore[override]
+        return self.name != EmbedderName.HASH
 
     def real(self) -> Embedder:
         """The underlying embedder (loading it now if needed)."""

@@ -147,3 +147,13 @@ def test_bench_import_prints_a_markdown_table_with_the_raw_baseline():
     assert any(line.startswith("| csv.reader (raw baseline) | 300 |") for line in lines)
     assert any(line.startswith("| first import (all inserts) | 300 | 300 | 0 |") for line in lines)
     assert any(line.startswith("| re-import (all unchanged) | 300 | 0 | 300 |") for line in lines)
+
+
+def test_bench_start_times_the_fit_the_replay_and_the_refreshes():
+    assert run("corpus", "import-demo").exit_code == 0
+    result = run("bench", "start", "--batch", "100")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "| path | firms | wall s | CPU s | firms / CPU-s |" in lines
+    for path in ("fit from the store", "start-up replay of the newer feed", "refreshes of 100 firms"):
+        assert any(line.startswith(f"| {path} | ") for line in lines), result.output

@@ -98,6 +98,37 @@ def test_hash_embedder_maps_empty_text_to_zero_and_rejects_a_bare_string() -> No
         emb.encode_passages("多晶硅")
 
 
+def _hash_rows_one_by_one(emb: HashEmbedder, texts: list[str]) -> np.ndarray:
+    """The hash embedder as a loop over texts and grams (``zlib.crc32`` of each gram's UTF-8 bytes)."""
+    import unicodedata
+    import zlib
+
+    out = np.zeros((len(texts), emb.dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        s = unicodedata.normalize("NFKC", " ".join(text.split())).lower().replace(" ", "")
+        hashes, weights = [], []
+        for n in range(1, emb.n_max + 1):
+            grams = [zlib.crc32(s[i : i + n].encode("utf-8")) for i in range(len(s) - n + 1)]
+            hashes += grams
+            weights += [(0.5 if n == 1 else 1.0) * (1 if (h >> 31) & 1 else -1) for h in grams]
+        if hashes:
+            np.add.at(out[row], np.asarray(hashes, dtype=np.int64) % emb.dim, np.asarray(weights, np.float32))
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
+@pytest.mark.parametrize(("dim", "n_max"), [(384, 3), (97, 4), (16, 1)])
+def test_hash_embedder_batch_equals_the_per_text_loop_bit_for_bit(dim: int, n_max: int) -> None:
+    texts = [*CHINESE, "", "a", "ab", "Ünïcödé ΣΑΣ", "😀𝄞 x", "中", "ＡＢＣ１２３ 全角"]
+    texts += ["e\u0301", " 多晶 硅 "]
+    emb = HashEmbedder(dim=dim, n_max=n_max)
+    expected = _hash_rows_one_by_one(emb, texts)
+    np.testing.assert_array_equal(emb.encode_passages(texts), expected)
+    for i, t in enumerate(texts):  # a text's vector does not depend on its batch
+        np.testing.assert_array_equal(emb.encode_passages([t])[0], expected[i])
+
+
 # --- cache ------------------------------------------------------------------------------------------------
 class CountingHashEmbedder(HashEmbedder):
     """The hash embedder, counting how many texts it actually embeds."""

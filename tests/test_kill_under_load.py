@@ -4,10 +4,10 @@ in the store and in the served index when ``/readyz`` first answers ready, the i
 restart (or at readiness, if later), and ``/readyz`` (polled from the moment the process starts) never answers ready
 while the index is behind beyond its bound. The figures — time to ready included — are logged (shown with
 ``-o log_cli=true``), with how the restart got its index (``start``: restored from the periodic snapshot plus the feed, or
-fitted). Not asserted: ready within 30 s (measured 27–31 s for 36–41k rows written in 25 s on an idle 2-core machine).
-The server cannot index at the rate these writers push (about 1.5k rows a second against about 900 indexed), so its
-last snapshot is well behind at the kill and the restart refits or replays tens of thousands of rows (about 0.5 CPU-ms
-a row): on a busy machine that takes longer than 30 s.
+fitted). Not asserted: ready within 30 s (measured 6.9–10.7 s on SQLite and 11.6–16.6 s on PostgreSQL for
+36–49k rows written in 25 s, docs/scale.md §3). The server's index now keeps within a few thousand rows of
+these writers, but its last periodic snapshot is still some 25k rows behind at the kill, so the restart
+replays them (about 0.2 CPU-ms a row): on a heavily loaded machine that could still take longer than 30 s.
 """
 
 from __future__ import annotations

@@ -109,3 +109,11 @@ def test_a_half_written_snapshot_of_a_dead_process_is_removed_on_the_next_save(s
         assert not orphan.exists() and alive.exists() and path.exists()
     finally:
         alive.unlink(missing_ok=True)
+
+
+def test_a_start_replays_while_that_is_cheaper_than_a_fit():
+    from matcher.ranking.restore import replay_limit
+
+    assert replay_limit(13_560, 41_710) > 41_710 - 13_560  # a snapshot behind an insert-only store: replay
+    assert replay_limit(40_000, 40_000) < 40_000  # every firm rewritten since the snapshot: a fit
+    assert replay_limit(10, 10) == 1000  # a small corpus always replays a small tail

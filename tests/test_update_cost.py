@@ -130,3 +130,25 @@ def test_an_update_with_removals_takes_the_full_path_and_equals_a_fresh_fit():
     expected[[e.id for e in expected].index(ents[5].id)] = ents[5].model_copy(update={"employees": 3})
     expected.append(ents[61])
     _assert_same_arrays(rec, Recommender(default_catalogue(), HashEmbedder()).fit(expected))
+
+
+def test_memoised_search_cut_equals_jiebas_own():
+    """:class:`matcher.jieba_cut.SearchCutter` (memoised blocks, a leaner route) against jieba's own cut."""
+    import random
+
+    from matcher.ranking.profile_text import profile_text
+    from matcher.text import _jieba, _search_tokens, normalize_text
+
+    jb = _jieba()
+    texts = []
+    for e in load_demo_enterprises()[:300]:
+        texts += [normalize_text(" ".join([e.name, *(p.name for p in e.products), e.scope])), profile_text(e)]
+    links = default_catalogue().links.values()
+    terms = [t for link in links for t in (link.name, *link.aliases, *link.products)]
+    rng = random.Random(7)
+    texts += ["".join(rng.choice(terms) for _ in range(rng.randint(1, 6))) for _ in range(500)]
+    for _ in range(200):
+        texts.append(f"容错j{rng.randint(0, 9)}b{rng.randint(0, 99)}号{rng.randint(0, 600)}有限公司6063铝棒")
+    texts += ["", "a", "，。", "ab12.5%铝 合金\t锭", "𠀋中文"]
+    for text in texts * 2:  # the second pass reads memoised blocks
+        assert _search_tokens(text) == jb.lcut_for_search(text), text

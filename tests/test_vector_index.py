@@ -163,6 +163,16 @@ def test_auto_switches_from_flat_to_hnsw_above_the_threshold(corpus: np.ndarray,
     assert recall_at_k(found, truth) >= 0.95
 
 
+def test_auto_can_stay_flat_past_the_threshold_until_rebuilt(corpus: np.ndarray) -> None:
+    idx = VectorIndex(DIM, hnsw_threshold=1_500, grow_to_hnsw=False)
+    idx.add(_ids(1_000), corpus[:1_000])
+    idx.upsert(_ids(1_000, "f"), corpus[1_000:2_000])
+    assert idx.kind == "flat" and len(idx) == 2_000  # exact, no graph built on the add
+    again = VectorIndex(DIM, hnsw_threshold=1_500, grow_to_hnsw=False)
+    again.add(_ids(2_000), corpus[:2_000])
+    assert again.kind == "hnsw"  # a build of the whole set picks by size
+
+
 def test_hnsw_unfiltered_recall_meets_target(
     hnsw: VectorIndex, corpus: np.ndarray, queries: np.ndarray
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Self
 import numpy as np
 
 from matcher.errors import InvalidRequestError, NotFittedError
+from matcher.gc_pause import paused_gc
 from matcher.knowledge.geo import province_short
 from matcher.ranking.product_space import ProductSpace
 from matcher.ranking.profile_text import profile_text
@@ -59,6 +60,10 @@ class FittedCorpus:
         cache=None,
     ) -> Self:
         """Map links (where missing), embed profiles (unless ``vectors`` given) and build the indexes."""
+        with paused_gc():  # millions of acyclic objects: collections would rescan the growing corpus
+            return self._fit(enterprises, vectors, progress, cache)
+
+    def _fit(self, enterprises: Sequence[Enterprise], vectors: np.ndarray | None, progress, cache) -> Self:
         from index.char_tfidf import CharTfidfIndex
         from index.lexical import LexicalIndex
         from index.vector import VectorIndex
@@ -81,7 +86,9 @@ class FittedCorpus:
                 "vectors", vectors.shape, f"expected ({len(ents)}, {self.embedder.dim})"
             )
         self.vectors_ = vectors
-        self.vindex_ = VectorIndex(self.embedder.dim, factory=self.index_factory)
+        # Flat or HNSW by size at each fit; an update never rebuilds Flat as HNSW (a full graph build:
+        # seconds, in the swap under the write lock): past the threshold it stays exact Flat until a fit
+        self.vindex_ = VectorIndex(self.embedder.dim, factory=self.index_factory, grow_to_hnsw=False)
         self.vindex_.add([e.id for e in ents], vectors)
         self.lindex_ = LexicalIndex()
         self.lindex_.build([e.id for e in ents], [self._doc_tokens(e) for e in ents])
@@ -106,6 +113,8 @@ class FittedCorpus:
         texts = texts if texts is not None else [profile_text(e, self.catalogue) for e in ents]
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         todo = list(range(len(texts)))
+        if not getattr(self.embedder, "cache_worthy", True):
+            cache = None  # encoding is cheaper than the cache's look-up and write
         if cache is not None:
             found = cache.get_many(self.embedder.id, texts)
             todo = []
@@ -114,7 +123,7 @@ class FittedCorpus:
                     todo.append(i)
                 else:
                     out[i] = v
-        batch = 64
+        batch = 64 if cache is not None or getattr(self.embedder, "cache_worthy", True) else 2048
         for start in range(0, len(todo), batch):
             idx = todo[start : start + batch]
             vecs = self.embedder.encode_passages([texts[i] for i in idx])
@@ -141,6 +150,12 @@ class FittedCorpus:
         """The costly part of :meth:`update` (mapping, embedding, tokens, per-firm arrays), computed into new
         objects without touching the fitted state: searches can run meanwhile. Prepare and apply one update at
         a time (each prepared update builds on the state it saw)."""
+        with paused_gc():
+            return self._prepare_update(upserts, removals, cache)
+
+    def _prepare_update(
+        self, upserts: Sequence[Enterprise], removals: Sequence[str], cache
+    ) -> PreparedUpdate:
         self._check_fitted()
         gone = {r for r in removals if r in self.id_to_idx_}
         ups = list({e.id: e for e in upserts}.values())  # a firm upserted twice in one batch: the last wins

@@ -89,9 +89,11 @@ class Engine:
 
     def all_enterprises(self) -> list[Enterprise]:
         """Every enterprise in the store: the shared corpus and all tenants' private rows (masked per request)."""
+        from matcher.gc_pause import paused_gc
         from matcher.store.tenancy import ALL_TENANTS
 
-        return list(self.ws.store.iter_enterprises(ALL_TENANTS))
+        with paused_gc():
+            return list(self.ws.store.iter_enterprises(ALL_TENANTS))
 
     def regions(self, tenant: str | None = None) -> RegionBook:
         return self.ws.regions(tenant)
@@ -262,11 +264,14 @@ class Engine:
             rec = self._recommender
         if rec is None:
             return None
+        from matcher.gc_pause import paused_gc
+
         ids = list(dict.fromkeys(eid for eid, _ in changes))
-        found = self.ws.store.enterprises_by_id(ids)  # one query per 500 ids, not one per firm
-        present = [found[i] for i in ids if i in found]
-        gone = [i for i in ids if i not in found]
-        prepared = rec.prepare_update(present, gone, cache=self.embedding_cache)
+        with paused_gc():
+            found = self.ws.store.enterprises_by_id(ids)  # one query per 500 ids, not one per firm
+            present = [found[i] for i in ids if i in found]
+            gone = [i for i in ids if i not in found]
+            prepared = rec.prepare_update(present, gone, cache=self.embedding_cache)
         return lambda: rec.apply_update(prepared)
 
     def region_changed(self, region_id: str, tenant: str | None = None) -> None:

@@ -23,15 +23,15 @@ from matcher.ranking.snapshot import STATE_VERSION, Stamp, digest, load_snapshot
 if TYPE_CHECKING:
     from matcher.ranking.recommender import Recommender
 
-__all__ = ["SnapshotKeeper", "replay_feed"]
+__all__ = ["SnapshotKeeper", "replay_feed", "replay_limit"]
 
 logger = logging.getLogger(__name__)
 
-MAX_REPLAY_RATIO = 2.0
-"""A start replays the feed on top of the snapshot while the firms changed since it are at most this many times the
-snapshot's rows, and refits beyond. Measured on 40k firms (hash vectors): loading costs about 0.07 CPU-ms a
-snapshot row, replaying 0.67 CPU-ms a changed firm, a fit 0.55 CPU-ms a firm plus the store read, so replay stays
-the cheaper start until about four times the snapshot; two keeps a margin."""
+LOAD_MS, REPLAY_MS, FIT_MS = 0.08, 0.17, 0.19
+"""CPU-ms of a start, measured on 13–42k firms (hash vectors, PostgreSQL; ``chainmatch bench start``): loading
+the snapshot, per snapshot row; replaying the feed, per changed firm; a fit, per stored firm (store reads
+included; above 50k firms a fit also builds the HNSW graph, about 0.24 ms a firm more, left out here). A start
+replays while that is the cheaper start (:func:`replay_limit`) and refits beyond."""
 
 MIN_DRIFT = 1000  # fewer changed firms never call for a refit, whatever the corpus size
 MAX_DRIFT_SHARE = 0.5
@@ -134,7 +134,9 @@ class SnapshotKeeper:
             )
             self.reason = "pruned"
             return None
-        limit = max(1000, int(MAX_REPLAY_RATIO * stamp.rows))
+        from matcher.store.tenancy import ALL_TENANTS
+
+        limit = replay_limit(stamp.rows, store.count_enterprises(ALL_TENANTS))
         replayed = replay_feed(rec, store, stamp.seq, cache=self.engine.embedding_cache, limit=limit, upto=now)
         if replayed is None:
             logger.info("%d+ firms changed since the snapshot: refitting", limit)
@@ -224,12 +226,28 @@ class SnapshotKeeper:
         return True
 
 
+def replay_limit(snapshot_rows: int, stored_rows: int, margin: float = 0.8) -> int:
+    """The most changed firms a start replays on a snapshot of ``snapshot_rows`` before a fit of the
+    ``stored_rows`` is the cheaper start (``margin`` of the break-even point; never below 1,000)."""
+    even = (FIT_MS * stored_rows - LOAD_MS * snapshot_rows) / REPLAY_MS
+    return max(1000, int(margin * even))
+
+
 def replay_feed(
     rec: Recommender, store: Any, after: int, cache: Any = None, limit: int | None = None, upto: int | None = None
 ) -> tuple[int, int] | None:
     """Apply to ``rec`` every store change after feed position ``after`` (up to ``upto``, default the end), each
     firm re-read from the store once (a replay is idempotent). Returns (the last position read, firms upserted or
     removed), or None when more than ``limit`` firms changed (nothing applied: the caller refits)."""
+    from matcher.gc_pause import paused_gc
+
+    with paused_gc():
+        return _replay(rec, store, after, cache, limit, upto)
+
+
+def _replay(
+    rec: Recommender, store: Any, after: int, cache: Any, limit: int | None, upto: int | None
+) -> tuple[int, int] | None:
     latest: dict[str, None] = {}
     cursor = after
     while upto is None or cursor < upto:

@@ -102,7 +102,9 @@ def load_snapshot(rec: Any, path: Path, expected: Stamp) -> Stamp | None:
         return None
     t0 = time.perf_counter()
     try:
-        with path.open("rb") as f:
+        from matcher.gc_pause import paused_gc
+
+        with path.open("rb") as f, paused_gc():
             body = pickle.load(f)  # noqa: S301 — our own file under the data dir, written by save_snapshot
         stamp = Stamp(**body["stamp"])
     except Exception as exc:  # a truncated or foreign file: refit (the snapshot is only a cache)

@@ -3,9 +3,7 @@ head (revisions in :mod:`matcher.migrations`)."""
 
 from __future__ import annotations
 
-import gc
 import logging
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +26,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
-from matcher.store.identity import _json_serializer
+from matcher.gc_pause import paused_gc
+from matcher.store.identity import _json_deserializer, _json_serializer
 
 __all__ = [
     "STATEMENT_TIMEOUT_MS",
@@ -43,6 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_JSON: dict[str, Any] = {"json_serializer": _json_serializer, "json_deserializer": _json_deserializer}
 _WRITE_TXN: ContextVar[bool] = ContextVar("chainmatch_store_write_txn", default=False)
 
 
@@ -55,36 +55,6 @@ def _like_escape(text: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-_GC_PAUSES = 0
-_GC_LOCK = threading.Lock()
-_GC_STATE: dict[str, bool] = {}  # whether the collector was enabled when the first pause began
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a bulk import (nested and concurrent uses share one pause).
-
-    An import allocates millions of short-lived, acyclic objects (cells, rows, dicts); each allocation burst
-    triggers collections that rescan every live object, and the live set grows with the import, so at 100k rows
-    the collector cost more than the import itself (9.0 against 3.6 CPU-s for an unchanged re-import). Reference
-    counting still frees everything as usual; only cycles wait until the pause ends.
-    """
-    global _GC_PAUSES
-    with _GC_LOCK:
-        _GC_PAUSES += 1
-        if _GC_PAUSES == 1:
-            was_enabled = gc.isenabled()
-            gc.disable()
-            _GC_STATE["enabled"] = was_enabled
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_PAUSES -= 1
-            if _GC_PAUSES == 0 and _GC_STATE.get("enabled"):
-                gc.enable()
 
 
 @contextmanager
@@ -150,7 +120,7 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode, a 30 s busy timeout and their directory created."""
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_serializer)
+        engine = create_engine(url, pool_pre_ping=True, **_JSON)
 
         @event.listens_for(engine, "connect")
         def _statement_timeout(dbapi_connection: Any, _record: Any) -> None:
@@ -166,12 +136,12 @@ def make_engine(url: str) -> Engine:
             url,
             poolclass=StaticPool,
             connect_args={"check_same_thread": False},
-            json_serializer=_json_serializer,
+            **_JSON,
         )
     else:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_serializer
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **_JSON
         )
 
     @event.listens_for(engine, "connect")

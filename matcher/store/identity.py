@@ -24,6 +24,21 @@ def _json_serializer(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _json_deserializer(text: str | bytes) -> Any:
+    """A stored profile's JSON: orjson (twice as fast as :func:`json.loads`), json where orjson refuses a
+    value json accepts (integers beyond 64 bits, NaN)."""
+    try:
+        return _ORJSON_LOADS(text)
+    except ValueError:
+        return json.loads(text)
+
+
+try:
+    from orjson import loads as _ORJSON_LOADS
+except ImportError:  # pragma: no cover - orjson is a dependency; json alone still reads every profile
+    _ORJSON_LOADS = json.loads
+
+
 def _canonical_json(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 

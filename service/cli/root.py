@@ -16,6 +16,7 @@ from service.cli import (
     bench_load,
     bench_recommend,
     bench_search,
+    bench_start,
     catalog,
     doctor,
     evaluate,
@@ -52,8 +53,8 @@ def main(
 
 
 def _register() -> None:
-    for module in (bench_load, bench_recommend, bench_search, catalog, doctor, evaluate, index, mapping, recommend, server, signals,
-                   store, train):
+    for module in (bench_load, bench_recommend, bench_search, bench_start, catalog, doctor, evaluate, index, mapping,
+                   recommend, server, signals, store, train):
         module.register(app)
     train.register_ranker(app)
 
