@@ -15,8 +15,10 @@ from matcher.settings import Settings
 from tests.api_support import seed_demo_store
 
 
-def _top(result) -> list[tuple[str, float]]:
-    return [(c.enterprise_id, round(c.score, 6)) for c in result.candidates[:10]]
+def _top(result) -> list[tuple[str, str, float]]:
+    """What an officer is shown, in order: the makers, then the expansion candidates and the leads (each apart)."""
+    shown = [("c", c) for c in result.candidates] + [("e", c) for c in result.expansions] + [("l", c) for c in result.leads]
+    return [(kind, c.enterprise_id, round(c.score, 6)) for kind, c in shown[:10]]
 
 
 @pytest.mark.model
