@@ -217,6 +217,31 @@ def test_a_shared_token_does_not_bridge_two_materials(full_mapper):
     assert top(mapper, "铝合金棒") == "aluminium_rod"
 
 
+def test_a_latin_abbreviation_inside_a_longer_one_is_not_that_term(full_mapper):
+    """PPP项目 (public-private partnership) is not PP (聚丙烯); PE管 and LLDPE still map (issue 20)."""
+    mapper = full_mapper
+    for phrase in ("PPP项目", "PPP业务", "PPP项目运营"):
+        assert all(m.link_id not in ("polypropylene", "ppr_pipe") for m in mapper.map_product(phrase)), phrase
+    assert top(mapper, "PE管") == "pe_pipe"
+    assert top(mapper, "LLDPE") == "polyethylene"
+    assert top(mapper, "聚丙烯PP") == "polypropylene"
+
+
+def test_a_distributor_sells_its_goods_it_does_not_make_them(full_mapper):
+    """A pharmacy chain's 中成药 and a trading house's 服装 map as trade; a distributor's own service link
+    (医药流通) and a manufacturer's identical segment keep their maker mapping (issue 20)."""
+    pharmacy = Enterprise(
+        id="p", name="某大药房连锁股份有限公司", sw_industry="线下药店",
+        products=[Product(name="中成药", share=0.67), Product(name="医药流通", share=0.3)],
+    )
+    links = {m.link_id: m for m in full_mapper.map(pharmacy)}
+    assert links["chinese_patent_medicine"].method == "trade" and links["chinese_patent_medicine"].score <= 0.5
+    distribution = next(m for m in links.values() if m.link_id != "chinese_patent_medicine")
+    assert distribution.method != "trade" and distribution.score >= 0.8
+    maker = Enterprise(id="m", name="某药业股份有限公司", sw_industry="中药Ⅲ", products=[Product(name="中成药", share=0.7)])
+    assert full_mapper.map(maker)[0].method != "trade"
+
+
 def test_mappers_of_one_catalogue_share_the_built_index(small_catalogue):
     a, b = LinkMapper(small_catalogue), LinkMapper(small_catalogue)
     assert a._exact is b._exact

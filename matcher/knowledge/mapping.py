@@ -39,6 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.industries import sells_not_makes, service_link
 from matcher.knowledge.segments import (
     _EQUIPMENT_SUFFIX,
     _TRANSPARENT_TAIL,
@@ -63,6 +64,15 @@ class TextEmbedder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _inside_latin_word(text: str, a: int, b: int) -> bool:
+    """``text[a:b]`` starts or ends with a Latin letter that continues into a neighbouring letter (PP in PPP)."""
+    left = a > 0 and text[a].isascii() and text[a].isalpha() and text[a - 1].isascii() and text[a - 1].isalpha()
+    right = (
+        b < len(text) and text[b - 1].isascii() and text[b - 1].isalpha() and text[b].isascii() and text[b].isalpha()
+    )
+    return left or right
 
 
 #: A phrase naming trade in a product (铝棒贸易, 钢材批发): the firm is a trader, not a maker.
@@ -276,6 +286,10 @@ class LinkMapper:
                 if score >= self.min_score * self.scope_weight:
                     offer(LinkMatch(link_id=h.link_id, score=score, method=h.method, evidence=phrase))
         self._apply_gbt(enterprise.gbt_codes, best)
+        if sells_not_makes(enterprise.sw_industry):  # a pharmacy's 中成药, a trading house's 服装: sold, not made
+            for lid, m in best.items():
+                if m.method != "trade" and not service_link(self.catalogue.links[lid].gbt):
+                    best[lid] = m.model_copy(update={"score": min(m.score, TRADE_CAP), "method": "trade"})
         return sorted(
             best.values(),
             key=lambda m: (
@@ -464,6 +478,8 @@ class LinkMapper:
                     continue
                 sub = seg[i : i + length]
                 if sub in self._contain_keys and not (i and seg[i - 1] == "聚" and sub[0] != "聚"):
+                    if _inside_latin_word(seg, i, i + length):
+                        continue  # PPP项目 is not PP, HDPE's PE is its own term
                     spans.append((i, i + length, sub))  # 聚乙二醇 is a polymer, not 乙二醇
         kept = [
             s

@@ -229,6 +229,7 @@ def _content_token(t: str) -> bool:
 
 
 _ASCII_RUN = re.compile(r"[a-z0-9]{2,}")
+_LETTER_RUN = re.compile(r"[a-z]+")
 
 
 _VARIANT_DROP = str.maketrans("", "", "式型用")
@@ -244,6 +245,11 @@ def _vector_tokens(text: str) -> frozenset[str]:
     low IDF weighs little; they never seed a match (see :func:`_content_token`).
     """
     words = [t for t in tokenize(text, keep_stop=True) if len(t) >= 2 and not t.isdigit()]
+    # a Latin word is its whole letter run: jieba cuts ppp into pp + p (PPP项目 is not PP)
+    letters = set(_LETTER_RUN.findall(text))
+    words = [w for w in words if not (w.isascii() and w.isalpha()) or w in letters] + sorted(
+        r for r in letters if len(r) >= 2 and r not in words
+    )
     generic = [w for w in words if w in GENERIC_WORDS]
     words = [w for w in words if w in GENERIC_WORDS or not any(w in g for g in generic)]
     fine = [w for w in words if w in GENERIC_WORDS or not any(o != w and o in w for o in words)]

@@ -1,0 +1,47 @@
+"""Shenwan (申万 2021) industries whose firms sell, carry or finance goods rather than make them.
+
+A segment such as 中成药 (67%) at a pharmacy chain, 服装 at a trading house or 甲醇 at a road haulier names what
+the firm sells or carries: the product is mapped as trade (:data:`~matcher.knowledge.mapping.TRADE_CAP`), never as
+a maker's product — unless the link itself is a service or distribution link (GB/T 4754 sections F and after,
+codes 5xxx–9xxx: 医药流通 at a pharmaceutical distributor is what it does).
+
+Source: 申万行业分类标准（2021版） level-3 names as they appear in the corpus (``company_industry.json``); the
+list is authored here from the classification's own definitions (wholesale/retail, supply-chain services,
+logistics, real estate, finance, media and consumer services), not from any evaluation record.
+"""
+
+from __future__ import annotations
+
+__all__ = ["NON_MAKER_INDUSTRIES", "sells_not_makes", "service_link"]
+
+#: Distribution, logistics, property, finance and consumer-service industries (申万 2021 level 3).
+NON_MAKER_INDUSTRIES: frozenset[str] = frozenset(
+    {
+        # 商贸零售: wholesale, supply chain, retail
+        "贸易Ⅲ", "原材料供应链服务", "中间产品及消费品供应链服务", "油品石化贸易", "百货", "超市", "多业态零售",
+        "专业连锁Ⅲ", "旅游零售Ⅲ", "综合电商", "跨境电商", "电商服务", "营销代理", "汽车综合服务",
+        # 医药商业
+        "医药流通", "线下药店",
+        # 交通运输: logistics
+        "公路货运", "航运", "港口", "仓储物流", "跨境物流",
+        # 房地产
+        "住宅开发", "商业地产", "商业物业经营", "物业管理", "房产租赁经纪",
+        # 金融
+        "证券Ⅲ", "保险Ⅲ", "信托", "租赁", "其他多元金融", "金融信息服务", "国有大型银行Ⅲ", "股份制银行Ⅲ",
+        "城商行Ⅲ", "农商行Ⅲ",
+        # 传媒与社会服务
+        "广告媒体", "大众出版", "教育出版", "影视动漫制作", "游戏Ⅲ", "酒店", "旅游综合", "会展服务",
+        "人力资源服务", "培训教育", "学历教育", "教育运营及其他",
+    }
+)
+
+
+def sells_not_makes(sw_industry: str | None) -> bool:
+    """The firm's Shenwan industry is one whose firms sell, carry or finance goods (see the module docstring)."""
+    return bool(sw_industry) and sw_industry in NON_MAKER_INDUSTRIES
+
+
+def service_link(gbt_codes: tuple[str, ...] | list[str]) -> bool:
+    """A link whose GB/T 4754 classes are all services (sections F onward, codes from 5xxx): distribution,
+    logistics, technical services — a trading or service firm can be its maker."""
+    return bool(gbt_codes) and all(c[:1] >= "5" for c in gbt_codes)
