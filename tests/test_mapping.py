@@ -409,3 +409,25 @@ def test_cli_mapping_eval_reports_a_missing_label_file_cleanly(tmp_path):
     result = CliRunner().invoke(app, ["mapping", "eval", "--labels", str(tmp_path / "none.tsv")])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_a_segment_naming_the_chain_itself_is_read_for_chain_level_needs():
+    """有机硅制品 (37%) names the 有机硅 chain, not one of its links: it counts for a chain-level need; a sliver, a
+    trade phrase or a distributor does not (issue 20)."""
+    from matcher.knowledge.mapping import chain_named_products
+
+    cat = default_catalogue()
+    firm = Enterprise(
+        id="x", name="某化工股份有限公司", sw_industry="有机硅",
+        products=[Product(name="农药", share=0.54), Product(name="有机硅制品", share=0.37),
+                  Product(name="有机硅深加工", share=0.01), Product(name="有机硅贸易", share=0.2)],
+    )
+    assert chain_named_products(cat, firm, "organosilicon", 0.02) == [("有机硅制品", 0.37)]
+    trader = firm.model_copy(update={"sw_industry": "贸易Ⅲ"})
+    assert chain_named_products(cat, trader, "organosilicon", 0.02) == []
+    assert chain_named_products(cat, firm, "lithium_battery", 0.02) == []
+
+
+def test_a_battery_pack_is_named_by_its_common_name(full_mapper):
+    assert top(full_mapper, "动力锂电池组") == "battery_pack"
+    assert full_mapper.map_product("锂电池组")[0].score >= 0.8

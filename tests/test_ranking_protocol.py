@@ -427,3 +427,15 @@ def test_customers_of_the_link_are_listed_apart_as_expansion_candidates(catalogu
     assert {"e60", "e61", "e62"} <= apart and not makers & apart
     assert all(c.reasons[0].startswith("延伸候选") and c.evidence_strength == "weak" for c in r.expansions)
     assert "延伸候选" in (r.note or "")
+
+
+def test_a_chain_level_need_lists_a_firm_whose_segment_names_the_chain_with_that_reason(catalogue, corpus):
+    """A segment naming the chain itself ("铝制品" 40% for 铝产业链) is evidence of making the chain's products for a
+    chain-level need, stated as such; a trading house's identical segment is not (issue 20)."""
+    named = [ent(70, [("铝制品", 0.4), ("房地产", 0.6)], employees=700, industry="综合Ⅲ"),
+             ent(71, [("铝制品", 0.9)], employees=700, industry="贸易Ⅲ")]
+    r_ = Recommender(catalogue, HashEmbedder(dim=64)).fit([e.model_copy(deep=True) for e in [*corpus, *named]])
+    r = r_.recommend(RecommendRequest(chain="alu", k=60))
+    by_id = {c.enterprise_id: c for c in r.candidates}
+    assert "e70" in by_id and "e71" not in by_id
+    assert by_id["e70"].reasons[0] == "铝产业链企业：主营铝制品（40%）（产品名称未细分到具体环节）"

@@ -54,7 +54,7 @@ from matcher.knowledge.segments import (
 from matcher.records import Enterprise, LinkMatch
 from matcher.text import add_words, normalize_text
 
-__all__ = ["LinkMapper", "TextEmbedder"]
+__all__ = ["LinkMapper", "TextEmbedder", "chain_named_products"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,18 @@ class TextEmbedder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+#: Mapping confidence from which a product is read as the link itself (the maker bar and the reasons use it too).
+MAKER_SCORE = 0.8
+
+
+def _evidence_key(m: LinkMatch) -> tuple[bool, float, float]:
+    """Which of a firm's phrases speaks for a link: a confident (maker-grade) match first, and among those the
+    larger revenue share — 风力发电塔架 at 99% before 海上风电基础管桩 at 0.4%, though the latter is an exact alias —
+    then the score."""
+    confident = m.score >= MAKER_SCORE and m.method != "trade"
+    return (confident, (m.share or 0.0) if confident else 0.0, m.score)
 
 
 def _inside_latin_word(text: str, a: int, b: int) -> bool:
@@ -263,7 +275,7 @@ class LinkMapper:
 
         def offer(m: LinkMatch) -> None:
             cur = best.get(m.link_id)
-            if cur is None or (m.score, m.share or 0.0) > (cur.score, cur.share or 0.0):
+            if cur is None or _evidence_key(m) > _evidence_key(cur):
                 best[m.link_id] = m
 
         if self.embedder is not None:
@@ -497,6 +509,8 @@ class LinkMapper:
                 score = 0.95  # the whole segment is a term
             elif a == 0 and b == end:
                 score = 0.9  # the term plus a transparent tail (大数据应用)
+            elif b >= end and self._chain_qualified(seg, a, sub, kept):
+                score = 0.9  # 风力发电 + 塔架: the qualifier names the head's own chain
             elif b >= end:  # the term is the head of the compound (… 电池片)
                 score = 0.6 + 0.3 * coverage
             else:  # the term modifies something else (锂电池 隔膜, 氧化铝 陶瓷): weak
@@ -506,6 +520,17 @@ class LinkMapper:
                 if s > out.get(term.link_id, 0.0):
                     out[term.link_id] = s
         return out, [(a, b) for a, b, _ in kept]
+
+    def _chain_qualified(self, seg: str, a: int, head: str, kept: list[tuple[int, int, str]]) -> bool:
+        """Everything before the head term ``seg[a:]`` is covered by terms of links sharing a chain with it."""
+        before = [(x, y, t) for x, y, t in kept if y <= a]
+        if not before or sum(y - x for x, y, _ in before) < a:
+            return False
+        head_chains = {c for term in self._exact[head] for c in self.catalogue.chains_of(term.link_id)}
+        return all(
+            head_chains & {c for term in self._exact[t] for c in self.catalogue.chains_of(term.link_id)}
+            for _, _, t in before
+        )
 
     def _token_overlap(
         self, seg: str, toks: list[str], weights: dict[str, float], covered: list[tuple[int, int]]
@@ -612,3 +637,29 @@ class LinkMapper:
             if len(code) >= 4 and sharing <= 3:
                 weak = 0.4 if sharing == 1 else 0.35
                 best[lid] = LinkMatch(link_id=lid, score=weak, method="gbt", evidence=f"GB/T {code}")
+
+
+#: Words after a chain's name that leave the phrase naming the chain's products as a whole (有机硅**制品**, 有机硅
+#: **深加工**, 锂电池**系列**).
+_CHAIN_TAIL = re.compile(r"(?:深加工|新材料|材料|制品|产品|系列|业务|板块|分部|行业|产业)+$")
+
+
+def chain_named_products(
+    catalogue: Catalogue, enterprise: Enterprise, chain_id: str, min_share: float
+) -> list[tuple[str, float | None]]:
+    """The firm's segments that name the chain itself (有机硅制品 37% for 有机硅产业链) with at least ``min_share``
+    of revenue (or no share reported), best first: evidence of making the chain's products when no segment names
+    one link. Trade phrases (有机硅销售) and firms of non-maker industries never count."""
+    if sells_not_makes(enterprise.sw_industry):
+        return []
+    chain = catalogue.chains[chain_id]
+    names = {normalize_text(re.sub(r"(?:产业链|产业|链)$", "", n)) for n in (chain.name, *chain.aliases)}
+    names.discard("")
+    out = []
+    for p in enterprise.products:
+        key = normalize_text(p.name)
+        if _TRADE.search(key) or (p.share is not None and p.share < min_share):
+            continue
+        if key in names or _CHAIN_TAIL.sub("", key) in names:
+            out.append((p.name, p.share))
+    return sorted(out, key=lambda x: -(x[1] or 0.0))

@@ -68,9 +68,16 @@ class Explanations(ExpansionReasons):
         matches = [m for m in e.links if m.link_id == target] if target else []
         neighbour = not matches
         if not matches:  # a chain-level need, or a firm of a neighbouring link: its best match among the targets
-            matches = sorted(
+            producing = self._producing_links(q.chain_id, set(q.target_links)) if q.chain_id and target is None else ()
+            matches = sorted(  # the most-weighted target first; on it, a maker-grade product with the largest share
                 (m for m in e.links if m.link_id in q.target_links),
-                key=lambda m: -q.target_links[m.link_id] * m.score,
+                key=lambda m: (
+                    m.link_id not in producing if producing else False,  # a product link before equipment/services
+                    -q.target_links[m.link_id] * min(m.score, CONFIDENT),
+                    -(m.score >= CONFIDENT and m.method != "trade"),
+                    -(m.share or 0.0),
+                    -m.score,
+                ),
             )[:2]
         link_id = (matches[0].link_id if matches else target) if target is None else target
         products = dedupe_products([(m.evidence, m.share) for m in matches if m.evidence])[:3]
@@ -92,6 +99,15 @@ class Explanations(ExpansionReasons):
                 what = f"{m.evidence}（{m.share:.0%}）" if m.share else (m.evidence or nb)
                 reasons.append(f"相邻环节「{nb}」企业：主营{what}")
             reasons.extend(self._expansion_reasons(i, feats, q, target))
+        elif (
+            target is None and q.chain_id and not any(m.score >= CONFIDENT and m.method != "trade" for m in matches)
+            and self._chain_products(i, q.chain_id)
+        ):
+            named = self._chain_products(i, q.chain_id)[:2]
+            cname = self.catalogue.chains[q.chain_id].name
+            lead = "主营" if all(s is None or s >= MAIN_SHARE for _, s in named) else "涉及"
+            what = "、".join(f"{p}（{_share(s) if lead == '涉及' else f'{s:.0%}'}）" if s else p for p, s in named)
+            reasons.append(f"{cname}企业：{lead}{what}（产品名称未细分到具体环节）")
         elif link_id:
             lname = self.catalogue.links[link_id].name
             # only the evidence of the link named (a chain-level need matches several links: never name one link

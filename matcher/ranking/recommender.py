@@ -29,7 +29,7 @@ from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.gaps import LocatedFn, diagnose, residents_in_scope
 from matcher.knowledge.geo import province_short
 from matcher.knowledge.located import located_lookup
-from matcher.knowledge.mapping import LinkMapper
+from matcher.knowledge.mapping import LinkMapper, chain_named_products
 from matcher.knowledge.regions import RegionBook
 from matcher.ranking.candidates import CandidateSources, SourceDepth
 from matcher.ranking.corpus import FittedCorpus, PreparedUpdate
@@ -255,6 +255,10 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             for m in self.enterprises_[i].links
         )
 
+    def _chain_products(self, i: int, chain_id: str) -> list[tuple[str, float | None]]:
+        """The firm's segments naming the chain itself (:func:`~matcher.knowledge.mapping.chain_named_products`)."""
+        return chain_named_products(self.catalogue, self.enterprises_[i], chain_id, MIN_MAKER_SHARE)
+
     def located_for(self, book: RegionBook | None, tenant: str | None = None) -> LocatedFn:
         """Corpus firms located in a region, per link (:func:`~matcher.knowledge.located.located_presence`), read
         from the fitted corpus — so a need's gap context sees the same presence as ``chainmatch gaps`` does over
@@ -344,6 +348,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             aimed = {lid for lid, w in q.target_links.items() if w >= 0.5} & set(chain.own_link_ids)
             own = {lid: 1.0 for lid in self._producing_links(q.chain_id, aimed or set(chain.own_link_ids))}
             ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
+            # a segment naming the chain itself (有机硅制品 37%) is making the chain's products
+            ok |= np.array([bool(self._chain_products(i, q.chain_id)) for i in pool], dtype=bool)
         sub = [i for i, keep in zip(pool, ok, strict=True) if keep]
         out = self._ranked(sub, F[ok], lists, q, region, aiding, k, present) if sub else []
         expand = (
