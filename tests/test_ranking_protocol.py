@@ -398,6 +398,15 @@ def test_industry_relatedness_is_evidence_only_for_a_firm_its_own_products_do_no
     F[:, col["ind_related"]] = 0.6
     assert evidence_bar(F).tolist() == [True, True]
     assert evidence_bar(F, portfolio_known=np.array([True, False])).tolist() == [False, True]
+    # … and only when most of its industry's firms make the link (4 of 12 磁性材料 firms make NdFeB: not enough)
+    assert evidence_bar(F, industry_share=np.array([0.8, 0.33])).tolist() == [True, False]
+
+
+def test_industry_share_is_the_share_of_an_industrys_firms_making_the_link(rec):
+    space = rec.space_
+    assert space.industry_share("乳品", "milk") == pytest.approx(1.0)
+    assert space.industry_share("铝", "rod") == pytest.approx(20 / 26)  # 12 smelter-rod + 8 rod makers of 26 铝 firms
+    assert space.industry_share("铝", "milk") == 0.0 and space.industry_share("未知", "rod") == 0.0
 
 
 def test_a_chain_level_need_aims_at_the_chains_producing_links_not_its_equipment_or_services(rec):

@@ -88,6 +88,9 @@ class ProductSpace:
         self.R_ = _npmi(joint, made, made, n, self.min_count, zero_diagonal=True) * (joint / (joint + self.shrink))
         joint_i = (I.T @ M).toarray()
         self.joint_industry_ = joint_i.astype(np.int32)
+        firms_i = np.asarray(I.sum(0)).ravel()
+        with np.errstate(divide="ignore", invalid="ignore"):  # P(link | industry): the share of its firms making it
+            self.industry_share_ = np.where(firms_i[:, None] > 0, joint_i / firms_i[:, None], 0.0).astype(np.float32)
         self.RI_ = _npmi(joint_i, np.asarray(I.sum(0)).ravel(), made, n, self.min_count, False) * (
             joint_i / (joint_i + self.shrink)
         )
@@ -137,6 +140,11 @@ class ProductSpace:
         """How many corpus firms of ``industry`` make ``link_id`` (confident mappings)."""
         i, j = self.industry_pos_.get(industry or ""), self.link_pos_.get(link_id)
         return int(self.joint_industry_[i, j]) if i is not None and j is not None else 0
+
+    def industry_share(self, industry: str | None, link_id: str) -> float:
+        """The share of the corpus firms of ``industry`` that make ``link_id`` (confident mappings)."""
+        i, j = self.industry_pos_.get(industry or ""), self.link_pos_.get(link_id)
+        return float(self.industry_share_[i, j]) if i is not None and j is not None else 0.0
 
     def industry_relatedness(self, industry: str | None, link_id: str) -> float:
         """How much more often than chance firms of ``industry`` make ``link_id`` (NPMI, ≥ 0)."""

@@ -255,6 +255,18 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             for m in self.enterprises_[i].links
         )
 
+    def industry_share(self, q: NeedQuery, pool: list[int]) -> np.ndarray | None:
+        """Per pooled row, the share of the firm's industry peers making the need's link (None without a link or a
+        product space)."""
+        space = self.__dict__.get("space_")
+        if space is None or not q.link_id or getattr(space, "industry_share_", None) is None:
+            return None
+        j = space.link_pos_.get(q.link_id)
+        if j is None or not space.industry_share_.shape[0]:
+            return np.zeros(len(pool))
+        codes = self.industry_code_[np.asarray(pool, dtype=np.int64)]
+        return np.where(codes >= 0, space.industry_share_[np.maximum(codes, 0), j], 0.0)
+
     def _chain_products(self, i: int, chain_id: str) -> list[tuple[str, float | None]]:
         """The firm's segments naming the chain itself (:func:`~matcher.knowledge.mapping.chain_named_products`)."""
         return chain_named_products(self.catalogue, self.enterprises_[i], chain_id, MIN_MAKER_SHARE)
@@ -341,7 +353,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         bar = {f: t for f, t in EVIDENCE_BAR.items() if f != drop}
         mapped = np.array([self._maps_confidently(i) for i in pool], dtype=bool)
         ok = evidence_bar(F, bar, shares_known=known, vertical_forward=self.vertical_share(q, pool, F, onsite=True),
-                          portfolio_known=mapped, text={} if chain_level else None)  # fmt: skip
+                          portfolio_known=mapped, text={} if chain_level else None,
+                          industry_share=self.industry_share(q, pool))  # fmt: skip
         if chain_level:  # a chain-level need: confidently making one of the links it aims at —
             # the region's gaps in the chain (a link already made there needs no newcomer), else the chain's own links
             chain = self.catalogue.chains[q.chain_id]

@@ -270,11 +270,16 @@ def text_hint(F: np.ndarray, text: Mapping[str, float] | None = None) -> np.ndar
 #: 0.618 at 5%, MRR 0.340 against 0.326): 隆基's 4% module segment is a module maker's, not a sliver.
 MIN_MAKER_SHARE = 0.02
 
+#: A firm known only by its industry is read as a maker of the link when at least this share of its industry's
+#: corpus firms make it (a majority); NPMI association alone (``ind_related``) lets a minority product through.
+#: Chosen by grouped CV between 0 (off) and 0.5 with scripts/cv_expansion_bar.py's protocol (docs/results.md).
+IND_MAKER_SHARE = 0.5
+
 
 def evidence_bar(
     F: np.ndarray, bar: Mapping[str, float] | None = None, shares_known: np.ndarray | None = None,
     text: Mapping[str, float] | None = None, vertical_forward: np.ndarray | None = None,
-    portfolio_known: np.ndarray | None = None,
+    portfolio_known: np.ndarray | None = None, industry_share: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which rows of a feature matrix (ordered as FEATURES) clear the minimum evidence bar: any one criterion of
     ``bar`` (default :data:`EVIDENCE_BAR`), or all of ``text`` (default :data:`TEXT_EVIDENCE`; ``{}`` = none).
@@ -286,6 +291,9 @@ def evidence_bar(
     ``portfolio_known`` (per row): the firm's own products map confidently to catalogue links, so it is judged by
     them and the ``ind_related`` criterion (what firms of its industry make) does not apply — a ferrite maker is not
     a NdFeB maker because both are 磁性材料 firms; a firm known only by name and industry can clear it.
+    ``industry_share`` (per row): the share of the firm's industry peers that make the link; when given, the
+    ``ind_related`` criterion also needs at least :data:`IND_MAKER_SHARE` of them (most 乳品 firms make 液体乳; 4 of
+    the 磁性材料 firms make NdFeB, the others ferrite or soft-magnetic powder).
     """
     bar = EVIDENCE_BAR if bar is None else bar
     text = TEXT_EVIDENCE if text is None else text
@@ -299,6 +307,8 @@ def evidence_bar(
             hit = np.asarray(vertical_forward, dtype=np.float64) >= t
         if f == "ind_related" and portfolio_known is not None:
             hit &= ~np.asarray(portfolio_known, dtype=bool)
+        if f == "ind_related" and industry_share is not None:
+            hit &= np.asarray(industry_share, dtype=np.float64) >= IND_MAKER_SHARE
         if f == "link_fit" and shares_known is not None:
             hit &= ~np.asarray(shares_known, dtype=bool) | (F[:, FEATURES.index("share")] >= np.sqrt(MIN_MAKER_SHARE) - 1e-6)
         ok |= hit

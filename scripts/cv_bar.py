@@ -1,10 +1,11 @@
-"""Choose the expansion bar (延伸候选) by 5-fold cross-validation grouped by investing firm on deals_dev.
+"""Choose the evidence thresholds by 5-fold cross-validation grouped by investing firm on deals_dev.
 
-The bar's thresholds (vertical revenue share next to the link, product-space relatedness, industry relatedness) are
-searched on the training folds (objective R@10 + R@50 + MRR of what an officer is shown: makers, expansions,
+The expansion bar's thresholds (延伸候选: vertical revenue share next to the link, product-space relatedness, industry
+relatedness) and the industry-majority rule of the maker bar (IND_MAKER_SHARE, 0 = off) are searched on the training
+folds (objective R@10 + R@50 + MRR of what an officer is shown: makers, expansions,
 leads), each held-out case ranked with its fold's choice. Prints the out-of-fold metrics beside the shipped bar's.
 
-    CHAINMATCH_EMBEDDER=e5-int8 python scripts/cv_expansion_bar.py ../shared/data
+    CHAINMATCH_EMBEDDER=e5-int8 python scripts/cv_bar.py ../shared/data
 """
 
 import json
@@ -20,7 +21,14 @@ from matcher.ranking import scoring
 from matcher.settings import get_settings
 from matcher.store.ashare import load_ashare_corpus
 
-GRID = {"vertical": [0.3, 0.1, 0.05], "related": [0.3, 0.2], "ind_related": [0.3, 0.2]}
+GRID = {"vertical": [0.3, 0.1, 0.05], "related": [0.3, 0.2], "ind_related": [0.3, 0.2], "IND_MAKER_SHARE": [0.5, 0.0]}
+
+
+def _apply(params) -> None:
+    """Set the thresholds in the scoring module (the recommender reads them at request time)."""
+    scoring.IND_MAKER_SHARE = params["IND_MAKER_SHARE"]
+    scoring.EXPANSION_BAR.clear()
+    scoring.EXPANSION_BAR.update({k: v for k, v in params.items() if k != "IND_MAKER_SHARE"})
 
 
 def main() -> None:
@@ -31,14 +39,13 @@ def main() -> None:
     rec = fitted_recommender(load_ashare_corpus(data), get_settings())
     rank = _ranker(rec, default_catalogue())
     by_id = {c.id: c for c in cases}
-    shipped = dict(scoring.EXPANSION_BAR)
+    shipped = {**scoring.EXPANSION_BAR, "IND_MAKER_SHARE": scoring.IND_MAKER_SHARE}
     memo: dict[tuple, float] = {}
 
     def rank_of(case_id: str, params) -> float:
         key = (case_id, *sorted(params.items()))
         if key not in memo:
-            scoring.EXPANSION_BAR.clear()
-            scoring.EXPANSION_BAR.update(params)
+            _apply(params)
             case = by_id[case_id]
             order = [doc for doc, *_ in rank(case.query, 100)]
             memo[key] = rank_of_truth(order, {case.doc_id})
@@ -47,8 +54,7 @@ def main() -> None:
     ids = [c.id for c in cases]
     cv = select_by_grouped_cv(ids, firm_groups(cases), rank_of, shipped, GRID)
     base = rank_metrics([rank_of(i, shipped) for i in ids])
-    scoring.EXPANSION_BAR.clear()
-    scoring.EXPANSION_BAR.update(shipped)
+    _apply(shipped)
     print(json.dumps({"shipped": shipped, "shipped_metrics": base, "oof_metrics": cv.metrics(),
                       "fold_params": cv.fold_params, "final_params": cv.final_params}, ensure_ascii=False, indent=1))
 
