@@ -274,5 +274,6 @@ class GapMap(BaseModel):
     present: dict[str, list[str]] = Field(default_factory=dict)  # link id -> resident names
     present_sources: dict[str, list[str]] = Field(default_factory=dict)  # link id -> what made it present
     hidden: int = 0  # gaps flagged 不宜引进 and left out of this view
+    trimmed: int = 0  # feasible gaps beyond the concise view's top N per chain (shown with --all / per_chain=0)
     gaps: list[Gap] = Field(default_factory=list)
     delegated: list[Delegation] = Field(default_factory=list)  # gaps that are a sub-region's own, and where they went

@@ -225,6 +225,22 @@ def test_province_gaps_leave_a_sub_regions_own_gaps_to_it_and_point_there_on_req
     assert f'data-link="{d["link_id"]}" data-state="delegated" data-delegated-to="{d["region_id"]}"' in svg
 
 
+def test_region_gaps_concise_view_keeps_the_top_rows_of_each_chain_and_counts_the_rest(api: Api):
+    """Issue 16 item 3: the concise view lists at most N rows per chain in priority order; the full list stays the
+    API default."""
+    h = api.tenant().headers
+    full = api.client.get("/v1/regions/yili/gaps", headers=h).json()
+    short = api.client.get("/v1/regions/yili/gaps", params={"per_chain": 2}, headers=h).json()
+    assert full["trimmed"] == 0 and short["trimmed"] == len(full["gaps"]) - len(short["gaps"]) > 0
+    per_chain: dict[str, list[str]] = {}
+    for g in full["gaps"]:
+        per_chain.setdefault(g["chain_id"], []).append(g["link_id"])
+    assert [g["link_id"] for g in short["gaps"]] == [
+        g["link_id"] for g in full["gaps"] if g["link_id"] in per_chain[g["chain_id"]][:2]
+    ]
+    assert api.client.get("/v1/regions/yili/gaps", params={"per_chain": -1}, headers=h).status_code == 422
+
+
 def test_region_gaps_with_unknown_chain_is_422_naming_it(api: Api):
     resp = api.client.get(
         "/v1/regions/manas/gaps", params={"chain": "unobtainium"}, headers=api.tenant().headers

@@ -31,11 +31,23 @@ def test_catalog_show_prints_the_chain_upstream_first():
 
 
 def test_gaps_for_manas_shows_the_aluminium_downstream_gaps_with_the_chain_master():
-    r = run("gaps", "玛纳斯县", "--chain", "aluminium")
+    r = run("gaps", "玛纳斯县", "--chain", "aluminium", "--all")
     assert r.exit_code == 0, r.output
     out = r.output
     assert "短链" in out and "铝棒" in out and "铝型材" in out
     assert "新疆嘉润资源控股有限公司" in out
+
+
+def test_gaps_default_view_is_concise_and_says_how_many_rows_it_left_out():
+    """Issue 16 item 3: the top rows of each chain by default, the full list with --all."""
+    short = run("gaps", "玛纳斯县", "--chain", "aluminium", "--per-chain", "2", "--json")
+    full = run("gaps", "玛纳斯县", "--chain", "aluminium", "--all", "--json")
+    s = json.loads(short.output[short.output.index("{"):])
+    f = json.loads(full.output[full.output.index("{"):])
+    assert len(s["gaps"]) == 2 and s["trimmed"] == sum(g["feasible"] for g in f["gaps"]) - 2
+    assert [g["link_id"] for g in s["gaps"]] == [g["link_id"] for g in f["gaps"][:2]]
+    text = run("gaps", "玛纳斯县", "--chain", "aluminium", "--per-chain", "2").output
+    assert f"另有 {s['trimmed']} 个较低优先级缺口未列出" in text
 
 
 def test_gaps_json_is_the_gap_map_contract():

@@ -13,7 +13,8 @@ import pytest
 from catalogue_support import catalogue_from_yaml
 
 from matcher.knowledge.catalogue import default_catalogue
-from matcher.knowledge.gaps import diagnose, format_gap_map
+from matcher.knowledge.gap_view import format_gap_map
+from matcher.knowledge.gaps import diagnose
 from matcher.knowledge.regions import RegionBook, default_regions
 from matcher.records import Need, Region, Resident
 

@@ -414,7 +414,7 @@ def test_cli_mapping_eval_reports_a_missing_label_file_cleanly(tmp_path):
 def test_a_segment_naming_the_chain_itself_is_read_for_chain_level_needs():
     """有机硅制品 (37%) names the 有机硅 chain, not one of its links: it counts for a chain-level need; a sliver, a
     trade phrase or a distributor does not (issue 20)."""
-    from matcher.knowledge.mapping import chain_named_products
+    from matcher.knowledge.chain_products import chain_named_products
 
     cat = default_catalogue()
     firm = Enterprise(

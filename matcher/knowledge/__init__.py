@@ -27,7 +27,8 @@ from matcher.knowledge.catalogue import (
     load_catalogue,
     load_gbt_codes,
 )
-from matcher.knowledge.gaps import PRIORITY_WEIGHTS, diagnose, format_gap_map, residents_in_scope
+from matcher.knowledge.gap_view import concise, format_gap_map
+from matcher.knowledge.gaps import PRIORITY_WEIGHTS, diagnose, residents_in_scope
 from matcher.knowledge.geo import CAPITALS, distance_km, province_short
 from matcher.knowledge.mapping import LinkMapper, TextEmbedder
 from matcher.knowledge.mapping_eval import (
@@ -71,6 +72,7 @@ __all__ = [
     "diagnose",
     "distance_km",
     "evaluate_mapping",
+    "concise",
     "format_gap_map",
     "is_catalogue_term",
     "is_generic_segment",

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import yaml
 
-from matcher.yamlio import read_yaml
-
 from matcher.errors import RegionFileError
 from matcher.knowledge.catalogue import DATA_DIR
 from matcher.knowledge.regions import RegionBook
 from matcher.records import Region, RegionLevel
 from matcher.text import normalize_text
+from matcher.yamlio import read_yaml
 
 logger = logging.getLogger(__name__)
 

@@ -35,13 +35,12 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-
-from matcher.yamlio import read_yaml
 from pydantic import ValidationError
 
 from matcher.errors import CatalogueError, UnknownChainError, UnknownLinkError
 from matcher.records import Chain, Edge, Link, Stage
 from matcher.text import normalize_text
+from matcher.yamlio import read_yaml
 
 logger = logging.getLogger(__name__)
 

@@ -213,8 +213,13 @@ def _diagnose(
             best[g.link_id] = g
     for lid, g in best.items():
         g.chains = [g.chain_id, *(c for c in chains_of[lid] if c != g.chain_id)]
+    local = _local_inputs(catalogue, best, available)
     ordered = sorted(
-        best.values(), key=lambda g: (not g.feasible, -g.priority, -_weight(g), -len(g.residents), g.chain_id, g.link_id)
+        best.values(),
+        key=lambda g: (
+            not g.feasible, -g.priority, -_weight(g), -len(g.residents), *_grounding(catalogue, g, local), g.chain_id,
+            g.link_id,
+        ),
     )
     delegations: list[Delegation] = []
     if book is not None and book.children(region.id):
@@ -246,6 +251,27 @@ def _diagnose(
         hidden=sum(not g.feasible for g in ordered) if not include_infeasible else 0,
         delegated=delegations,
     )
+
+
+def _local_inputs(catalogue: Catalogue, best: dict[str, Gap], present: set[str]) -> dict[str, list[str]]:
+    """Per gap link, the present links (any chain) that supply it — a local input is evidence the link can start
+    here; each gets an evidence line on its row (present links of the row's own chain are already adjacency)."""
+    out: dict[str, list[str]] = {}
+    for lid, g in best.items():
+        own_chain = set(catalogue.chains[g.chain_id].link_ids)
+        srcs = sorted({e.source for e in catalogue.suppliers(lid) if e.source in present and e.source not in own_chain})
+        if srcs:
+            out[lid] = srcs
+            names = "、".join(catalogue.links[s].name for s in srcs)
+            g.evidence.append(f"本地已有其原料或上游环节：{names}（跨产业链配套）")
+    return out
+
+
+def _grounding(catalogue: Catalogue, gap: Gap, local: dict[str, list[str]]) -> tuple[int, int, int]:
+    """Tie-breakers after priority and evidence, largest first (negated): local inputs from other chains, the
+    number of the diagnosis's chains holding the link, and the link's edges inside its chain (a core link before a
+    peripheral one) — never the alphabet."""
+    return (-len(local.get(gap.link_id, ())), -len(gap.chains), -len(catalogue.neighbours(gap.link_id, gap.chain_id)))
 
 
 def _weight(gap: Gap) -> int:
@@ -433,12 +459,14 @@ def _diagnose_chain(
                 out.append(gap)
                 origins.add(lid, {w for _, w in own[lid]} | ({region.name} if need == 1.0 else set()), direct=True)
             continue
+        # a whole chain missing: only the chain's own links are its gaps — a link the chain merely uses (煤炭开采,
+        # 肉牛养殖 for 新型肥料) is not a gap of an absent chain; it is a gap of its own chain where that is a target
+        if not present and lid not in own_links and need == 0.0:
+            continue
         evidence: list[str] = []
         edges: list[Edge] = []
         residents: list[str] = []
-        # a stated need, or a whole chain missing — the latter only for the chain's own links: a link the chain
-        # merely uses (芳烃 for 化纤) is not the region's own gap because the using chain is absent
-        whole = not present and lid in own_links
+        whole = not present
         where: set[str] = {region.name} if need == 1.0 or whole else set()
         has_up = lid in down_from  # an ancestor is present
         has_down = lid in up_from  # a descendant is present
@@ -575,51 +603,3 @@ def _weak_gap(
         priority=round(priority, 4),
         priority_parts=parts,
     )
-
-
-def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
-    """A gap map as text: per chain, its links upstream → downstream marked present / gap type.
-
-    A gap left to a sub-region is a pointer row (↪ 见 玛纳斯县) when the map includes it; otherwise a closing line
-    counts the delegated gaps per sub-region.
-    """
-    by_link = {(g.chain_id, g.link_id): g for g in gm.gaps}
-    owners = {d.link_id: d.region_name for d in gm.delegated}
-    lines = [f"地区 {gm.region_name} ({gm.region_id}) 产业链诊断"]
-    for cid in gm.chains:
-        chain = catalogue.chains[cid]
-        lines.append(f"\n■ {chain.name} ({cid})")
-        for lid in catalogue.ordered_links(cid):
-            link = catalogue.links[lid]
-            g = by_link.get((cid, lid))
-            if lid in gm.present and (g is None or g.type != GapType.WEAK):
-                via = "、".join(s for s in gm.present_sources.get(lid, []) if s != RESIDENT)
-                lines.append(
-                    f"  ● 已有 [{catalogue.stage(lid, cid).value}] {link.name}: {'、'.join(gm.present[lid])}" + (f"（来源：{via}）" if via else "")
-                )
-            elif g is not None and g.delegated_to is not None:
-                lines.append(
-                    f"  ↪ 见 {owners.get(lid, g.delegated_to)} [{catalogue.stage(lid, cid).value}] {link.name}"
-                    f"（{g.type.value}，属下辖地区自身的缺口，本级优先级 {g.priority:.2f}）"
-                )
-            elif g is not None:
-                tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
-                tag = tag if g.feasible else f"⊘ 不宜引进（{g.type.value}）"
-                dirn = {"downstream": "向下游延链", "upstream": "向上游延链"}.get(g.direction or "", "")
-                if g.type != GapType.SHORT:
-                    dirn = {"downstream": "(链主下游配套)", "upstream": "(链主上游配套)"}.get(g.direction or "", "")
-                lines.append(
-                    f"  {tag} [{catalogue.stage(lid, cid).value}] {link.name} 优先级 {g.priority:.2f} {dirn} "
-                    f"({', '.join(f'{k}={v:g}' for k, v in g.priority_parts.items())})"
-                )
-                for ev in [*g.infeasible, *g.evidence]:
-                    lines.append(f"      · {ev}")
-    if gm.hidden:
-        lines.append(f"\n另有 {gm.hidden} 个缺口不宜引进（资源、政策或配套条件不具备），加 --all 查看")
-    if gm.delegated and not any(g.delegated_to for g in gm.gaps):
-        per: dict[str, int] = {}
-        for d in gm.delegated:
-            per[d.region_name] = per.get(d.region_name, 0) + 1
-        where = "、".join(f"{name} {n} 个" for name, n in per.items())
-        lines.append(f"\n另有 {len(gm.delegated)} 个缺口属下辖地区自身（{where}），本级不重复列出，加 --all 查看")
-    return "\n".join(lines)

@@ -54,7 +54,7 @@ from matcher.knowledge.segments import (
 from matcher.records import Enterprise, LinkMatch
 from matcher.text import add_words, normalize_text
 
-__all__ = ["LinkMapper", "TextEmbedder", "chain_named_products"]
+__all__ = ["LinkMapper", "TextEmbedder"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _inside_latin_word(text: str, a: int, b: int) -> bool:
 
 
 #: A phrase naming trade in a product (铝棒贸易, 钢材批发): the firm is a trader, not a maker.
-_TRADE = re.compile(r"贸易|批发|零售|经销|代理|进出口|商贸|供应链|^销售(?!自产)")  # 销售聚丙烯 by a shipping firm
+TRADE_PHRASE = re.compile(r"贸易|批发|零售|经销|代理|进出口|商贸|供应链|^销售(?!自产)")  # 销售聚丙烯 by a shipping firm
 TRADE_CAP = 0.5  # = the default min_score: a trader stays mapped (so reasons can say 贸易) but never as a maker
 AMBIGUITY_GAP = 0.03  # token matches this close to the best one compete with it
 AMBIGUOUS_CAP = 0.5  # an ambiguous token match: a hint, never a confident mapping (the evidence bar needs 0.8)
@@ -371,7 +371,7 @@ class LinkMapper:
 
         for term in self._exact.get(key, ()):  # the raw phrase is a catalogue term
             offer(term.link_id, 1.0 - 0.01 * (term.kind == 2), "alias")
-        trade = bool(_TRADE.search(key))
+        trade = bool(TRADE_PHRASE.search(key))
         for rank, seg in enumerate(split_segments(key, self._exact)):
             order_penalty = 0.01 * min(rank, 5)  # earlier-listed segments first on ties
             # distinct phrases often share segments (铝型材 / 铝型材销售 / 铝型材(建筑))
@@ -637,29 +637,3 @@ class LinkMapper:
             if len(code) >= 4 and sharing <= 3:
                 weak = 0.4 if sharing == 1 else 0.35
                 best[lid] = LinkMatch(link_id=lid, score=weak, method="gbt", evidence=f"GB/T {code}")
-
-
-#: Words after a chain's name that leave the phrase naming the chain's products as a whole (有机硅**制品**, 有机硅
-#: **深加工**, 锂电池**系列**).
-_CHAIN_TAIL = re.compile(r"(?:深加工|新材料|材料|制品|产品|系列|业务|板块|分部|行业|产业)+$")
-
-
-def chain_named_products(
-    catalogue: Catalogue, enterprise: Enterprise, chain_id: str, min_share: float
-) -> list[tuple[str, float | None]]:
-    """The firm's segments that name the chain itself (有机硅制品 37% for 有机硅产业链) with at least ``min_share``
-    of revenue (or no share reported), best first: evidence of making the chain's products when no segment names
-    one link. Trade phrases (有机硅销售) and firms of non-maker industries never count."""
-    if sells_not_makes(enterprise.sw_industry):
-        return []
-    chain = catalogue.chains[chain_id]
-    names = {normalize_text(re.sub(r"(?:产业链|产业|链)$", "", n)) for n in (chain.name, *chain.aliases)}
-    names.discard("")
-    out = []
-    for p in enterprise.products:
-        key = normalize_text(p.name)
-        if _TRADE.search(key) or (p.share is not None and p.share < min_share):
-            continue
-        if key in names or _CHAIN_TAIL.sub("", key) in names:
-            out.append((p.name, p.share))
-    return sorted(out, key=lambda x: -(x[1] or 0.0))

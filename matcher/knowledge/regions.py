@@ -40,14 +40,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-
-from matcher.yamlio import read_yaml
 from pydantic import ValidationError
 
 from matcher.errors import RegionFileError, UnknownRegionError
 from matcher.knowledge.catalogue import DATA_DIR, Catalogue
 from matcher.records import Region
 from matcher.text import normalize_text, strip_internal_tags
+from matcher.yamlio import read_yaml
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,11 @@ import numpy as np
 
 from matcher.errors import InvalidRequestError
 from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.chain_products import chain_named_products
 from matcher.knowledge.gaps import LocatedFn, diagnose, residents_in_scope
 from matcher.knowledge.geo import province_short
 from matcher.knowledge.located import located_lookup
-from matcher.knowledge.mapping import LinkMapper, chain_named_products
+from matcher.knowledge.mapping import LinkMapper
 from matcher.knowledge.regions import RegionBook
 from matcher.ranking.candidates import CandidateSources, SourceDepth
 from matcher.ranking.corpus import FittedCorpus, PreparedUpdate

@@ -7,7 +7,8 @@ import json
 import typer
 
 from matcher.knowledge.catalogue import default_catalogue
-from matcher.knowledge.gaps import diagnose, format_gap_map
+from matcher.knowledge.gap_view import CONCISE_PER_CHAIN, concise, format_gap_map
+from matcher.knowledge.gaps import diagnose
 
 catalog_app = typer.Typer(help="The chain catalogue: chains, links, edges.", no_args_is_help=True)
 
@@ -51,12 +52,16 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the GapMap JSON (the matcher/service contract)."),
         tenant: str | None = typer.Option(None, "--tenant", help="Tenant whose private regions are visible."),
         show_all: bool = typer.Option(
-            False, "--all", help="Also list the gaps flagged 不宜引进 (with the reason) and, as pointer rows (↪ 见 …), "
-            "the gaps left to a sub-region because their whole evidence sits there.",
+            False, "--all", help="The full list: every gap of every chain, the gaps flagged 不宜引进 (with the reason) "
+            "and, as pointer rows (↪ 见 …), the gaps left to a sub-region because their whole evidence sits there.",
+        ),
+        per_chain: int = typer.Option(
+            CONCISE_PER_CHAIN, "--per-chain", min=0, help="Rows per chain in the concise view (0 = every row).",
         ),
     ) -> None:
         """Diagnose a region's chain gaps (缺链 / 短链 / 弱链) with evidence and priority.
 
+        The default view is concise: the top rows of each chain (``--per-chain``; JSON ``trimmed`` counts the rest).
         A sub-region's own gap is not repeated at prefecture or province level: the default view leaves it out and
         says where it went (JSON: ``delegated``); ``--all`` shows it as a pointer row.
         """
@@ -69,6 +74,7 @@ def register(app: typer.Typer) -> None:
             reg, ws.catalogue, chain=chain, book=book, include_infeasible=show_all, include_delegated=show_all,
             located=ws.located_for(book, tenant),
         )
+        gm = concise(gm, 0 if show_all else per_chain)
         if as_json:
             typer.echo(gm.model_dump_json(indent=2))
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Query, Response, status
 
 from matcher.knowledge.catalogue import Catalogue
+from matcher.knowledge.gap_view import concise
 from matcher.knowledge.gaps import diagnose
 from matcher.knowledge.located import located_lookup
 from matcher.records import Established, Fact, GapMap, Need, Project, Region, Resident
@@ -183,7 +184,7 @@ def delete_region(region_id: str, tenant: TenantDep, svc: ServiceDep) -> Respons
 
 def _gap_map(
     svc: ServiceDep, tenant: str, region_id: str, chain: str | None, include_infeasible: bool = False,
-    include_delegated: bool = False,
+    include_delegated: bool = False, per_chain: int = 0,
 ) -> tuple[Region, GapMap, str | None]:
     book = svc.engine.regions(tenant)
     region = region_or_404(book, region_id, tenant)
@@ -194,7 +195,7 @@ def _gap_map(
         region, svc.engine.catalogue, chain=chain_id, book=book, include_infeasible=include_infeasible,
         include_delegated=include_delegated, located=located,
     )
-    return region, gm, chain_id
+    return region, concise(gm, per_chain), chain_id
 
 
 @router.get(
@@ -213,8 +214,13 @@ def region_gaps(
         description="also list, as pointer rows (delegated_to = the sub-region), the gaps whose whole evidence sits "
         "in one sub-region that lists them as its own; by default they are left out and named in `delegated`",
     ),
+    per_chain: int = Query(
+        0, ge=0, le=1000,
+        description="the concise view: at most this many rows per chain, in priority order (`trimmed` counts the "
+        "rest); 0 = every row (the API default; `chainmatch gaps` shows 5 unless --all)",
+    ),
 ) -> GapMap:
-    return _gap_map(svc, tenant, region_id, chain, include_infeasible, include_delegated)[1]
+    return _gap_map(svc, tenant, region_id, chain, include_infeasible, include_delegated, per_chain)[1]
 
 
 @router.get(
