@@ -274,6 +274,11 @@ def _grounding(catalogue: Catalogue, gap: Gap, local: dict[str, list[str]]) -> t
     return (-len(local.get(gap.link_id, ())), -len(gap.chains), -len(catalogue.neighbours(gap.link_id, gap.chain_id)))
 
 
+def _farming(codes: tuple[str, ...] | list[str]) -> bool:
+    """GB/T 4754 section A without its services: crops, forestry, animal husbandry, fishery (01–04)."""
+    return bool(codes) and all(c[:2] in ("01", "02", "03", "04") for c in codes)
+
+
 def _weight(gap: Gap) -> int:
     """The evidence that breaks priority ties: every line but stated support (support raises nothing)."""
     return sum(not e.startswith(SUPPORT) for e in gap.evidence)
@@ -486,6 +491,8 @@ def _diagnose_chain(
             gtype, direction = GapType.SHORT, "downstream"
             evidence.append(f"产业链止于已有环节，{link.name}为向下游延伸的空缺环节（距最近已有环节 {down_from[lid]} 步）")
         elif has_down:
+            if need == 0.0 and _farming(link.gbt):
+                continue  # extending a chain back into farming (林果种植 behind 干果加工) is no industrial project
             gtype, direction = GapType.SHORT, "upstream"
             evidence.append(f"{link.name}为向上游延伸的空缺环节（距最近已有环节 {up_from[lid]} 步）")
         else:
