@@ -101,9 +101,8 @@ class Explanations(ExpansionReasons):
             reasons.extend(self._expansion_reasons(i, feats, q, target))
         elif (
             target is None and q.chain_id and not any(m.score >= CONFIDENT and m.method != "trade" for m in matches)
-            and self._chain_products(i, q.chain_id)
+            and (named := self._chain_products(i, q.chain_id)[:2])
         ):
-            named = self._chain_products(i, q.chain_id)[:2]
             cname = self.catalogue.chains[q.chain_id].name
             lead = "主营" if all(s is None or s >= MAIN_SHARE for _, s in named) else "涉及"
             what = "、".join(f"{p}（{_share(s) if lead == '涉及' else f'{s:.0%}'}）" if s else p for p, s in named)

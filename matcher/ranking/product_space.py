@@ -91,7 +91,7 @@ class ProductSpace:
         firms_i = np.asarray(I.sum(0)).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):  # P(link | industry): the share of its firms making it
             self.industry_share_ = np.where(firms_i[:, None] > 0, joint_i / firms_i[:, None], 0.0).astype(np.float32)
-        self.RI_ = _npmi(joint_i, np.asarray(I.sum(0)).ravel(), made, n, self.min_count, False) * (
+        self.RI_ = _npmi(joint_i, firms_i, made, n, self.min_count, False) * (
             joint_i / (joint_i + self.shrink)
         )
         self.R_, self.RI_ = self.R_.astype(np.float32), self.RI_.astype(np.float32)

@@ -269,7 +269,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         return np.where(codes >= 0, space.industry_share_[np.maximum(codes, 0), j], 0.0)
 
     def _chain_products(self, i: int, chain_id: str) -> list[tuple[str, float | None]]:
-        """The firm's segments naming the chain itself (:func:`~matcher.knowledge.mapping.chain_named_products`)."""
+        """The firm's segments naming the chain itself (:func:`~matcher.knowledge.chain_products.chain_named_products`)."""
         return chain_named_products(self.catalogue, self.enterprises_[i], chain_id, MIN_MAKER_SHARE)
 
     def located_for(self, book: RegionBook | None, tenant: str | None = None) -> LocatedFn:

@@ -272,7 +272,7 @@ MIN_MAKER_SHARE = 0.02
 
 #: A firm known only by its industry is read as a maker of the link when at least this share of its industry's
 #: corpus firms make it (a majority); NPMI association alone (``ind_related``) lets a minority product through.
-#: Chosen by grouped CV between 0 (off) and 0.5 with scripts/cv_expansion_bar.py's protocol (docs/results.md).
+#: Chosen by grouped CV between 0 (off) and 0.5 with scripts/cv_bar.py (docs/results.md, session 8).
 IND_MAKER_SHARE = 0.5
 
 
