@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 
+from matcher.knowledge.mapping import MAKER_SCORE
 from matcher.ranking.query import NeedQuery
 from matcher.ranking.recommendation import Candidate, SignalReason
 from matcher.ranking.scoring import FEATURES, evidence_strength
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Explanations"]
 
 
-CONFIDENT = 0.8  # mapping confidence from which a product is said to fill the link
+CONFIDENT = MAKER_SCORE  # mapping confidence from which a product is said to fill the link (one constant with mapping)
 MAIN_SHARE = 0.1  # revenue share from which a segment is called 主营
 
 
