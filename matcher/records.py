@@ -54,6 +54,7 @@ class Link(BaseModel):
     gbt: tuple[str, ...] = ()
     description: str = ""
     local_supply: bool = False  # bulky or perishable: economic only within a short transport radius of its user
+    family: str = ""  # links a 招商 officer treats as one line of business (PE管材 and 双壁波纹管; 燃煤发电 and 热电联产)
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -242,6 +243,7 @@ class Gap(BaseModel):
     feasible: bool = True  # False: fails a hard requirement (不宜引进); shown only on request
     infeasible: list[str] = Field(default_factory=list)  # the hard requirements it fails, with their sources
     delegated_to: str | None = None  # id of the sub-region whose own gap this is (pointer row, shown only on request)
+    variant_of: str | None = None  # link id of the same family already present or listed above (left out of the concise view)
 
     @property
     def action(self) -> str:

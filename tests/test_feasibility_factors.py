@@ -97,7 +97,7 @@ def test_demo_factor_facts_are_sourced_and_only_where_a_source_says_so(demo):
     assert stated[("gongliu", "rail_access")].value is False  # 伊阿铁路 still being built
     assert stated[("zhundong", "rail_access")].value is True and stated[("kuqa", "rail_access")].value is True
     assert ("mulei", "rail_access") not in stated and ("hutubi", "rail_access") not in stated  # no source
-    resources = {"bauxite", "coal", "oil_gas", "wind_resource", "coal_chem_demo_zone"}
+    resources = {"bauxite", "coal", "oil_gas", "wind_resource", "coal_chem_demo_zone", "chemical_park"}  # chemical_park: a site condition
     assert {k for _, k in stated} - resources <= FACTORS
 
 

@@ -278,6 +278,7 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
                 gbt=tuple(str(g) for g in entry.get("gbt") or ()),
                 description=str(entry.get("description") or ""),
                 local_supply=bool(entry.get("local_supply", False)),
+                family=str(entry.get("family") or ""),
             )
         except KeyError as exc:
             raise CatalogueError(path.name, label, f"missing required key {exc}") from exc

@@ -11,7 +11,7 @@ is recorded) changes nothing in the priority but is stated as support (:attr:`As
 Endowment keys used by the requirements: bauxite, coal, oil_gas, wind_resource, open_land (natural resources and
 land); water_ample (reliable industrial water), wastewater_park (a park with central effluent treatment),
 power_price_low (industrial electricity recorded as cheap), rail_access (a freight railway serves the region);
-coal_chem_demo_zone and quota_* (policy).
+chemical_park (a recognised 化工园区 hosts hazardous-chemical synthesis); coal_chem_demo_zone and quota_* (policy).
 """
 
 from __future__ import annotations
@@ -61,8 +61,14 @@ class Assessment:
 
 def load_requirements(path: Path = REQUIREMENTS_FILE) -> dict[str, list[Requirement]]:
     """Link id → its requirements."""
-    raw = read_yaml(path) or {}
-    return {str(lid): [Requirement.model_validate(r) for r in reqs] for lid, reqs in raw.items()}
+    raw = dict(read_yaml(path) or {})
+    groups = raw.pop("_groups", None) or []
+    out = {str(lid): [Requirement.model_validate(r) for r in reqs] for lid, reqs in raw.items()}
+    for group in groups:  # one requirement shared by many links (化工园区 for hazardous-chemical synthesis)
+        req = Requirement.model_validate(group["requirement"])
+        for lid in group["links"]:
+            out.setdefault(str(lid), []).append(req)
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -15,12 +15,15 @@ CONCISE_PER_CHAIN = 5
 
 def concise(gm: GapMap, per_chain: int = CONCISE_PER_CHAIN) -> GapMap:
     """The gap map with at most ``per_chain`` rows per chain (a row counts for the first chain it lists), in the
-    diagnosis's order; ``trimmed`` says how many were left out. ``per_chain`` ≤ 0 keeps every row."""
+    diagnosis's order, without the variant rows of a family already listed or present (its head row names them);
+    ``trimmed`` says how many were left out. ``per_chain`` ≤ 0 keeps every row."""
     if per_chain <= 0:
         return gm
     seen: dict[str, int] = {}
     kept: list[Gap] = []
     for g in gm.gaps:
+        if g.variant_of is not None and g.feasible and g.delegated_to is None:
+            continue
         n = seen.get(g.chain_id, 0)
         if n < per_chain or not g.feasible or g.delegated_to is not None:
             kept.append(g)
@@ -56,6 +59,7 @@ def format_gap_map(gm: GapMap, catalogue: Catalogue) -> str:
             elif g is not None:
                 tag = {"缺链": "✗ 缺链", "短链": "→ 短链", "弱链": "△ 弱链"}[g.type.value]
                 tag = tag if g.feasible else f"⊘ 不宜引进（{g.type.value}）"
+                tag = f"≈ 同类（{g.type.value}）" if g.variant_of is not None and g.feasible else tag
                 dirn = {"downstream": "向下游延链", "upstream": "向上游延链"}.get(g.direction or "", "")
                 if g.type != GapType.SHORT:
                     dirn = {"downstream": "(链主下游配套)", "upstream": "(链主上游配套)"}.get(g.direction or "", "")

@@ -238,6 +238,7 @@ def _diagnose(
         if delegations:
             logger.debug("%s: %d gaps left to sub-regions", region.id, len(delegations))
     own_rows = [g for g in ordered if g.feasible and g.delegated_to is None]
+    _fold_families(own_rows, catalogue, present_out)
     shown = own_rows + ([g for g in ordered if g.delegated_to is not None] if include_delegated else [])
     if include_infeasible:
         shown += [g for g in ordered if not g.feasible]
@@ -251,6 +252,32 @@ def _diagnose(
         hidden=sum(not g.feasible for g in ordered) if not include_infeasible else 0,
         delegated=delegations,
     )
+
+
+def _fold_families(rows: list[Gap], catalogue: Catalogue, present: Mapping[str, list[str]]) -> None:
+    """Mark rows of one line of business (the catalogue's ``family``: 双壁波纹管 beside PE管材, 热电联产 beside
+    燃煤发电) as variants: of a present link of the family (同类环节本地区已有), or of the family's first row, which
+    names them (同类品种). The concise view leaves variants out; the full list keeps them, marked."""
+    holders: dict[str, str] = {}  # family → a present link of it
+    for lid in present:
+        fam = catalogue.links[lid].family
+        if fam and fam not in holders:
+            holders[fam] = lid
+    head: dict[str, Gap] = {}
+    for g in rows:
+        fam = catalogue.links[g.link_id].family
+        if not fam:
+            continue
+        if fam in holders:
+            lid = holders[fam]
+            g.variant_of = lid
+            g.evidence.insert(0, f"同类环节本地区已有：{catalogue.links[lid].name}（{'、'.join(present[lid][:3])}），可由其扩能或延伸，不单列")
+        elif fam in head:
+            g.variant_of = head[fam].link_id
+            g.evidence.insert(0, f"与{head[fam].link_name}属同一类项目（同类品种），合并在该行")
+            head[fam].evidence.append(f"同类品种（可同一项目引进）：{g.link_name}")
+        else:
+            head[fam] = g
 
 
 def _local_inputs(catalogue: Catalogue, best: dict[str, Gap], present: set[str]) -> dict[str, list[str]]:
@@ -458,6 +485,9 @@ def _diagnose_chain(
         need, need_text, need_type = _need_score(region, chain_id, lid)
         if lid in present:
             if lid not in own:  # held by a captive plant, a project or a located firm: no thin-resident reading
+                if need == 1.0 and need_type == GapType.WEAK:  # unless the region asks to strengthen it (强链)
+                    out.append(_stated_weak_gap(catalogue, chain_id, lid, holders[lid], need, need_text))
+                    origins.add(lid, {region.name}, direct=True)
                 continue
             gap = _weak_gap(region, catalogue, chain_id, lid, own[lid], need, need_text, need_type)
             if gap:
@@ -467,6 +497,9 @@ def _diagnose_chain(
         # a whole chain missing: only the chain's own links are its gaps — a link the chain merely uses (煤炭开采,
         # 肉牛养殖 for 新型肥料) is not a gap of an absent chain; it is a gap of its own chain where that is a target
         if not present and lid not in own_links and need == 0.0:
+            continue
+        # a link the chain merely uses (风力发电机组 in the 能源装备 umbrella) is its gap only next to a present link
+        if present and lid not in own_links and need == 0.0 and near.get(lid) != 1:
             continue
         evidence: list[str] = []
         edges: list[Edge] = []
@@ -608,5 +641,28 @@ def _weak_gap(
         residents=[r.name for r in residents],
         edges=consumers[:4],
         priority=round(priority, 4),
+        priority_parts=parts,
+    )
+
+
+def _stated_weak_gap(
+    catalogue: Catalogue, chain_id: str, lid: str, held: list[tuple[Resident, str]], need: float, need_text: str | None
+) -> Gap:
+    """A 强链 row for a link the region already has through public record, a project or a located firm, named by a
+    stated need: the need is the reason; who holds the link is stated, not judged thin."""
+    link = catalogue.links[lid]
+    names = [r.name for r, _ in held]
+    parts = {"adjacency": 0.6, "chain_master": 0.0, "stated_need": need, "value": 0.5}
+    return Gap(
+        type=GapType.WEAK,
+        chain_id=chain_id,
+        chain_name=catalogue.chains[chain_id].name,
+        link_id=lid,
+        link_name=link.name,
+        stage=catalogue.stage(lid, chain_id),
+        evidence=[strip_internal_tags(f"地区提出强链需求：{need_text}"), f"本地区已有：{'；'.join(names[:3])}"],
+        residents=[],
+        edges=(catalogue.customers(lid, chain_id) + catalogue.suppliers(lid, chain_id))[:4],
+        priority=round(sum(PRIORITY_WEIGHTS[k] * v for k, v in parts.items()), 4),
         priority_parts=parts,
     )
