@@ -279,6 +279,7 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
                 description=str(entry.get("description") or ""),
                 local_supply=bool(entry.get("local_supply", False)),
                 family=str(entry.get("family") or ""),
+                recycles=str(entry.get("recycles") or ""),
             )
         except KeyError as exc:
             raise CatalogueError(path.name, label, f"missing required key {exc}") from exc

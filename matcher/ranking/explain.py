@@ -11,7 +11,7 @@ from matcher.knowledge.mapping import MAKER_SCORE
 from matcher.ranking.query import NeedQuery
 from matcher.ranking.recommendation import Candidate, SignalReason
 from matcher.ranking.scoring import FEATURES, evidence_strength
-from matcher.records import Region
+from matcher.records import LinkMatch, Region
 from matcher.text import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -45,14 +45,23 @@ class ExpansionReasons:
             n = space.industry_makers(industry, link_id)
             out.append(f"同属「{industry}」行业的 {n} 家企业生产「{lname}」")
         if feats.get("vertical", 0.0) >= 0.3:
-            made = {m.link_id for m in self.enterprises_[i].links if m.score >= 0.8}
+            made = {m.link_id: m for m in self.enterprises_[i].links if m.score >= CONFIDENT and m.method != "trade"}
             ups = [e.source for e in self.catalogue.suppliers(link_id, q.chain_id) if e.source in made]
             downs = [e.target for e in self.catalogue.customers(link_id, q.chain_id) if e.target in made]
             if ups:
-                out.append(f"上游原料企业向下游延伸：已生产「{self.catalogue.links[ups[0]].name}」")
+                out.append(f"上游原料企业向下游延伸：{self._held(made[ups[0]])}")
             elif downs:
-                out.append(f"下游用户向上游整合：已生产「{self.catalogue.links[downs[0]].name}」")
+                out.append(f"下游用户向上游整合：{self._held(made[downs[0]])}")
         return out
+
+    def _held(self, m: LinkMatch) -> str:
+        """What the firm's own data says it has on a link: its product words and share, then the link they map to
+        (never the link's name as a production claim: a recycler's 铝锭 is no 电解铝)."""
+        lname = self.catalogue.links[m.link_id].name
+        if not m.evidence or normalize_text(m.evidence) == normalize_text(lname):
+            return f"已有「{lname}」业务" + (f"（{_share(m.share)}）" if m.share is not None else "")
+        share = f"，{_share(m.share)}" if m.share is not None else ""
+        return f"已有「{m.evidence}」业务（对应「{lname}」环节{share}）"
 
 
 class Explanations(ExpansionReasons):
