@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from matcher.errors import UnknownChainError
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.feasibility import assess, describe, endowments
+from matcher.knowledge.gap_families import fold_families
 from matcher.knowledge.regions import RegionBook
 from matcher.records import Delegation, Edge, Fact, Gap, GapMap, GapType, ProjectStatus, Region, Resident
 from matcher.text import normalize_company_name, strip_internal_tags
@@ -238,7 +239,7 @@ def _diagnose(
         if delegations:
             logger.debug("%s: %d gaps left to sub-regions", region.id, len(delegations))
     own_rows = [g for g in ordered if g.feasible and g.delegated_to is None]
-    _fold_families(own_rows, catalogue, present_out)
+    fold_families(own_rows, catalogue, present_out)
     shown = own_rows + ([g for g in ordered if g.delegated_to is not None] if include_delegated else [])
     if include_infeasible:
         shown += [g for g in ordered if not g.feasible]
@@ -252,32 +253,6 @@ def _diagnose(
         hidden=sum(not g.feasible for g in ordered) if not include_infeasible else 0,
         delegated=delegations,
     )
-
-
-def _fold_families(rows: list[Gap], catalogue: Catalogue, present: Mapping[str, list[str]]) -> None:
-    """Mark rows of one line of business (the catalogue's ``family``: 双壁波纹管 beside PE管材, 热电联产 beside
-    燃煤发电) as variants: of a present link of the family (同类环节本地区已有), or of the family's first row, which
-    names them (同类品种). The concise view leaves variants out; the full list keeps them, marked."""
-    holders: dict[str, str] = {}  # family → a present link of it
-    for lid in present:
-        fam = catalogue.links[lid].family
-        if fam and fam not in holders:
-            holders[fam] = lid
-    head: dict[str, Gap] = {}
-    for g in rows:
-        fam = catalogue.links[g.link_id].family
-        if not fam:
-            continue
-        if fam in holders:
-            lid = holders[fam]
-            g.variant_of = lid
-            g.evidence.insert(0, f"同类环节本地区已有：{catalogue.links[lid].name}（{'、'.join(present[lid][:3])}），可由其扩能或延伸，不单列")
-        elif fam in head:
-            g.variant_of = head[fam].link_id
-            g.evidence.insert(0, f"与{head[fam].link_name}属同一类项目（同类品种），合并在该行")
-            head[fam].evidence.append(f"同类品种（可同一项目引进）：{g.link_name}")
-        else:
-            head[fam] = g
 
 
 def _local_inputs(catalogue: Catalogue, best: dict[str, Gap], present: set[str]) -> dict[str, list[str]]:

@@ -40,6 +40,7 @@ import numpy as np
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.industries import sells_not_makes, service_link
+from matcher.knowledge.recycling import recycling_links, reroute_recycled
 from matcher.knowledge.segments import (
     _EQUIPMENT_SUFFIX,
     _TRANSPARENT_TAIL,
@@ -51,7 +52,7 @@ from matcher.knowledge.segments import (
     is_generic_segment,
     split_segments,
 )
-from matcher.records import Enterprise, Link, LinkMatch
+from matcher.records import Enterprise, LinkMatch
 from matcher.text import add_words, normalize_text
 
 __all__ = ["LinkMapper", "TextEmbedder"]
@@ -164,7 +165,7 @@ class LinkMapper:
         self.embedding_threshold = embedding_threshold
         self.max_cache = max_cache
         self._order = {lid: i for i, lid in enumerate(catalogue.links)}
-        self._recyclers = [lk for lk in catalogue.links.values() if lk.recycles in catalogue.links]
+        self._recyclers = recycling_links(catalogue)
         self._cache: dict[str, tuple[_Hit, ...]] = {}
         self._seg_cache: dict[str, dict[str, tuple[float, str]]] = {}
         self._lock = threading.Lock()
@@ -299,7 +300,8 @@ class LinkMapper:
                 if score >= self.min_score * self.scope_weight:
                     offer(LinkMatch(link_id=h.link_id, score=score, method=h.method, evidence=phrase))
         self._apply_gbt(enterprise.gbt_codes, best)
-        self._recycled_route(enterprise, best)
+        for m in reroute_recycled(enterprise, best, self._recyclers, self.catalogue):
+            offer(m)
         if sells_not_makes(enterprise.sw_industry):  # a pharmacy's 中成药, a trading house's 服装: sold, not made
             for lid, m in best.items():
                 if m.method != "trade" and not service_link(self.catalogue.links[lid].gbt):
@@ -312,36 +314,6 @@ class LinkMapper:
                 self._order.get(m.link_id, 0),
             ),
         )
-
-    def _recycled_route(self, enterprise: Enterprise, best: dict[str, LinkMatch]) -> None:
-        """A firm whose name or business scope names a recycling route (再生铝, 废铝回收, a 资源再生 company), or
-        whose scrap line is larger than its primary one, makes the primary link's commodity from scrap: its 铝锭 is 再生铝, not 电解铝. Its match on the primary link moves to the recycling
-        link (``recycles`` in the catalogue), keeping evidence and share — unless its products or scope name the
-        primary route itself (a smelter that also recycles)."""
-        text = normalize_text(f"{enterprise.name} {enterprise.scope}")
-        for link in self._recyclers:
-            primary = best.get(link.recycles)
-            if primary is None:
-                continue
-            rec = best.get(link.id)
-            says = "再生" in normalize_text(enterprise.name) or any(normalize_text(t) in text for t in link.terms)
-            larger = rec is not None and (rec.share or 0.0) >= (primary.share or 0.0) > 0.0
-            if not (says or larger):
-                continue  # its name or scope names the recycling route (再生铝, 资源再生), or scrap is its larger line
-            if any(t in text or any(t in normalize_text(p.name) for p in enterprise.products) for t in self._specific(link)):
-                continue  # it names the primary route itself (电解铝, 原铝): a smelter that also recycles
-            del best[link.recycles]
-            moved = primary.model_copy(update={"link_id": link.id})
-            cur = best.get(link.id)
-            if cur is None or _evidence_key(moved) > _evidence_key(cur):
-                best[link.id] = moved
-
-    def _specific(self, recycler: Link) -> list[str]:
-        """The primary link's terms that only the primary route uses (电解铝, 原铝, 重熔用铝锭 — not 铝锭, which
-        再生铝锭 contains)."""
-        primary = self.catalogue.links[recycler.recycles]
-        theirs = [normalize_text(t) for t in recycler.terms]
-        return [n for t in primary.terms if not any((n := normalize_text(t)) in r for r in theirs)]
 
     def map_many(self, enterprises: Iterable[Enterprise]) -> dict[str, list[LinkMatch]]:
         """``{enterprise id: links}`` for many enterprises."""

@@ -267,7 +267,7 @@ async function selectChain(chainId, gmAll) {
     tbody.append(el("tr", { class: "gap-row", dataset: { link: g.link_id, gapType: g.type },
                              onclick: () => selectGap(chainId, g.link_id, g.type) },
       el("td", {}, el("span", { class: `tag ${g.type}` }, g.type)),
-      el("td", {}, g.link_name),
+      el("td", {}, g.variant_of ? `${g.link_name}（同类品种）` : g.link_name),  // one line of business: see its first row
       el("td", {}, g.priority.toFixed(2)),
       el("td", { class: "muted" }, (g.evidence || []).slice(0, 2).join("；"))));
   }
