@@ -40,3 +40,13 @@ def test_scrap_copper_refiner(mapper):
     assert "copper_cathode" in got  # names the primary product itself
     got = _links(mapper, "某再生资源有限公司", "废杂铜回收利用", ("电解铜", 0.8))
     assert "copper_cathode" in got  # 电解铜 names the refining route, whatever the copper's origin
+
+
+def test_umbrella_and_form_words_name_their_products(mapper):
+    """聚烯烃 names both resins; 铝合金(圆棒) and 铝合金方棒 are rods; 番茄业 / 汽车零部件制造业 name an industry's product."""
+    got = {m.link_id for m in mapper.map_product("聚烯烃")}
+    assert {"polyethylene", "polypropylene"} <= got
+    assert mapper.map_product("铝合金（圆棒）")[0].link_id == "aluminium_rod"
+    assert mapper.map_product("铝合金方棒")[0].link_id == "aluminium_rod"
+    assert mapper.map_product("汽车零部件制造业")[0].link_id == "auto_parts"
+    assert mapper.map_product("改性聚烯烃")[0].link_id == "modified_plastics"  # the longer term still wins

@@ -133,6 +133,7 @@ _TRAILING_AFFIXES = (
     "养殖",
     "类",
     "等",
+    "业",  # 番茄业, 纺织业: an industry-named segment (业务 and 制造业 are handled above)
 )
 
 
@@ -214,6 +215,9 @@ def split_segments(text: str, keep: Container[str] = ()) -> list[str]:
     if not main:  # the whole phrase was in brackets
         main = re.sub(r"[()\[\]<>]", "", key)
     out: list[str] = []
+    form = _FORM_NOTE.fullmatch(key)
+    if form:  # 铝合金(圆棒): a material named with its form in brackets is the formed product (铝合金圆棒)
+        out.append(form.group(1) + form.group(2))
     for part in _SPLIT.split(main):
         part = part.strip(" -_:.()")
         if not part:
@@ -222,6 +226,11 @@ def split_segments(text: str, keep: Container[str] = ()) -> list[str]:
         if part and not is_generic_segment(part) and part not in out:
             out.append(part)
     return out
+
+
+#: A short material name followed by a short bracketed form (铝合金(圆棒), 钢(方坯)); notes such as (含税), (注1) or
+#: (其他) are not forms.
+_FORM_NOTE = re.compile(r"([\u4e00-\u9fff]{1,4})\((?![含包不注其如即主自外内按])([\u4e00-\u9fff]{2,3})\)")
 
 
 def _content_token(t: str) -> bool:
