@@ -426,6 +426,8 @@ def test_a_segment_naming_the_chain_itself_is_read_for_chain_level_needs():
     trader = firm.model_copy(update={"sw_industry": "贸易Ⅲ"})
     assert chain_named_products(cat, trader, "organosilicon", 0.02) == []
     assert chain_named_products(cat, firm, "lithium_battery", 0.02) == []
+    tianye = Enterprise(id="y", name="新疆天业", sw_industry="氯碱", products=[Product(name="番茄业", share=0.077)])
+    assert chain_named_products(cat, tianye, "tomato", 0.02) == [("番茄业", 0.077)]  # an industry-named segment
 
 
 def test_a_battery_pack_is_named_by_its_common_name(full_mapper):

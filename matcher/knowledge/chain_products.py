@@ -16,7 +16,7 @@ __all__ = ["chain_named_products"]
 
 #: Words after a chain's name that leave the phrase naming the chain's products as a whole (有机硅**制品**, 有机硅
 #: **深加工**, 锂电池**系列**).
-_CHAIN_TAIL = re.compile(r"(?:深加工|新材料|材料|制品|产品|系列|业务|板块|分部|行业|产业)+$")
+_CHAIN_TAIL = re.compile(r"(?:深加工|新材料|材料|制品|产品|系列|业务|板块|分部|行业|产业|业)+$")  # 番茄业
 
 
 def chain_named_products(
