@@ -12,7 +12,7 @@ logistics, real estate, finance, media and consumer services), not from any eval
 
 from __future__ import annotations
 
-__all__ = ["NON_MAKER_INDUSTRIES", "sells_not_makes", "service_link"]
+__all__ = ["EQUIPMENT_INDUSTRIES", "NON_MAKER_INDUSTRIES", "market_label", "sells_not_makes", "service_link"]
 
 #: Distribution, logistics, property, finance and consumer-service industries (申万 2021 level 3).
 NON_MAKER_INDUSTRIES: frozenset[str] = frozenset(
@@ -45,3 +45,37 @@ def service_link(gbt_codes: tuple[str, ...] | list[str]) -> bool:
     """A link whose GB/T 4754 classes are all services (sections F onward, codes from 5xxx): distribution,
     logistics, technical services — a trading or service firm can be its maker."""
     return bool(gbt_codes) and all(c[:1] >= "5" for c in gbt_codes)
+
+
+#: Equipment and component industries (申万 2021 level 3) whose segments are often named after the market they
+#: serve: 禾望电气 (风电零部件) reports 风力发电 72% beside 风电变流器 80% — converters sold to wind power, not a wind farm.
+#: Whole-turbine makers (风电整机) are left out: they do develop and run wind farms.
+EQUIPMENT_INDUSTRIES: frozenset[str] = frozenset(
+    {
+        "风电零部件", "光伏加工设备", "逆变器", "输变电设备", "配电设备", "电网自动化设备", "电工仪器仪表",
+        "火电设备", "其他能源设备Ⅲ", "综合电力设备商", "锂电专用设备", "能源及重型设备", "其他专用设备",
+        "其他通用设备", "工控设备", "其他自动化设备", "仪器仪表", "环保设备Ⅲ",
+    }
+)
+
+#: Words that say the firm runs plants (风电开发, 光伏电站运营, 储能项目): never a market label.
+_OPERATING = ("开发", "运营", "场", "站", "epc", "投资", "电力", "项目", "售电")
+#: Words after a market name that leave it a market name (风力发电类, 光伏发电行业).
+_MARKET_TAIL = ("类", "行业", "领域", "市场", "业")
+
+
+def market_label(sw_industry: str | None, segment: str, link_name: str, link_terms: tuple[str, ...],
+                 gbt_codes: tuple[str, ...] | list[str]) -> bool:
+    """An equipment firm's segment that is just the name of a power-generation link (GB/T 441x: 风力发电, 光伏发电)
+    names the market it sells to, not a plant it runs. ``segment`` and the terms are normalised text."""
+    if not sw_industry or sw_industry not in EQUIPMENT_INDUSTRIES:
+        return False
+    if not gbt_codes or not all(c.startswith("441") for c in gbt_codes):
+        return False
+    bare = segment
+    for tail in _MARKET_TAIL:
+        if bare.endswith(tail) and len(bare) - len(tail) >= 2:
+            bare = bare[: -len(tail)]
+            break
+    bare_terms = [t for t in (link_name, *link_terms) if not any(w in t for w in _OPERATING)]
+    return bare in bare_terms and not any(w in bare for w in _OPERATING)

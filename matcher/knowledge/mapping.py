@@ -39,7 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from matcher.knowledge.catalogue import Catalogue
-from matcher.knowledge.industries import sells_not_makes, service_link
+from matcher.knowledge.industries import market_label, sells_not_makes, service_link
 from matcher.knowledge.recycling import recycling_links, reroute_recycled
 from matcher.knowledge.segments import (
     _EQUIPMENT_SUFFIX,
@@ -284,7 +284,7 @@ class LinkMapper:
             self._prefill_embeddings([p.name for p in enterprise.products])
         for product in enterprise.products:
             for h in self._hits(product.name):
-                if h.score >= self.min_score:
+                if h.score >= self.min_score and not self._market(enterprise, product.name, h.link_id):
                     offer(
                         LinkMatch(
                             link_id=h.link_id,
@@ -314,6 +314,11 @@ class LinkMapper:
                 self._order.get(m.link_id, 0),
             ),
         )
+
+    def _market(self, enterprise: Enterprise, name: str, link_id: str) -> bool:
+        link = self.catalogue.links[link_id]
+        terms = tuple(normalize_text(t) for t in link.terms)
+        return market_label(enterprise.sw_industry, normalize_text(name), normalize_text(link.name), terms, link.gbt)
 
     def map_many(self, enterprises: Iterable[Enterprise]) -> dict[str, list[LinkMatch]]:
         """``{enterprise id: links}`` for many enterprises."""

@@ -1,0 +1,32 @@
+"""An equipment firm's segment named after its market is not a plant (issue #20: 禾望's 风力发电 72% was a wind farm)."""
+
+from __future__ import annotations
+
+from matcher.knowledge.catalogue import default_catalogue
+from matcher.knowledge.industries import market_label
+from matcher.knowledge.mapping import LinkMapper
+from matcher.records import Enterprise, Product
+
+
+def _links(industry: str, *products: tuple[str, float]) -> set[str]:
+    mapper = LinkMapper(default_catalogue())
+    e = Enterprise(id="t", name="某电气股份有限公司", sw_industry=industry,
+                   products=[Product(name=p, share=s) for p, s in products])
+    return {m.link_id for m in mapper.map(e) if m.score >= 0.8}
+
+
+def test_equipment_maker_market_segment_is_not_a_wind_farm():
+    got = _links("风电零部件", ("风电变流器", 0.8), ("风力发电", 0.72), ("光伏发电", 0.06))
+    assert "wind_converter" in got
+    assert "wind_farm" not in got and "pv_power_station" not in got
+
+
+def test_operating_words_and_other_industries_keep_the_plant():
+    assert "wind_farm" in _links("风电零部件", ("风电场运营", 0.1))  # it runs wind farms
+    assert "wind_farm" in _links("风电整机", ("风力发电", 0.1))  # turbine makers develop wind farms
+    assert "wind_farm" in _links("电力", ("风力发电", 0.6))  # a utility
+
+
+def test_market_label_needs_a_generation_link():
+    assert not market_label("风电零部件", "风电变流器", "风电变流器", ("风电变流器",), ("3415",))
+    assert market_label("逆变器", "光伏发电行业", "光伏电站", ("光伏发电",), ("4416",))
