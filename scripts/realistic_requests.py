@@ -1,7 +1,11 @@
 """The 24 realistic requests judged for issue 20 (demo regions and ad hoc prefectures in 云南, 内蒙古, 江西): ranks each
 with the product over the A-share corpus and writes the top 10 with products and reasons as JSON for a reviewer.
 
-    CHAINMATCH_EMBEDDER=e5-int8 python scripts/realistic_requests.py OUT.json [DATA_DIR]
+    CHAINMATCH_EMBEDDER=e5-int8 python scripts/realistic_requests.py OUT.json [DATA_DIR | STORE_DIR]
+
+DATA_DIR (default ../shared/data) ranks over the raw A-share corpus; a STORE_DIR holding a chainmatch.db filled by
+``chainmatch corpus import-a-share`` ranks over what the product serves: the A-share firms merged with the embedded
+public-facts profiles (大全能源's 多晶硅, which the A-share rows do not list).
 """
 import json
 import logging
@@ -20,7 +24,15 @@ def main() -> None:
     """Rank the requests and write the JSON file named on the command line."""
     logging.basicConfig(level=logging.WARNING)
     s = get_settings()
-    rec = fitted_recommender(load_ashare_corpus(Path(sys.argv[2] if len(sys.argv) > 2 else "../shared/data")), s)
+    src = Path(sys.argv[2] if len(sys.argv) > 2 else "../shared/data")
+    if (src / "chainmatch.db").exists():
+        from matcher.store.store import Store
+
+        with Store(f"sqlite:///{src / 'chainmatch.db'}") as store:
+            corpus = list(store.iter_enterprises())
+    else:
+        corpus = load_ashare_corpus(src)
+    rec = fitted_recommender(corpus, s)
     book = default_regions()
     R = REALISTIC_REQUESTS
     out = []

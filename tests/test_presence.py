@@ -129,3 +129,18 @@ def test_a_firm_with_a_project_in_the_region_is_already_there(rec):
     grow = rec.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
                                           gap_type="弱链", k=10), book)  # fmt: skip
     assert {c.enterprise_id: c.local_presence for c in grow.candidates}["f0004"].startswith("本地已有项目：丙新能源")
+
+
+def test_a_province_resident_is_still_a_newcomer_to_its_prefectures(rec):
+    """A firm on the province's file sits elsewhere in the province: investing in one of its prefectures is still
+    招商 (新疆天业, on the 自治区 file, for 昌吉州's tomato chain)."""
+    yunnan = Region(id="yunnan", name="云南省", level="省", province="云南", target_chains=["photovoltaic"],
+                    residents=[Resident(name="甲硅业股份有限公司", links=["silicon_wafer"])])  # fmt: skip
+    qujing = Region(id="qujing", name="曲靖市", level="地州", province="云南", parent="yunnan",
+                    target_chains=["photovoltaic"])  # fmt: skip
+    r = rec.recommend(RecommendRequest(region="qujing", chain="photovoltaic", link="silicon_wafer",
+                                       gap_type="缺链", k=10), RegionBook([yunnan, qujing]))  # fmt: skip
+    assert "f0002" in ids(r)
+    r = rec.recommend(RecommendRequest(region="yunnan", chain="photovoltaic", link="silicon_wafer",
+                                       gap_type="缺链", k=10), RegionBook([yunnan, qujing]))  # fmt: skip
+    assert "f0002" not in ids(r)  # on the province's own file: already there

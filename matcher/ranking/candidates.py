@@ -151,6 +151,19 @@ class CandidateSources:
         order = np.lexsort((first, -self.capacity_[cand], -share[cand], -link_fit[cand]))
         return link_fit, share, cand[order].tolist()
 
+    def _chain_named_rows(self, chain_id: str) -> list[int]:
+        """Firms with a segment naming the chain itself (番茄业, 有机硅制品), largest share first; cached per corpus
+        state. Their products map to no single link, so the link postings never pool them."""
+        key = (id(self.enterprises_), self.n_)
+        memo = self.__dict__.get("_chain_named")
+        if memo is None or memo[0] != key:
+            memo = self.__dict__["_chain_named"] = (key, {})
+        rows = memo[1].get(chain_id)
+        if rows is None:
+            found = [(i, named[0][1] or 0.0) for i in range(self.n_) if (named := self._chain_products(i, chain_id))]
+            rows = memo[1][chain_id] = [i for i, _ in sorted(found, key=lambda x: -x[1])]
+        return rows
+
     def _pool(
         self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str]
     ) -> tuple[list[int], np.ndarray, dict[str, list[int]]]:
@@ -186,8 +199,11 @@ class CandidateSources:
             lists["related"] = [i for i in ranked_rel if related[i][0] >= 0.1][: self.depth.related]
         link_fit, share, graph_order = self._link_fit(q.target_links)
         if "graph" in self.sources:
-            graph = [i for i in graph_order if mask[i]]
-            lists["graph"] = graph[: self.depth.graph]
+            graph = [i for i in graph_order if mask[i]][: self.depth.graph]
+            if q.link_id is None and q.chain_id:  # a chain-level need: firms whose segments name the chain itself
+                seen = set(graph)
+                graph += [i for i in self._chain_named_rows(q.chain_id) if mask[i] and i not in seen]
+            lists["graph"] = graph
         self._signal_source(q, mask, lists)
         pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
         if not pool:

@@ -107,13 +107,15 @@ class Presence:
         return out
 
     def _present_rows(self, region: Region | None, residents: Sequence[Resident], book) -> dict[int, str]:
-        """Rows already present in the region (group of a resident in scope or in the parent region, or registered
-        in the region's / parent's city) → a short description of the presence."""
+        """Rows already present in the region (group of a resident in scope or in the parent region unless that is
+        a province, or registered in the region's / parent's city) → a short description of the presence."""
         if region is None:
             return {}
         scope = list(residents)
         names = {normalize_text(n) for n in (region.name, *region.aliases)}
         parent = book.get(region.parent, region.tenant) if (book is not None and region.parent) else None
+        if parent is not None and parent.level == RegionLevel.PROVINCE:
+            parent = None  # a province's residents sit elsewhere in it: investing here is still 招商 (新疆天业 for 昌吉州)
         if parent is not None:
             scope += parent.residents
             names |= {normalize_text(n) for n in (parent.name, *parent.aliases)}
