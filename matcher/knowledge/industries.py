@@ -12,7 +12,10 @@ logistics, real estate, finance, media and consumer services), not from any eval
 
 from __future__ import annotations
 
-__all__ = ["EQUIPMENT_INDUSTRIES", "NON_MAKER_INDUSTRIES", "market_label", "sells_not_makes", "service_link"]
+__all__ = [
+    "EQUIPMENT_INDUSTRIES", "INDUSTRY_READING", "NON_MAKER_INDUSTRIES", "industry_reading", "market_label",
+    "sells_not_makes", "service_link",
+]
 
 #: Distribution, logistics, property, finance and consumer-service industries (申万 2021 level 3).
 NON_MAKER_INDUSTRIES: frozenset[str] = frozenset(
@@ -79,3 +82,13 @@ def market_label(sw_industry: str | None, segment: str, link_name: str, link_ter
             break
     bare_terms = [t for t in (link_name, *link_terms) if not any(w in t for w in _OPERATING)]
     return bare in bare_terms and not any(w in bare for w in _OPERATING)
+
+
+#: A product word read by the firm's industry: a turbine maker's 风力发电机 is the turbine it sells (风力发电机组,
+#: commonly called 风力发电机), a component maker's is the generator. Industry → {link read by default → link meant}.
+INDUSTRY_READING: dict[str, dict[str, str]] = {"风电整机": {"wind_generator": "wind_turbine"}}
+
+
+def industry_reading(sw_industry: str | None, link_id: str) -> str:
+    """The link a firm of ``sw_industry`` means by a product mapped to ``link_id`` (``link_id`` itself by default)."""
+    return INDUSTRY_READING.get(sw_industry or "", {}).get(link_id, link_id)

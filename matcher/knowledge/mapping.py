@@ -39,7 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from matcher.knowledge.catalogue import Catalogue
-from matcher.knowledge.industries import market_label, sells_not_makes, service_link
+from matcher.knowledge.industries import industry_reading, market_label, sells_not_makes, service_link
 from matcher.knowledge.recycling import recycling_links, reroute_recycled
 from matcher.knowledge.segments import (
     _EQUIPMENT_SUFFIX,
@@ -287,7 +287,7 @@ class LinkMapper:
                 if h.score >= self.min_score and not self._market(enterprise, product.name, h.link_id):
                     offer(
                         LinkMatch(
-                            link_id=h.link_id,
+                            link_id=industry_reading(enterprise.sw_industry, h.link_id),
                             score=h.score,
                             method=h.method,
                             evidence=product.name,

@@ -92,7 +92,7 @@ def build_query(
             parts.append("、".join(surface))
         lex += [link.name, *link.aliases, *link.products]
         targets[link_id] = 1.0
-        for nb in catalogue.neighbours(link_id, chain_id):
+        for nb in sorted(catalogue.neighbours(link_id, chain_id)):  # a set: its order would vary run to run
             targets.setdefault(nb, NEIGHBOUR_WEIGHT)
         for e in catalogue.suppliers(link_id, chain_id):
             if e.source in masters:
