@@ -147,3 +147,22 @@ def test_filter_recent_expansion(catalogue) -> None:
     assert {c.enterprise_id for c in rec.recommend(req).candidates} == {"e0", "e3"}
     rec.signals = None
     assert rec.recommend(req).candidates == []
+
+
+def test_a_firm_expanding_in_the_chain_is_an_expansion_candidate(catalogue) -> None:
+    """A recent event in the need's chain clears the expansion bar (sig_chain ≥ 0.3), for a link and for a
+    chain-level need; without signals (or with an event after as_of) it does not."""
+    corpus = [
+        Enterprise(id="maker", name="甲铝型材有限公司", province="江苏", products=[Product(name="铝型材", share=0.9)]),
+        Enterprise(id="mover", name="乙电子有限公司", province="江苏", products=[Product(name="电子元件", share=0.9)]),
+    ]
+    rec = Recommender(catalogue, HashEmbedder()).fit(corpus)
+    req = RecommendRequest(chain="alu", link="rod", k=5, as_of=date(2023, 1, 1))
+    assert "mover" not in {c.enterprise_id for c in rec.recommend(req).expansions}
+    rec.signals = SignalBook([ev("mover", date(2022, 6, 1), link="smelt")], catalogue)
+    r = rec.recommend(req)
+    assert "mover" in {c.enterprise_id for c in r.expansions} and "mover" not in {c.enterprise_id for c in r.candidates}
+    chain_level = rec.recommend(req.model_copy(update={"link": None}))
+    assert "mover" in {c.enterprise_id for c in chain_level.expansions}
+    early = rec.recommend(req.model_copy(update={"as_of": date(2022, 6, 1)}))
+    assert "mover" not in {c.enterprise_id for c in early.expansions}

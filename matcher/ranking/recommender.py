@@ -366,10 +366,12 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             ok |= np.array([bool(self._chain_products(i, q.chain_id)) for i in pool], dtype=bool)
         sub = [i for i, keep in zip(pool, ok, strict=True) if keep]
         out = self._ranked(sub, F[ok], lists, q, region, aiding, k, present) if sub else []
-        expand = (
-            evidence_bar(F, EXPANSION_BAR, text={}, vertical_forward=self.vertical_share(q, pool, F, onsite=False)) & ~ok
-            if q.link_id is not None else np.zeros(len(pool), dtype=bool)
-        )  # fmt: skip
+        if q.link_id is not None:
+            expand = evidence_bar(F, EXPANSION_BAR, text={}, vertical_forward=self.vertical_share(q, pool, F, onsite=False)) & ~ok
+        elif q.chain_id is not None:  # a chain-level need: a firm expanding in the chain elsewhere (#19 signals)
+            expand = evidence_bar(F, {"sig_chain": EXPANSION_BAR["sig_chain"]}, text={}) & ~ok
+        else:
+            expand = np.zeros(len(pool), dtype=bool)  # fmt: skip
         hint = text_hint(F) & ~ok & ~expand
         below = int((~ok & ~expand).sum())
         keys = self._dedupe_keys()

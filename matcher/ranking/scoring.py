@@ -249,7 +249,10 @@ UTILITY_FLOWS: tuple[str, ...] = ("电力", "绿电", "蒸汽", "热力")
 
 #: The bar of an expansion candidate (listed apart as 延伸候选, after the makers): revenue next to the link in either
 #: direction, products or an industry that often go with it — how firms enter a link they do not make yet.
-EXPANSION_BAR: dict[str, float] = {"related": 0.3, "ind_related": 0.3, "vertical": 0.3}
+EXPANSION_BAR: dict[str, float] = {"related": 0.3, "ind_related": 0.3, "vertical": 0.3, "sig_chain": 0.3}
+# sig_chain (#19): an expansion event in the need's chain in about the last two years (one event two years old reads
+# 0.39; the same 0.3 as the other criteria, not fitted) — a firm building in this chain elsewhere is a credible entrant.
+# Without a signal book the column is 0 and nothing changes.
 
 #: Text alone is evidence only when both text signals agree: strong character overlap with the need AND among
 #: the most similar profiles of the request (dense is min-max scaled within the pool, so on its own it only says
