@@ -602,22 +602,7 @@ def _weak_gap(
     if not reasons:
         return None
     thin = 1.0 if all(r.size == "小" for r in residents) else 0.6
-    consumers = catalogue.customers(lid, chain_id) + catalogue.suppliers(lid, chain_id)
-    parts = {"adjacency": thin, "chain_master": 0.0, "stated_need": need, "value": 0.5}
-    priority = sum(PRIORITY_WEIGHTS[k] * v for k, v in parts.items())
-    return Gap(
-        type=GapType.WEAK,
-        chain_id=chain_id,
-        chain_name=catalogue.chains[chain_id].name,
-        link_id=lid,
-        link_name=link.name,
-        stage=catalogue.stage(lid, chain_id),
-        evidence=[strip_internal_tags(x) for x in reasons],
-        residents=[r.name for r in residents],
-        edges=consumers[:4],
-        priority=round(priority, 4),
-        priority_parts=parts,
-    )
+    return _weak_row(catalogue, chain_id, lid, thin, need, reasons, [r.name for r in residents])
 
 
 def _stated_weak_gap(
@@ -625,18 +610,24 @@ def _stated_weak_gap(
 ) -> Gap:
     """A 强链 row for a link the region already has through public record, a project or a located firm, named by a
     stated need: the need is the reason; who holds the link is stated, not judged thin."""
-    link = catalogue.links[lid]
     names = [r.name for r, _ in held]
-    parts = {"adjacency": 0.6, "chain_master": 0.0, "stated_need": need, "value": 0.5}
+    return _weak_row(catalogue, chain_id, lid, 0.6, need, [f"地区提出强链需求：{need_text}", f"本地区已有：{'；'.join(names[:3])}"], [])
+
+
+def _weak_row(
+    catalogue: Catalogue, chain_id: str, lid: str, thin: float, need: float, reasons: list[str], residents: list[str]
+) -> Gap:
+    """A 弱链 row: thinness as its adjacency part, the stated need, the link's first edges."""
+    parts = {"adjacency": thin, "chain_master": 0.0, "stated_need": need, "value": 0.5}
     return Gap(
         type=GapType.WEAK,
         chain_id=chain_id,
         chain_name=catalogue.chains[chain_id].name,
         link_id=lid,
-        link_name=link.name,
+        link_name=catalogue.links[lid].name,
         stage=catalogue.stage(lid, chain_id),
-        evidence=[strip_internal_tags(f"地区提出强链需求：{need_text}"), f"本地区已有：{'；'.join(names[:3])}"],
-        residents=[],
+        evidence=[strip_internal_tags(x) for x in reasons],
+        residents=residents,
         edges=(catalogue.customers(lid, chain_id) + catalogue.suppliers(lid, chain_id))[:4],
         priority=round(sum(PRIORITY_WEIGHTS[k] * v for k, v in parts.items()), 4),
         priority_parts=parts,
