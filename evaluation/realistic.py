@@ -31,7 +31,7 @@ REALISTIC_REQUESTS: list[tuple[str, dict[str, Any], str, str | None]] = [
     ("鄂尔多斯·煤制甲醇", dict(province="内蒙古", prefecture="鄂尔多斯市"), "coal_chemical", "甲醇"),
     ("呼和浩特·乳制品", dict(province="内蒙古", prefecture="呼和浩特市"), "dairy", "液态奶"),
     ("乌兰察布·储能", dict(province="内蒙古", prefecture="乌兰察布市"), "energy_storage", None),
-    ("宜春·锂电正极", dict(province="江西", prefecture="宜春市"), "lithium_battery", "碳酸锂"),
+    ("宜春·锂电原料 → 碳酸锂", dict(province="江西", prefecture="宜春市"), "lithium_battery", "碳酸锂"),
     ("赣州·稀土", dict(province="江西", prefecture="赣州市"), "rare_earth", None),
     ("上饶·光伏组件", dict(province="江西", prefecture="上饶市"), "photovoltaic", "光伏组件"),
     ("九江·有机硅", dict(province="江西", prefecture="九江市"), "organosilicon", None),

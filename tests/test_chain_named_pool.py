@@ -26,3 +26,20 @@ def test_a_chain_named_segment_brings_the_firm_into_a_chain_level_list():
     assert "a1" in got and "b2" in got
     a1 = next(c for c in r.candidates if c.enterprise_id == "a1")
     assert any("番茄业" in x for x in a1.reasons)
+
+
+def test_a_firm_that_trades_the_link_is_no_maker_of_it():
+    """万邦德: 铝锭 48% would clear the on-site bar for 铝棒 (铝水 → 铝棒), but its own 铝棒 line is 铝棒贸易."""
+    corpus = [
+        Enterprise(id="trader", name="甲新材股份有限公司", province="浙江", employees=1500,
+                   products=[Product(name="铝锭", share=0.48), Product(name="铝棒贸易", share=0.47)]),
+        Enterprise(id="smelter", name="乙铝业股份有限公司", province="河南", employees=5000,
+                   products=[Product(name="电解铝", share=0.9)]),
+        Enterprise(id="caster", name="丙铝材有限公司", province="广东", employees=800,
+                   products=[Product(name="铝棒", share=0.7)]),
+    ]  # fmt: skip
+    rec = Recommender(default_catalogue(), HashEmbedder()).fit(corpus)
+    r = rec.recommend(RecommendRequest(chain="aluminium", link="aluminium_rod", k=10))
+    got = [c.enterprise_id for c in r.candidates]
+    assert "caster" in got and "smelter" in got  # a smelter casts 铝棒 from its own 铝水
+    assert "trader" not in got

@@ -35,3 +35,10 @@ def test_market_label_needs_a_generation_link():
 def test_a_turbine_maker_s_wind_generator_is_its_turbine():
     assert "wind_turbine" in _links("风电整机", ("风力发电机", 0.98))
     assert "wind_generator" in _links("风电零部件", ("风力发电机", 0.6))  # a component maker's is the generator
+
+
+def test_a_negated_segment_names_no_product():
+    mapper = LinkMapper(default_catalogue())
+    assert mapper.map_product("非油田化学品") == [] and mapper.map_product("非油田用化学品") == []
+    assert mapper.map_product("非织造布")[0].link_id == "nonwoven"  # the term itself starts with 非
+    assert mapper.map_product("油田化学品")[0].link_id == "oilfield_chemicals"

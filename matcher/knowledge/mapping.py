@@ -390,8 +390,9 @@ class LinkMapper:
             for lid, (score, method) in seg_scores.items():
                 offer(lid, score - order_penalty, method)
         self._cap_ambiguous(scores)
+        negated = key.startswith("非") and key not in self._exact  # 非油田用化学品: anything but that product
         for lid, hit in list(scores.items()):
-            if hit.method == "token" and (len(key) <= 2 or self._material_conflict(key, lid)):
+            if hit.method == "token" and (len(key) <= 2 or negated or self._material_conflict(key, lid)):
                 # 铜合金棒 is not 铝棒 (a shared token cannot bridge two materials); 板材 alone is too generic
                 del scores[lid]
             elif trade:  # 铝棒贸易: the firm trades the product, it does not make it
@@ -498,10 +499,10 @@ class LinkMapper:
                 if length > n - i or length < 2:
                     continue
                 sub = seg[i : i + length]
-                if sub in self._contain_keys and not (i and seg[i - 1] == "聚" and sub[0] != "聚"):
+                if sub in self._contain_keys and not (i and seg[i - 1] in "聚非" and sub[0] != seg[i - 1]):
                     if _inside_latin_word(seg, i, i + length):
                         continue  # PPP项目 is not PP, HDPE's PE is its own term
-                    spans.append((i, i + length, sub))  # 聚乙二醇 is a polymer, not 乙二醇
+                    spans.append((i, i + length, sub))  # 聚乙二醇 is not 乙二醇; 非油田化学品 is not 油田化学品
         kept = [
             s
             for s in spans

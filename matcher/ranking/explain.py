@@ -83,6 +83,7 @@ class Explanations(ExpansionReasons):
                 (m for m in e.links if m.link_id in q.target_links),
                 key=lambda m: (
                     m.link_id not in producing if producing else False,  # a product link before equipment/services
+                    m.method == "trade",  # what it makes before what it trades (华茂: 纱线 60%, not 纺织品贸易)
                     -q.target_links[m.link_id] * min(m.score, CONFIDENT),
                     -(m.score >= CONFIDENT and m.method != "trade"),
                     -(m.share or 0.0),

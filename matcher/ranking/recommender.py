@@ -30,7 +30,7 @@ from matcher.knowledge.chain_products import chain_named_products
 from matcher.knowledge.gaps import LocatedFn, diagnose, residents_in_scope
 from matcher.knowledge.geo import province_short
 from matcher.knowledge.located import located_lookup
-from matcher.knowledge.mapping import LinkMapper
+from matcher.knowledge.mapping import MAKER_SCORE, LinkMapper
 from matcher.knowledge.regions import RegionBook
 from matcher.ranking.candidates import CandidateSources, SourceDepth
 from matcher.ranking.corpus import FittedCorpus, PreparedUpdate
@@ -252,7 +252,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
     def _makes_any(self, i: int, links: dict[str, float]) -> bool:
         """The firm makes one of ``links``: a confident, non-trade mapping from ≥ MIN_MAKER_SHARE of revenue (or shares unknown)."""
         return any(
-            m.link_id in links and m.score >= 0.8 and m.method != "trade" and (m.share is None or m.share >= MIN_MAKER_SHARE)
+            m.link_id in links and m.score >= MAKER_SCORE and m.method != "trade" and (m.share is None or m.share >= MIN_MAKER_SHARE)
             for m in self.enterprises_[i].links
         )
 
@@ -309,9 +309,13 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         kept = {lid for lid in links if not supporting(lid)}
         return kept or links
 
+    def _trades(self, i: int, link_id: str) -> bool:
+        """The firm's match on the link is a trade line (its own words: 铝棒贸易)."""
+        return any(m.link_id == link_id and m.method == "trade" for m in self.enterprises_[i].links)
+
     def _maps_confidently(self, i: int) -> bool:
         """The firm's own products map confidently (≥ 0.8, not as trade) to some catalogue link."""
-        return any(m.score >= 0.8 and m.method != "trade" for m in self.enterprises_[i].links)
+        return any(m.score >= MAKER_SCORE and m.method != "trade" for m in self.enterprises_[i].links)
 
     def _link_named(self, text: str, chain_id: str) -> str | None:
         """The chain's link the whole free text names (a confident, non-trade mapping of the text as one phrase),
@@ -356,6 +360,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         ok = evidence_bar(F, bar, shares_known=known, vertical_forward=self.vertical_share(q, pool, F, onsite=True),
                           portfolio_known=mapped, text={} if chain_level else None,
                           industry_share=self.industry_share(q, pool))  # fmt: skip
+        if q.link_id is not None:  # a firm that says it trades the link (铝棒贸易 47%) is no maker of it, whatever else
+            ok &= ~np.array([self._trades(i, q.link_id) for i in pool], dtype=bool)
         if chain_level:  # a chain-level need: confidently making one of the links it aims at —
             # the region's gaps in the chain (a link already made there needs no newcomer), else the chain's own links
             chain = self.catalogue.chains[q.chain_id]
