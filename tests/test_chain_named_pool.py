@@ -43,3 +43,4 @@ def test_a_firm_that_trades_the_link_is_no_maker_of_it():
     got = [c.enterprise_id for c in r.candidates]
     assert got == ["caster"]
     assert "smelter" in {c.enterprise_id for c in r.expansions}  # it could cast 铝棒 from its 铝水: an entrant
+

@@ -10,7 +10,7 @@ import numpy as np
 from matcher.knowledge.mapping import MAKER_SCORE
 from matcher.ranking.query import NeedQuery
 from matcher.ranking.recommendation import Candidate, SignalReason
-from matcher.ranking.scoring import FEATURES, evidence_strength
+from matcher.ranking.scoring import FEATURES, TEXT_EVIDENCE, evidence_strength
 from matcher.records import LinkMatch, Region
 from matcher.text import normalize_text
 
@@ -69,6 +69,12 @@ class Explanations(ExpansionReasons):
     pairing, evidence strength and each feature's contribution to the score.
     """
 
+    def _text_agreement(self, feats: dict[str, float], link_id: str) -> list[str]:
+        """The text-agreement evidence (both text signals high, :data:`TEXT_EVIDENCE`) as a reason, when it holds."""
+        if all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items()):
+            return [f"产品描述与「{self.catalogue.links[link_id].name}」需求高度相似（字符与语义相似度均高）"]
+        return []
+
     def _explain(
         self, rank: int, i: int, score: float, feats: dict[str, float], contrib: np.ndarray, q: NeedQuery,
         region: Region | None, aiding: set[str], sources: list[str], presence: str | None = None,
@@ -83,7 +89,7 @@ class Explanations(ExpansionReasons):
                 (m for m in e.links if m.link_id in q.target_links),
                 key=lambda m: (
                     m.link_id not in producing if producing else False,  # a product link before equipment/services
-                    m.method == "trade",  # what it makes before what it trades (华茂: 纱线 60%, not 纺织品贸易)
+                    not (m.score >= CONFIDENT and m.method != "trade"),  # what it makes before a trade or loose match
                     -q.target_links[m.link_id] * min(m.score, CONFIDENT),
                     -(m.score >= CONFIDENT and m.method != "trade"),
                     -(m.share or 0.0),
@@ -102,14 +108,17 @@ class Explanations(ExpansionReasons):
         if target and neighbour and matches:  # it makes a neighbouring link, not the one asked for
             m = matches[0]
             nb = self.catalogue.links[m.link_id].name
-            if m.method == "trade" or m.score < CONFIDENT:
+            if m.method == "trade" or m.score < CONFIDENT:  # the evidence that listed it first, the loose match after
+                reasons.extend(self._text_agreement(feats, target))
+                reasons.extend(self._expansion_reasons(i, feats, q, target))
                 reasons.append(f"产品与相邻环节「{nb}」部分相似（{m.evidence or nb}），待核实")
             elif m.share is not None and m.share < MAIN_SHARE:  # a small segment is never called 主营
                 reasons.append(f"相邻环节「{nb}」：涉及{m.evidence or nb}（{_share(m.share)}）")
             else:
                 what = f"{m.evidence}（{m.share:.0%}）" if m.share else (m.evidence or nb)
                 reasons.append(f"相邻环节「{nb}」企业：主营{what}")
-            reasons.extend(self._expansion_reasons(i, feats, q, target))
+            if m.method != "trade" and m.score >= CONFIDENT:
+                reasons.extend(self._expansion_reasons(i, feats, q, target))
         elif (
             target is None and q.chain_id and not any(m.score >= CONFIDENT and m.method != "trade" for m in matches)
             and (named := self._chain_products(i, q.chain_id)[:2])
@@ -136,15 +145,21 @@ class Explanations(ExpansionReasons):
             elif traded:  # a trader is told apart from a maker
                 ts = "、".join(f"{m.evidence}（{m.share:.0%}）" if m.share else m.evidence for m in traded[:2])
                 reasons.append(f"经营「{lname}」相关贸易（{ts}），并非生产企业")
-            elif on_link:
-                reasons.append(f"产品名称与「{lname}」部分相似（{on_link[0].evidence}），待核实")
-            elif matches:
+            partial = None
+            if not (main or minor or traded) and on_link:
+                partial = f"产品名称与「{lname}」部分相似（{on_link[0].evidence}），待核实"
+            elif not (main or minor or traded) and matches:
                 other = self.catalogue.links[matches[0].link_id].name
-                reasons.append(f"产品与「{other}」部分相似（{matches[0].evidence}），待核实")
+                partial = f"产品与「{other}」部分相似（{matches[0].evidence}），待核实"
             expansion = self._expansion_reasons(i, feats, q, link_id)
-            if not matches and not expansion:  # nothing but the text: say so
-                reasons.append(f"与「{lname}」环节文本相似")
-            reasons.extend(expansion)  # with no product rows, the evidence that listed the firm comes first
+            if partial:  # the evidence that listed it first (text agreement, relatedness), the loose match after
+                reasons.extend(self._text_agreement(feats, link_id))
+                reasons.extend(expansion)
+                reasons.append(partial)
+            else:
+                if not matches and not expansion:  # nothing but the text: say so
+                    reasons.append(f"与「{lname}」环节文本相似")
+                reasons.extend(expansion)  # with no product rows, the evidence that listed the firm comes first
         if presence:
             reasons.append(f"已在本地布局（{presence}），可引导增资扩产")
         if relation:
