@@ -53,7 +53,6 @@ STANDARD_TERMS: dict[str, str] = {
     "风电装备制造": "seed article 002 (风电装备制造)",
     "新能源装备": "seed article 002 (新能源装备)",
     "新能源高端装备制造": "seed article 000 (新能源高端装备制造 chain name)",
-    "氯碱化工": "corpus company short name (上海氯碱化工股份有限公司, 600618); industry name (中国氯碱工业协会)",
     "新型建材": "national industry policy name (工信部 建材工业发展规划 新型建材)",
     "塑料管材": "GB/T 4754-2017 2922 塑料板、管、型材制造 (管材); seed article 001 (PVC/PE 管材)",
     "电子材料": "GB/T 4754-2017 398 电子元件及电子专用材料制造",
@@ -228,6 +227,7 @@ SOURCED_ELSEWHERE: dict[str, str] = {
     "电气装备": "part of 电气装备用电线电缆, the standard cable product class (GB/T 5023, JB/T 8734 titles)",
     "磷酸铁锂正极材料": "GB/T 30835 锂离子电池用炭复合磷酸铁锂正极材料 (the standard's title)",
     "开发区": "generic word of Chinese place names (经济技术开发区)",
+    "氯碱化工": "corpus company short name (company.json 600618 氯碱化工 = 上海氯碱化工股份有限公司, a demo firm's alias)",
 }
 
 
