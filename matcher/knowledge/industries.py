@@ -12,6 +12,8 @@ logistics, real estate, finance, media and consumer services), not from any eval
 
 from __future__ import annotations
 
+from matcher.text import normalize_text
+
 __all__ = [
     "EQUIPMENT_INDUSTRIES", "INDUSTRY_READING", "NON_MAKER_INDUSTRIES", "industry_reading", "market_label",
     "sells_not_makes", "service_link",
@@ -67,20 +69,20 @@ _OPERATING = ("开发", "运营", "场", "站", "epc", "投资", "电力", "项�
 _MARKET_TAIL = ("类", "行业", "领域", "市场", "业")
 
 
-def market_label(sw_industry: str | None, segment: str, link_name: str, link_terms: tuple[str, ...],
-                 gbt_codes: tuple[str, ...] | list[str]) -> bool:
+def market_label(sw_industry: str | None, segment: str, link_terms: str, gbt_codes: tuple[str, ...] | list[str]) -> bool:
     """An equipment firm's segment that is just the name of a power-generation link (GB/T 441x: 风力发电, 光伏发电)
-    names the market it sells to, not a plant it runs. ``segment`` and the terms are normalised text."""
+    names the market it sells to, not a plant it runs. ``link_terms``: the link's normalised name, aliases and
+    products joined by "|" (as the mapper builds them once)."""
     if not sw_industry or sw_industry not in EQUIPMENT_INDUSTRIES:
         return False
     if not gbt_codes or not all(c.startswith("441") for c in gbt_codes):
         return False
-    bare = segment
+    bare = normalize_text(segment)
     for tail in _MARKET_TAIL:
         if bare.endswith(tail) and len(bare) - len(tail) >= 2:
             bare = bare[: -len(tail)]
             break
-    bare_terms = [t for t in (link_name, *link_terms) if not any(w in t for w in _OPERATING)]
+    bare_terms = [t for t in link_terms.split("|") if not any(w in t for w in _OPERATING)]
     return bare in bare_terms and not any(w in bare for w in _OPERATING)
 
 

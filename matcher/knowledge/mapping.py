@@ -40,7 +40,7 @@ import numpy as np
 
 from matcher.knowledge.catalogue import Catalogue
 from matcher.knowledge.industries import industry_reading, market_label, sells_not_makes, service_link
-from matcher.knowledge.recycling import recycling_links, reroute_recycled
+from matcher.knowledge.recycling import recycling_routes, reroute_recycled
 from matcher.knowledge.segments import (
     _EQUIPMENT_SUFFIX,
     _TRANSPARENT_TAIL,
@@ -165,7 +165,7 @@ class LinkMapper:
         self.embedding_threshold = embedding_threshold
         self.max_cache = max_cache
         self._order = {lid: i for i, lid in enumerate(catalogue.links)}
-        self._recyclers = recycling_links(catalogue)
+        self._recyclers = recycling_routes(catalogue)
         self._cache: dict[str, tuple[_Hit, ...]] = {}
         self._seg_cache: dict[str, dict[str, tuple[float, str]]] = {}
         self._lock = threading.Lock()
@@ -300,7 +300,7 @@ class LinkMapper:
                 if score >= self.min_score * self.scope_weight:
                     offer(LinkMatch(link_id=h.link_id, score=score, method=h.method, evidence=phrase))
         self._apply_gbt(enterprise.gbt_codes, best)
-        for m in reroute_recycled(enterprise, best, self._recyclers, self.catalogue):
+        for m in reroute_recycled(enterprise, best, self._recyclers):
             offer(m)
         if sells_not_makes(enterprise.sw_industry):  # a pharmacy's 中成药, a trading house's 服装: sold, not made
             for lid, m in best.items():
@@ -316,9 +316,9 @@ class LinkMapper:
         )
 
     def _market(self, enterprise: Enterprise, name: str, link_id: str) -> bool:
-        link = self.catalogue.links[link_id]
-        terms = tuple(normalize_text(t) for t in link.terms)
-        return market_label(enterprise.sw_industry, normalize_text(name), normalize_text(link.name), terms, link.gbt)
+        # the link's normalised terms as built once ("|"-joined); market_label normalises nothing for most firms
+        gbt = self.catalogue.links[link_id].gbt
+        return market_label(enterprise.sw_industry, name, self._link_text.get(link_id, ""), gbt)
 
     def map_many(self, enterprises: Iterable[Enterprise]) -> dict[str, list[LinkMatch]]:
         """``{enterprise id: links}`` for many enterprises."""
