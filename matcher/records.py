@@ -56,6 +56,7 @@ class Link(BaseModel):
     local_supply: bool = False  # bulky or perishable: economic only within a short transport radius of its user
     family: str = ""  # links a 招商 officer treats as one line of business (PE管材 and 双壁波纹管; 燃煤发电 and 热电联产)
     recycles: str = ""  # the primary link whose commodity this link makes from scrap (再生铝 → 电解铝's 铝锭)
+    covers: tuple[str, ...] = ()  # an umbrella link's specific links (汽车零部件 → 汽车玻璃, 驱动电机): not a gap beside them
 
     @property
     def terms(self) -> tuple[str, ...]:

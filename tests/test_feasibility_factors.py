@@ -93,11 +93,12 @@ def test_demo_factor_facts_are_sourced_and_only_where_a_source_says_so(demo):
     stated = {(r.id, f.key): f for r in book for f in r.endowments}
     for (rid, key), fact in stated.items():
         assert len(fact.source) >= 4 and fact.note, (rid, key)
-    assert stated[("xinjiang", "power_price_low")].value is True
+    assert stated[("changji", "power_price_low")].value is True  # captive coal power: 准东, 玛纳斯 (昌吉州)
+    assert ("xinjiang", "power_price_low") not in stated and ("kuqa", "power_price_low") not in stated  # 南疆: no source
     assert stated[("gongliu", "rail_access")].value is False  # 伊阿铁路 still being built
     assert stated[("zhundong", "rail_access")].value is True and stated[("kuqa", "rail_access")].value is True
     assert ("mulei", "rail_access") not in stated and ("hutubi", "rail_access") not in stated  # no source
-    resources = {"bauxite", "coal", "oil_gas", "wind_resource", "coal_chem_demo_zone", "chemical_park"}  # chemical_park: a site condition
+    resources = {"bauxite", "coal", "oil_gas", "wind_resource", "renewable_power", "coal_chem_demo_zone", "chemical_park"}  # chemical_park: a site condition
     assert {k for _, k in stated} - resources <= FACTORS
 
 

@@ -94,3 +94,45 @@ def test_shared_requirements_are_added_to_each_listed_link(tmp_path: Path):
     assert [r.needs for r in reqs["alumina"]] == [["bauxite"], ["chemical_park"]]
     assert [r.needs for r in reqs["methanol"]] == [["chemical_park"]]
     assert "_groups" not in reqs
+
+
+def test_an_umbrella_link_is_no_row_of_its_own_beside_the_parts_it_covers(demo):
+    """Independent review s9: 昌吉高新区 listed 汽车零部件 beside 汽车玻璃 and 驱动电机, its own sub-classes."""
+    cat, _ = demo
+    assert {"auto_glass", "drive_motor"} <= set(cat.links["auto_parts"].covers)
+    full = _gaps(demo, "changji_hitech")
+    rows = {g.link_id: g for g in full.gaps}
+    umbrella = rows["auto_parts"]  # the whole chain is absent there: every part is a row, the umbrella folds
+    assert umbrella.variant_of in cat.links["auto_parts"].covers
+    assert umbrella.evidence[0].startswith("上位类")
+    assert "auto_parts" not in {g.link_id for g in concise(full, per_chain=100).gaps}
+
+
+def test_oil_and_meal_of_one_crushing_plant_are_one_row(demo):
+    """Independent review s9: 呼图壁's 棉籽粕 and 食用植物油 are the products of one 棉籽 crushing plant."""
+    full = _gaps(demo, "hutubi")
+    rows = {g.link_id: g for g in full.gaps if g.link_id in ("cottonseed_meal", "edible_oil")}
+    assert len(rows) == 2 and sum(g.variant_of is None for g in rows.values()) == 1
+
+
+def test_a_captive_plant_seeds_no_upstream_equipment_gap(demo):
+    """库车's green-hydrogen project built its own 储氢球罐 and 输氢管线 (integrated): no 氢气压缩机 or 储氢瓶 gap is
+    read upstream of that pipeline, and no 烧碱 is read as a hydrogen feedstock."""
+    top = [g.link_id for g in _gaps(demo, "kuqa").gaps[:10]]
+    assert not {"hydrogen_compressor", "hydrogen_storage_tank", "caustic_soda"} & set(top)
+    cat, _ = demo
+    assert not any(e.source == "green_hydrogen" and e.target == "hydrogen_compressor" for e in cat.customers("green_hydrogen", "hydrogen"))
+
+
+def test_a_covers_entry_must_name_another_link(tmp_path: Path):
+    from matcher.errors import CatalogueError
+    from matcher.knowledge.catalogue import load_catalogue
+
+    (tmp_path / "c.yaml").write_text(
+        "id: c\nname: 测试链\nlinks:\n"
+        "  - {id: a, name: 甲, stage: 上游, covers: [zz]}\n  - {id: b, name: 乙, stage: 下游}\n"
+        "edges:\n  - {from: a, to: b}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CatalogueError, match="covers: 'zz'"):
+        load_catalogue(tmp_path)

@@ -260,7 +260,7 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
         label = entry.get("id", f"links[{i}]") if isinstance(entry, dict) else f"links[{i}]"
         if not isinstance(entry, dict):
             raise CatalogueError(path.name, label, "a link must be a mapping")
-        for key in ("aliases", "products", "gbt"):
+        for key in ("aliases", "products", "gbt", "covers"):
             if entry.get(key) is not None and not isinstance(entry[key], list):
                 raise CatalogueError(path.name, label, f"'{key}' must be a list, received {type(entry[key]).__name__}")
         for code in entry.get("gbt") or ():
@@ -280,6 +280,7 @@ def _parse_chain_file(path: Path, links: dict[str, Link], link_files: dict[str, 
                 local_supply=bool(entry.get("local_supply", False)),
                 family=str(entry.get("family") or ""),
                 recycles=str(entry.get("recycles") or ""),
+                covers=tuple(str(c) for c in entry.get("covers") or ()),
             )
         except KeyError as exc:
             raise CatalogueError(path.name, label, f"missing required key {exc}") from exc
@@ -348,9 +349,12 @@ def load_catalogue(directory: Path | None = None, gbt_codes: dict[str, str] | No
             own_link_ids=tuple(own),
         )
 
-    # GB/T codes and alias conflicts
+    # GB/T codes, umbrella links and alias conflicts
     owner: dict[str, str] = {}
     for lid, link in links.items():
+        for covered in link.covers:
+            if covered not in links or covered == lid:
+                raise CatalogueError(link_files[lid], lid, f"covers: '{covered}' is not another link of the catalogue")
         for code in link.gbt:
             if code not in codes:
                 raise CatalogueError(link_files[lid], lid, f"unknown GB/T 4754-2017 code '{code}'")

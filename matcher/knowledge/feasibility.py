@@ -10,7 +10,8 @@ is recorded) changes nothing in the priority but is stated as support (:attr:`As
 
 Endowment keys used by the requirements: bauxite, coal, oil_gas, wind_resource, open_land (natural resources and
 land); water_ample (reliable industrial water), wastewater_park (a park with central effluent treatment),
-power_price_low (industrial electricity recorded as cheap), rail_access (a freight railway serves the region);
+power_price_low (industrial electricity recorded as cheap), renewable_power (wind or solar power to build beside;
+captive coal power is not green hydrogen's power), rail_access (a freight railway serves the region);
 chemical_park (a recognised 化工园区 hosts hazardous-chemical synthesis); coal_chem_demo_zone and quota_* (policy).
 """
 

@@ -191,8 +191,9 @@ def _diagnose(
     gaps: list[Gap] = []
     present_out: dict[str, list[str]] = {}
     origins = Origins()  # link id → names of the regions whose holders (or needs) make it a gap
+    captive = frozenset(lid for lid, src in sources.items() if src == {INTEGRATED})
     for cid in chain_ids:
-        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own, blocked, origins))
+        gaps.extend(_diagnose_chain(region, catalogue, cid, holders, present_out, own, blocked, origins, captive))
     for g in gaps:
         if g.type != GapType.WEAK:
             _apply_feasibility(g, facts, available, signed.get(g.link_id, []), names)
@@ -438,8 +439,11 @@ def _diagnose_chain(
     own: dict[str, list[tuple[Resident, str]]],
     blocked: frozenset[str] = frozenset(),
     origins: Origins | None = None,
+    captive: frozenset[str] = frozenset(),
 ) -> list[Gap]:
-    """The gaps of one chain; ``origins`` gathers, per gap link, the regions whose holders or needs imply it."""
+    """The gaps of one chain; ``origins`` gathers, per gap link, the regions whose holders or needs imply it.
+    A link held only by a resident's integrated plant (``captive``: 自备电厂, a project's own 输氢管线) seeds no upstream
+    extension: the plant was equipped and supplied when it was built and serves its owner, not a market."""
     origins = Origins() if origins is None else origins
     chain = catalogue.chains[chain_id]
     members = set(chain.link_ids)
@@ -448,7 +452,7 @@ def _diagnose_chain(
         present_out[lid] = [f"{r.name}({where})" if where != region.name else r.name for r, where in holders[lid]]
     masters = {lid for lid in present if any(r.chain_master for r, _ in holders[lid])}
     down_from = _distances(catalogue, chain_id, present, downstream=True)  # reachable downstream of P
-    up_from = _distances(catalogue, chain_id, present, downstream=False)  # reachable upstream of P
+    up_from = _distances(catalogue, chain_id, present - captive, downstream=False)  # reachable upstream of P
     near = _undirected_distance(catalogue, chain_id, present, blocked) if present else {}
     chain_where = {w for o in present for _, w in holders[o]}  # where the chain's holders sit
     master_near = _undirected_distance(catalogue, chain_id, masters, blocked) if masters else {}
