@@ -42,3 +42,11 @@ def test_a_negated_segment_names_no_product():
     assert mapper.map_product("非油田化学品") == [] and mapper.map_product("非油田用化学品") == []
     assert mapper.map_product("非织造布")[0].link_id == "nonwoven"  # the term itself starts with 非
     assert mapper.map_product("油田化学品")[0].link_id == "oilfield_chemicals"
+
+
+def test_a_gas_utility_s_natural_gas_is_the_gas_it_distributes():
+    """Independent review s9: 浩源天然气's 天然气业务 read as 天然气开采 made 阿克苏's 油田技术服务 a gap."""
+    got = _links("燃气Ⅲ", ("天然气业务", 0.87), ("天然气销售", 0.83))
+    assert "city_gas" in got and "natural_gas" not in got
+    assert "natural_gas" in _links("燃气Ⅲ", ("天然气开采", 0.8))  # a segment that says it extracts
+    assert "natural_gas" in _links("油气开采Ⅲ", ("天然气", 0.6))  # other industries read the literal link

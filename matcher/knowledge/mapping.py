@@ -287,7 +287,7 @@ class LinkMapper:
                 if h.score >= self.min_score and not self._market(enterprise, product.name, h.link_id):
                     offer(
                         LinkMatch(
-                            link_id=industry_reading(enterprise.sw_industry, h.link_id),
+                            link_id=industry_reading(enterprise.sw_industry, h.link_id, product.name),
                             score=h.score,
                             method=h.method,
                             evidence=product.name,
