@@ -257,6 +257,7 @@ def test_token_overlap_reaches_a_link_when_no_term_is_contained(mapper):
 def test_split_segments_drops_brackets_and_affixes():
     assert split_segments("光伏组件(含电池片)销售") == ["光伏组件"]
     assert split_segments("单晶硅片、电池片及组件") == ["单晶硅片", "电池片"]  # 组件 alone is too generic
+    assert split_segments("纳米磷酸铁锂") == ["磷酸铁锂"]  # a nano powder of the material is the material
 
 
 def test_business_scope_is_weaker_than_the_same_product(mapper):

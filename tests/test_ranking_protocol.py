@@ -448,3 +448,18 @@ def test_a_chain_level_need_lists_a_firm_whose_segment_names_the_chain_with_that
     by_id = {c.enterprise_id: c for c in r.candidates}
     assert "e70" in by_id and "e71" not in by_id
     assert by_id["e70"].reasons[0] == "铝产业链企业：主营铝制品（40%）（产品名称未细分到具体环节）"
+
+
+def test_a_free_text_need_quotes_the_firm_s_products_the_text_matched(rec):
+    """A need with neither chain nor link (the officer's words name no catalogue link) says which of the firm's own
+    products the words matched, with their share (realistic judgement: 德方 led with 上市公司)."""
+    r = rec.recommend(RecommendRequest(text="液态奶扩产项目", k=20))
+    assert r.link_id is None
+    listed = r.candidates + r.expansions + r.leads
+    dairies = [c for c in listed if c.enterprise_id in {f"e{i}" for i in range(26, 40)}]
+    assert dairies
+    for c in dairies:
+        said = [x for x in c.reasons if x.startswith("产品与需求描述相近：")]
+        assert said == [said[0]] and "液态奶（收入占比80%）" in said[0], c.reasons  # the firm's own product and share
+        assert c.reasons.index(said[0]) <= 1  # first, or right after the 线索待核实 mark of a lead
+    assert not any("产品与需求描述相近" in x for c in listed if c not in dairies for x in c.reasons)

@@ -85,6 +85,7 @@ _LEADING_AFFIXES = (
     "其它",
     "贸易",
     "代理",
+    "纳米",  # 纳米磷酸铁锂 is 磷酸铁锂 made as a nano powder: the material, not another product
 )
 
 

@@ -12,7 +12,7 @@ from matcher.ranking.query import NeedQuery
 from matcher.ranking.recommendation import Candidate, SignalReason
 from matcher.ranking.scoring import FEATURES, TEXT_EVIDENCE, evidence_strength
 from matcher.records import LinkMatch, Region
-from matcher.text import normalize_text
+from matcher.text import char_ngrams, normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,17 @@ class Explanations(ExpansionReasons):
         if all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items()):
             return [f"产品描述与「{self.catalogue.links[link_id].name}」需求高度相似（字符与语义相似度均高）"]
         return []
+
+    def _text_products(self, i: int, text: str, limit: int = 2) -> list[tuple[str, float | None]]:
+        """The firm's own products that share the most character bigrams with the need's text (at least two):
+        what a free-text need matched in the firm's data, quoted with its revenue share."""
+        grams = set(char_ngrams(normalize_text(text), 2, 2))
+        scored = []
+        for p in self.enterprises_[i].products:
+            shared = len(grams & set(char_ngrams(normalize_text(p.name), 2, 2)))
+            if shared >= 2:
+                scored.append((-shared, -(p.share or 0.0), p.name, p.share))
+        return dedupe_products([(name, share) for _, _, name, share in sorted(scored)])[:limit]
 
     def _explain(
         self, rank: int, i: int, score: float, feats: dict[str, float], contrib: np.ndarray, q: NeedQuery,
@@ -160,6 +171,11 @@ class Explanations(ExpansionReasons):
                 if not matches and not expansion:  # nothing but the text: say so
                     reasons.append(f"与「{lname}」环节文本相似")
                 reasons.extend(expansion)  # with no product rows, the evidence that listed the firm comes first
+        elif target is None and q.chain_id is None and (said := self._text_products(i, q.text)):
+            # a free-text need: the firm's own products the text matched, quoted as they are
+            what = "、".join(f"{p}（{_share(s)}）" if s is not None else p for p, s in said)
+            agree = "，字符与语义相似度均高" if all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items()) else ""
+            reasons.append(f"产品与需求描述相近：{what}{agree}")
         if presence:
             reasons.append(f"已在本地布局（{presence}），可引导增资扩产")
         if relation:
