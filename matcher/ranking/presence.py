@@ -149,6 +149,8 @@ class Presence:
 
     @staticmethod
     def keeps_present(gap_type: GapType | str | None) -> bool:
-        """Whether a need keeps firms already on site: 强链 (弱链, 增资扩产) does; 补链 and 延链 do not."""
+        """Whether a need keeps firms already on site: 补链 and 延链 (缺链, 短链: the link has no maker there) look for
+        newcomers only; 强链 (弱链, 增资扩产) and a need of no stated type keep them, marked 已在本地布局 — an officer
+        asking for 液态奶 in 呼和浩特 without saying 补链 is shown 伊利 as the local firm to grow, not left without it."""
         value = gap_type.value if isinstance(gap_type, GapType) else gap_type
-        return value in ("弱链", "强链")
+        return value not in ("缺链", "短链", "补链", "延链")

@@ -195,6 +195,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         q.as_of = req.as_of
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
         keep_present = self.keeps_present(q.gap_type)
+        if q.gap_type is None and link_id is None and region is not None and region.id != "adhoc":
+            keep_present = False  # a chain-level need of a diagnosed region aims at its gaps: newcomers only
         mask, excluded = self._mask(req.filters, req.tenant, [] if keep_present else residents, aiding_provs)
         present = self._present_rows(region, residents, book)
         if present and not keep_present:  # 补链 / 延链: a firm (or group) already on site is not a newcomer
