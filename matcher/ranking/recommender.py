@@ -332,9 +332,13 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         return None
 
     def _links_in_text(self, text: str, chain_id: str | None) -> list[str]:
+        """Links the officer's words name: confident mappings (≥ MAKER_SCORE) of its phrases — a loose token match
+        ("正极补锂添加剂" ~ 饲料添加剂 by 添加剂) names no link."""
         found: list[str] = []
         for phrase in _phrases(text):
             for m in self.mapper.map_product(phrase)[:2]:
+                if m.score < MAKER_SCORE:
+                    continue
                 if chain_id is None or m.link_id in self.catalogue.chains[chain_id].link_ids:
                     found.append(m.link_id)
         return list(dict.fromkeys(found))
