@@ -64,6 +64,22 @@ def test_a_strengthen_need_keeps_them_flagged(rec, book):
     assert "曲靖隆基硅材料有限公司" in by_id["f0001"].local_presence
     assert any(x.startswith("已在本地布局") for x in by_id["f0001"].reasons)
     assert by_id["f0002"].local_presence is None
+    local = [c for c in r.candidates if c.local_presence]
+    assert r.candidates[: len(local)] == local  # the region's own makers first: growing them is the first move
+    assert all(c.reasons[1].startswith("已在本地布局") for c in local)  # said right after the evidence
+
+
+def test_a_need_of_no_stated_type_keeps_local_makers_first(rec):
+    """Realistic judgement s10: 呼和浩特·液态奶 listed 伊利 sixth and unmarked. A need that does not say 补链/延链, in a
+    place named ad hoc, lists the firm registered there first, marked local."""
+    r = rec.recommend(RecommendRequest(province="云南", prefecture="曲靖市", chain="photovoltaic", link="silicon_wafer",
+                                       k=10), None)  # fmt: skip
+    assert r.candidates[0].enterprise_id == "f0003"
+    assert r.candidates[0].local_presence == "注册地在曲靖市" and r.candidates[0].reasons[1].startswith("已在本地布局")
+    assert not any(c.local_presence for c in r.candidates[1:])
+    fill = rec.recommend(RecommendRequest(province="云南", prefecture="曲靖市", chain="photovoltaic",
+                                          link="silicon_wafer", gap_type="补链", k=10), None)  # fmt: skip
+    assert "f0003" not in ids(fill)  # 补链 looks for newcomers only
 
 
 def test_a_known_plant_in_the_region_counts_as_presence_and_the_import_reads_it(tmp_path):

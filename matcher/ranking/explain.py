@@ -176,8 +176,8 @@ class Explanations(ExpansionReasons):
             what = "、".join(f"{p}（{_share(s)}）" if s is not None else p for p, s in said)
             agree = "，字符与语义相似度均高" if all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items()) else ""
             reasons.append(f"产品与需求描述相近：{what}{agree}")
-        if presence:
-            reasons.append(f"已在本地布局（{presence}），可引导增资扩产")
+        if presence:  # right after the evidence that listed it: the officer reads first that the firm is local
+            reasons.insert(min(1, len(reasons)), f"已在本地布局（{presence}），可引导增资扩产")
         if relation:
             reasons.append(relation)
         signals = self._signal_reasons(e, q)

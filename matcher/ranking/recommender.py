@@ -421,7 +421,13 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             scores, contrib = blend_scores(F, self.blend, learned)
         else:
             scores, contrib = weighted_scores(F, self.weights)
-        order = self._diversify(idx, scores, k)
+        local = np.array([i in present for i in pool], dtype=bool) if present and not apart else None
+        if local is not None and local.any():  # a need that keeps firms on site (强链, no stated type): the
+            # region's own makers come first — growing them (增资扩产) is the officer's first move — best score first
+            lift = np.where(local, float(scores.max() - scores.min()) + 1.0, 0.0)
+            order = self._diversify(idx, scores + lift, k)
+        else:
+            order = self._diversify(idx, scores, k)
         list_sets = {s: set(lst) for s, lst in lists.items()}
         out = []
         for rank, j in enumerate(order, start=1):
