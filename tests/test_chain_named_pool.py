@@ -41,5 +41,6 @@ def test_a_firm_that_trades_the_link_is_no_maker_of_it():
     rec = Recommender(default_catalogue(), HashEmbedder()).fit(corpus)
     r = rec.recommend(RecommendRequest(chain="aluminium", link="aluminium_rod", k=10))
     got = [c.enterprise_id for c in r.candidates]
-    assert "caster" in got and "smelter" in got  # a smelter casts 铝棒 from its own 铝水
-    assert "trader" not in got
+    assert got == ["caster"]
+    assert "smelter" in {c.enterprise_id for c in r.expansions}  # it could cast 铝棒 from its 铝水: an entrant
+

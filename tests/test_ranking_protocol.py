@@ -169,8 +169,10 @@ def test_vertical_evidence_is_a_supplier_moving_downstream_on_site_not_a_custome
     F = np.zeros((3, len(FEATURES)), dtype=np.float32)
     F[:, col["vertical"]] = 0.9  # all three have 90% of revenue next to the link
     forward = np.array([0.9, 0.0, 0.0])  # row 0 makes its on-site input; row 1 its output; row 2 a tradable input
-    assert evidence_bar(F).tolist() == [True, True, True]
-    assert evidence_bar(F, vertical_forward=forward).tolist() == [True, False, False]
+    bar = {"vertical": 0.3}  # the expansion bar's criterion; the maker bar has none since session 9
+    assert evidence_bar(F, bar, text={}).tolist() == [True, True, True]
+    assert evidence_bar(F, bar, text={}, vertical_forward=forward).tolist() == [True, False, False]
+    assert evidence_bar(F).tolist() == [False, False, False]  # revenue next to the link makes no maker of it
 
 
 def test_on_site_inputs_are_molten_metal_and_the_like_not_resin_or_power(rec):
@@ -221,7 +223,10 @@ def test_recommend_lists_makers_and_expanders_never_junk_and_says_when_short(rec
     assert r.leads and not {c.enterprise_id for c in r.leads} & set(ids)
     assert all(c.evidence_strength == "weak" and c.reasons[0].startswith("线索待核实") for c in r.leads)
     assert len(ids) + len(r.leads) <= 40
-    smelter = next(c for c in r.candidates if c.enterprise_id == "e20")
+    # a smelter could cast rods from its own 铝水: an expansion candidate (session 9), with the vertical reason
+    assert "e20" not in ids
+    smelter = next(c for c in [*r.expansions, *lexical.recommend(RecommendRequest(chain="alu", link="rod", k=60)).expansions]
+                   if c.enterprise_id == "e20")
     assert any("上游原料企业向下游延伸" in x or "同时生产" in x for x in smelter.reasons), smelter.reasons
     assert not any("多有" in x or "常兼营" in x for x in smelter.reasons)  # counts, never an unquantified "often"
     assert not any("可填补「铝棒」" in x for x in smelter.reasons)  # it makes 电解铝, not rods: never claimed
@@ -382,11 +387,12 @@ def test_a_chain_level_need_whose_words_name_a_link_is_that_links_need(rec):
 
 
 def test_profile_makers_are_not_rod_makers_by_vertical_evidence(rec):
-    """A customer of the link (a 型材 extruder asked for 铝棒) is not evidenced by its revenue next to the link;
-    a smelter casting from its own 铝水 is."""
-    r = rec.recommend(RecommendRequest(chain="alu", link="rod", k=40))
+    """A customer of the link (a 型材 extruder asked for 铝棒) is no maker of it, nor is a smelter that could cast
+    rods from its own 铝水 (an expansion candidate since session 9), nor a trader."""
+    r = rec.recommend(RecommendRequest(chain="alu", link="rod", k=60))
     listed = {c.enterprise_id for c in r.candidates}
-    assert {f"e{i}" for i in range(20, 26)} <= listed  # smelters only: 铝水 is the rod's on-site input
+    assert not {f"e{i}" for i in range(20, 26)} & listed
+    assert {f"e{i}" for i in range(20, 26)} & {c.enterprise_id for c in r.expansions}  # smelters: entrants
     assert "e40" not in listed  # the trader
 
 

@@ -363,8 +363,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         drop = "link_fit" if chain_level else "master" if q.link_id is not None else ""
         bar = {f: t for f, t in EVIDENCE_BAR.items() if f != drop}
         mapped = np.array([self._maps_confidently(i) for i in pool], dtype=bool)
-        ok = evidence_bar(F, bar, shares_known=known, vertical_forward=self.vertical_share(q, pool, F, onsite=True),
-                          portfolio_known=mapped, text={} if chain_level else None,
+        ok = evidence_bar(F, bar, shares_known=known, portfolio_known=mapped, text={} if chain_level else None,
                           industry_share=self.industry_share(q, pool))  # fmt: skip
         if q.link_id is not None:  # a firm that says it trades the link (铝棒贸易 47%) is no maker of it, whatever else
             ok &= ~np.array([self._trades(i, q.link_id) for i in pool], dtype=bool)

@@ -235,9 +235,9 @@ EVIDENCE_BAR: dict[str, float] = {
     "related": 0.5,  # its other products strongly go with this one in firms (relatedness density); at 0.3 every
     #                  PV firm cleared it for every PV link (cells and modules makers listed as 硅片 makers)
     "ind_related": 0.5,  # most firms of its industry make this link (at 0.3 aluminium smelters cleared for 化成箔)
-    "vertical": 0.3,  # ≥ 30% of revenue in a link joined to it on site (``vertical_forward``): the step before or
-    #                   after it in the same plant (铝水 → 铝棒, 硅棒 → 硅片); a seller or buyer of a tradable input (PVC
-    #                   树脂 → 型材 is another process, another firm; 钴酸锂 makers buy 碳酸锂) or a utility is not
+    # No on-site criterion (session 9): a smelter that could cast 铝棒 from its 铝水 is an expansion candidate, not a
+    # maker — two independent judgements of the realistic lists rejected such rows as producers, and on deals_dev it
+    # moves no case (grouped CV, scripts/cv_bar.py MAKER_VERTICAL: 0.3 and off tie on every fold).
 }
 
 #: Inputs that leave a plant only in the next product's form, so their makers routinely make that product on site:
