@@ -76,6 +76,7 @@ def test_a_need_of_no_stated_type_keeps_local_makers_first(rec):
                                        k=10), None)  # fmt: skip
     assert r.candidates[0].enterprise_id == "f0003"
     assert r.candidates[0].local_presence == "注册地在曲靖市" and r.candidates[0].reasons[1].startswith("已在本地布局")
+    assert "local" in r.candidates[0].retrieved_by  # pooled as the local maker, whatever its text scores
     assert not any(c.local_presence for c in r.candidates[1:])
     fill = rec.recommend(RecommendRequest(province="云南", prefecture="曲靖市", chain="photovoltaic",
                                           link="silicon_wafer", gap_type="补链", k=10), None)  # fmt: skip

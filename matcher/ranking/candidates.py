@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -165,9 +165,12 @@ class CandidateSources:
         return rows
 
     def _pool(
-        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str]
+        self, q: NeedQuery, mask: np.ndarray, region: Region | None, aiding: set[str],
+        local: Collection[int] = (),
     ) -> tuple[list[int], np.ndarray, dict[str, list[int]]]:
-        """Candidates of all sources (corpus positions), their feature matrix (ordered as FEATURES), the lists."""
+        """Candidates of all sources (corpus positions), their feature matrix (ordered as FEATURES), the lists.
+        ``local``: firms already on site that a need keeping them pools whatever their text (金力永磁 for 赣州·稀土)
+        when they have a posting on one of the need's target links."""
         allowed_frac = float(mask.mean()) if mask.size else 0.0
         if allowed_frac == 0.0:
             return [], np.zeros((0, len(FEATURES)), np.float32), {}
@@ -205,6 +208,8 @@ class CandidateSources:
                 graph += [i for i in self._chain_named_rows(q.chain_id) if mask[i] and i not in seen]
             lists["graph"] = graph
         self._signal_source(q, mask, lists)
+        if local:
+            lists["local"] = [i for i in sorted(local) if mask[i] and link_fit[i] > 0.0]
         pool = list(dict.fromkeys(i for lst in lists.values() for i in lst))
         if not pool:
             return [], np.zeros((0, len(FEATURES)), np.float32), lists

@@ -351,7 +351,7 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         when fewer than ``k`` clear it — the expansion candidates (:data:`scoring.EXPANSION_BAR`: could enter the
         link from next to it, marked 延伸候选) and the unverified leads (:func:`scoring.text_hint`, marked 待核实),
         each ranked apart and never mixed into the candidates."""
-        pool, F, lists = self._pool(q, mask, region, aiding)
+        pool, F, lists = self._pool(q, mask, region, aiding, local=present or ())
         if not pool:
             return [], 0, [], []
         if not self.evidence_bar:
