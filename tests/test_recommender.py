@@ -103,11 +103,20 @@ def test_supplier_of_the_chain_master_outranks_a_firm_with_similar_words(rec, bo
     assert top.chain_master_relation and "嘉润" in top.chain_master_relation
 
 
-def test_resident_is_never_recommended(rec, book):
+def test_resident_is_never_recommended_to_fill_a_gap(rec, book):
     for link in ("alumina", "rod", "profile", None):
-        r = rec.recommend(RecommendRequest(region="manas", chain="alu", link=link, k=8), book)
+        r = rec.recommend(RecommendRequest(region="manas", chain="alu", link=link, gap_type="补链", k=8), book)
         assert "e5" not in ids(r)
         assert r.excluded_residents == 1
+
+
+def test_a_chain_need_of_no_stated_type_lists_the_resident_first_marked_local(rec, book):
+    """Realistic judgement s10: 克拉玛依·石化 without 独山子 or 克石化. A chain-level need that does not say 补链/延链
+    lists the region's own makers of the chain first, marked 已在本地布局, then the newcomers for its gaps."""
+    r = rec.recommend(RecommendRequest(region="manas", chain="alu", k=8), book)
+    assert ids(r)[0] == "e5" and r.candidates[0].local_presence and r.excluded_residents == 0
+    assert r.candidates[0].reasons[1].startswith("已在本地布局")
+    assert not any(c.local_presence for c in r.candidates[1:])
 
 
 def test_group_dedupe_keeps_one_firm_per_group(rec, book):

@@ -195,8 +195,6 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         q.as_of = req.as_of
         aiding_provs = {p for p in (province_short(a) for a in (aiding or (region.aiding if region else []))) if p}
         keep_present = self.keeps_present(q.gap_type)
-        if q.gap_type is None and link_id is None and region is not None and region.id != "adhoc":
-            keep_present = False  # a chain-level need of a diagnosed region aims at its gaps: newcomers only
         mask, excluded = self._mask(req.filters, req.tenant, [] if keep_present else residents, aiding_provs)
         present = self._present_rows(region, residents, book)
         if present and not keep_present:  # 补链 / 延链: a firm (or group) already on site is not a newcomer
@@ -373,6 +371,9 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             aimed = {lid for lid, w in q.target_links.items() if w >= 0.5} & set(chain.own_link_ids)
             own = {lid: 1.0 for lid in self._producing_links(q.chain_id, aimed or set(chain.own_link_ids))}
             ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
+            if present:  # a local firm making any of the chain's products is the first to grow (增资扩产)
+                chain_own = {lid: 1.0 for lid in self._producing_links(q.chain_id, set(chain.own_link_ids))}
+                ok |= np.array([i in present and self._makes_any(i, chain_own) for i in pool], dtype=bool)
             # a segment naming the chain itself (有机硅制品 37%) is making the chain's products
             ok |= np.array([bool(self._chain_products(i, q.chain_id)) for i in pool], dtype=bool)
         sub = [i for i, keep in zip(pool, ok, strict=True) if keep]
