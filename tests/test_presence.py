@@ -17,6 +17,7 @@ from models.embedders import HashEmbedder
 def test_brands_drop_generic_words_and_refuse_places():
     assert brand("隆基绿能") == "隆基" and brand("德方纳米") == "德方纳米" and brand("特变电工") == "特变电工"
     assert brand("新疆") == "" and brand("中国") == ""
+    assert brand("石化机械") == ""  # an industry word is no brand: 中石化石油机械 is not of 中国石油克拉玛依石化's group
 
 
 def firm(i: str, name: str, short: str, city: str | None = None, province: str = "陕西") -> Enterprise:

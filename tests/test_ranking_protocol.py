@@ -469,3 +469,11 @@ def test_a_free_text_need_quotes_the_firm_s_products_the_text_matched(rec):
         assert said == [said[0]] and "液态奶（收入占比80%）" in said[0], c.reasons  # the firm's own product and share
         assert c.reasons.index(said[0]) <= 1  # first, or right after the 线索待核实 mark of a lead
     assert not any("产品与需求描述相近" in x for c in listed if c not in dairies for x in c.reasons)
+
+
+def test_a_chain_level_sliver_is_told_after_the_firm_s_main_line(rec):
+    """Realistic judgement s10: 恒力 led 克拉玛依·石化 with 对二甲苯 <1%. The main line in the chain (≥ 10%, confident)
+    is what a chain-level reason states first; a firm without one gets None (its sliver is then said as 涉及)."""
+    assert rec._main_line(0, "alu") == "铝产业链企业：主营电解铝（70%）"  # e0: 电解铝 70%, 铝棒 30%
+    assert rec._main_line(40, "alu") is None  # the trader: 铝棒贸易 is no maker's line
+    assert rec._main_line(0, None) is None

@@ -75,6 +75,19 @@ class Explanations(ExpansionReasons):
             return [f"产品描述与「{self.catalogue.links[link_id].name}」需求高度相似（字符与语义相似度均高）"]
         return []
 
+    def _main_line(self, i: int, chain_id: str | None) -> str | None:
+        """"<chain>企业：主营X（share）" for the firm's largest confident product on one of the chain's links, when it is
+        a main segment (≥ MAIN_SHARE), else None."""
+        if chain_id is None:
+            return None
+        members = set(self.catalogue.chains[chain_id].link_ids)
+        made = [m for m in self.enterprises_[i].links
+                if m.link_id in members and m.score >= CONFIDENT and m.method != "trade" and (m.share or 0.0) >= MAIN_SHARE]  # fmt: skip
+        if not made:
+            return None
+        m = max(made, key=lambda m: m.share or 0.0)
+        return f"{self.catalogue.chains[chain_id].name}企业：主营{m.evidence or self.catalogue.links[m.link_id].name}（{m.share:.0%}）"
+
     def _text_products(self, i: int, text: str, limit: int = 2) -> list[tuple[str, float | None]]:
         """The firm's own products that share the most character bigrams with the need's text (at least two):
         what a free-text need matched in the firm's data, quoted with its revenue share."""
@@ -151,6 +164,10 @@ class Explanations(ExpansionReasons):
             if main:
                 ps = "、".join(f"{p}（{s:.0%}）" if s else p for p, s in main)
                 reasons.append(f"可填补「{lname}」环节：主营{ps}")
+            elif minor and target is None and (line := self._main_line(i, q.chain_id)):
+                # a chain-level need met by a sliver (恒力's 对二甲苯 <1%): the firm's main line in the chain first
+                reasons.append(line)
+                reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(f'{p}（{_share(s)}）' for p, s in minor)}")
             elif minor:  # a small segment is never called 主营
                 reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(f'{p}（{_share(s)}）' for p, s in minor)}")
             elif traded:  # a trader is told apart from a maker
