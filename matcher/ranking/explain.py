@@ -80,7 +80,7 @@ class Explanations(ExpansionReasons):
         a main segment (≥ MAIN_SHARE), else None."""
         if chain_id is None:
             return None
-        members = set(self.catalogue.chains[chain_id].link_ids)
+        members = self._producing_links(chain_id, set(self.catalogue.chains[chain_id].link_ids))  # not 纺机 for 纺织
         made = [m for m in self.enterprises_[i].links
                 if m.link_id in members and m.score >= CONFIDENT and m.method != "trade" and (m.share or 0.0) >= MAIN_SHARE]  # fmt: skip
         if not made:
