@@ -1,8 +1,9 @@
 """Choose the evidence thresholds by 5-fold cross-validation grouped by investing firm on deals_dev.
 
 The expansion bar's thresholds (延伸候选: vertical revenue share next to the link, product-space relatedness, industry
-relatedness), the industry-majority rule of the maker bar (IND_MAKER_SHARE, 0 = off) and the maker bar's on-site
-criterion (MAKER_VERTICAL, 2.0 = off: a smelter is then an expansion candidate for 铝棒) are searched on the training
+relatedness), the industry-majority rule of the maker bar (IND_MAKER_SHARE, 0 = off) and the maker bar's on-site,
+relatedness and industry-majority criteria (MAKER_VERTICAL, MAKER_RELATED, MAKER_IND_RELATED; 2.0 = off: such a firm
+is then an expansion candidate) are searched on the training
 folds (objective R@10 + R@50 + MRR of what an officer is shown: makers, expansions,
 leads), each held-out case ranked with its fold's choice. Prints the out-of-fold metrics beside the shipped bar's.
 
@@ -23,18 +24,25 @@ from matcher.settings import get_settings
 from matcher.store.ashare import load_ashare_corpus
 
 GRID = {"vertical": [0.3, 0.1, 0.05], "related": [0.3, 0.2], "ind_related": [0.3, 0.2], "IND_MAKER_SHARE": [0.5, 0.0],
-        "MAKER_VERTICAL": [0.3, 2.0]}  # the maker bar's on-site criterion (铝水 → 铝棒); 2.0 = off (such firms expand)
-MAKER_KEYS = ("IND_MAKER_SHARE", "MAKER_VERTICAL")
+        "MAKER_VERTICAL": [0.3, 2.0],  # the maker bar's on-site criterion (铝水 → 铝棒); 2.0 = off (such firms expand)
+        "MAKER_RELATED": [0.5, 2.0],  # the maker bar's relatedness criterion; off: related-only firms are expansions
+        "MAKER_IND_RELATED": [0.5, 2.0]}  # the maker bar's industry-majority criterion; off: expansions
+#: maker-bar dimensions → the EVIDENCE_BAR key each sets (2.0 = the criterion is off)
+MAKER_BAR = {"MAKER_VERTICAL": "vertical", "MAKER_RELATED": "related", "MAKER_IND_RELATED": "ind_related"}
+MAKER_KEYS = ("IND_MAKER_SHARE", *MAKER_BAR)
+SIG_CHAIN = scoring.EXPANSION_BAR["sig_chain"]  # not searched here (#19 signals; kept as shipped)
 
 
 def _apply(params) -> None:
     """Set the thresholds in the scoring module (the recommender reads them at request time)."""
     scoring.IND_MAKER_SHARE = params["IND_MAKER_SHARE"]
-    if params["MAKER_VERTICAL"] > 1.0:
-        scoring.EVIDENCE_BAR.pop("vertical", None)
-    else:
-        scoring.EVIDENCE_BAR["vertical"] = params["MAKER_VERTICAL"]
+    for dim, key in MAKER_BAR.items():
+        if params[dim] > 1.0:
+            scoring.EVIDENCE_BAR.pop(key, None)
+        else:
+            scoring.EVIDENCE_BAR[key] = params[dim]
     scoring.EXPANSION_BAR.clear()
+    scoring.EXPANSION_BAR.update({"sig_chain": SIG_CHAIN})
     scoring.EXPANSION_BAR.update({k: v for k, v in params.items() if k not in MAKER_KEYS})
 
 
@@ -46,8 +54,9 @@ def main() -> None:
     rec = fitted_recommender(load_ashare_corpus(data), get_settings())
     rank = _ranker(rec, default_catalogue())
     by_id = {c.id: c for c in cases}
-    shipped = {**scoring.EXPANSION_BAR, "IND_MAKER_SHARE": scoring.IND_MAKER_SHARE,
-               "MAKER_VERTICAL": scoring.EVIDENCE_BAR.get("vertical", 2.0)}
+    shipped = {**{k: v for k, v in scoring.EXPANSION_BAR.items() if k != "sig_chain"},
+               "IND_MAKER_SHARE": scoring.IND_MAKER_SHARE,
+               **{dim: scoring.EVIDENCE_BAR.get(key, 2.0) for dim, key in MAKER_BAR.items()}}
     memo: dict[tuple, float] = {}
 
     def rank_of(case_id: str, params) -> float:

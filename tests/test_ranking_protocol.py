@@ -26,6 +26,7 @@ from matcher.ranking.recommendation import RecommendRequest
 from matcher.ranking.recommender import Recommender
 from matcher.ranking.scoring import (
     EVIDENCE_BAR,
+    EXPANSION_BAR,
     FEATURES,
     BlendWeights,
     blend_scores,
@@ -148,10 +149,14 @@ def test_evidence_bar_any_one_criterion():
     F = np.zeros((4, len(FEATURES)), dtype=np.float32)
     col = {f: j for j, f in enumerate(FEATURES)}
     F[0, col["link_fit"]] = 1.0
-    F[1, col["related"]] = 0.5
+    F[1, col["master"]] = 0.5  # supplies the region's 链主 on this link
     F[2, col["link_fit"]] = 0.5  # a trader or a weak name match
     F[3, col["tfidf"]] = 0.05
     assert evidence_bar(F).tolist() == [True, True, False, False]
+    # relatedness alone (its other products go with this one) is expansion evidence, not making it (session 10)
+    R = np.zeros((1, len(FEATURES)), dtype=np.float32)
+    R[0, col["related"]] = 0.9
+    assert evidence_bar(R).tolist() == [False] and evidence_bar(R, EXPANSION_BAR, text={}).tolist() == [True]
     # a firm that reports shares must make the product with ≥ MIN_MAKER_SHARE (2%) of revenue for the mapping to count
     known = np.array([True, False, False, False])
     assert evidence_bar(F, shares_known=known).tolist() == [False, True, False, False]

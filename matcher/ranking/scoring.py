@@ -232,8 +232,10 @@ EVIDENCE_BAR: dict[str, float] = {
     "link_fit": 0.8,  # a product mapped to the gap link with confidence (traders map at 0.5 and never clear it),
     #                   from ≥ 2% of revenue when the firm reports shares (MIN_MAKER_SHARE)
     "master": 0.5,  # supplies or serves the region's 链主 on this link
-    "related": 0.5,  # its other products strongly go with this one in firms (relatedness density); at 0.3 every
-    #                  PV firm cleared it for every PV link (cells and modules makers listed as 硅片 makers)
+    # No relatedness criterion (session 10): a firm whose other products go with this one (雄塑's PE管 for PVC型材,
+    # 爱旭's 电池片 for 硅片) could enter the link — an expansion candidate, not a maker; three independent judgements
+    # of the realistic lists counted such rows as padding. On deals_dev it moves no case in R@10/50/100 (MRR 0.364 →
+    # 0.360; grouped CV, scripts/cv_bar.py MAKER_RELATED: 0.5 and off split 2–3 over the folds, off on all data).
     "ind_related": 0.5,  # most firms of its industry make this link (at 0.3 aluminium smelters cleared for 化成箔)
     # No on-site criterion (session 9): a smelter that could cast 铝棒 from its 铝水 is an expansion candidate, not a
     # maker — two independent judgements of the realistic lists rejected such rows as producers, and on deals_dev it
