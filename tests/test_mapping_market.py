@@ -50,3 +50,9 @@ def test_a_gas_utility_s_natural_gas_is_the_gas_it_distributes():
     assert "city_gas" in got and "natural_gas" not in got
     assert "natural_gas" in _links("燃气Ⅲ", ("天然气开采", 0.8))  # a segment that says it extracts
     assert "natural_gas" in _links("油气开采Ⅲ", ("天然气", 0.6))  # other industries read the literal link
+
+
+def test_a_chip_firm_s_wafer_is_no_solar_wafer():
+    """Realistic judgement s10: 上海贝岭 (模拟芯片设计) listed as a 光伏硅片 maker by its 硅片加工 11%."""
+    assert "silicon_wafer" not in _links("模拟芯片设计", ("集成电路", 0.6), ("硅片加工", 0.11))
+    assert "silicon_wafer" in _links("光伏硅片", ("单晶硅片", 0.9))

@@ -89,16 +89,20 @@ def market_label(sw_industry: str | None, segment: str, link_terms: str, gbt_cod
 #: A product word read by the firm's industry: a turbine maker's 风力发电机 is the turbine it sells (风力发电机组,
 #: commonly called 风力发电机), a component maker's is the generator. Industry → {link read by default → link meant}.
 #: A gas utility's 天然气业务 / 天然气销售 is the gas it distributes (城市燃气), unless the segment says it produces it.
+#: A chip firm's 硅片 is a semiconductor wafer, which the catalogue has no link for ("" = no link: the row maps nowhere).
+_CHIP_WAFER = {"silicon_wafer": ""}
 INDUSTRY_READING: dict[str, dict[str, str]] = {
     "风电整机": {"wind_generator": "wind_turbine"},
     "燃气Ⅲ": {"natural_gas": "city_gas"},
+    **{ind: _CHIP_WAFER for ind in ("数字芯片设计", "模拟芯片设计", "集成电路制造", "集成电路封测")},
 }
 #: Words that keep a product on its literal link whatever the firm's industry (首华燃气's 天然气开采 is extraction).
 _LITERAL_WORDS: dict[str, tuple[str, ...]] = {"natural_gas": ("开采", "勘探", "气田", "煤层气", "页岩气", "致密气")}
 
 
 def industry_reading(sw_industry: str | None, link_id: str, product: str = "") -> str:
-    """The link a firm of ``sw_industry`` means by a product mapped to ``link_id`` (``link_id`` itself by default)."""
+    """The link a firm of ``sw_industry`` means by a product mapped to ``link_id`` (``link_id`` itself by default; ""
+    when it means none of the catalogue's links)."""
     if any(w in product for w in _LITERAL_WORDS.get(link_id, ())):
         return link_id
     return INDUSTRY_READING.get(sw_industry or "", {}).get(link_id, link_id)

@@ -284,10 +284,11 @@ class LinkMapper:
             self._prefill_embeddings([p.name for p in enterprise.products])
         for product in enterprise.products:
             for h in self._hits(product.name):
-                if h.score >= self.min_score and not self._market(enterprise, product.name, h.link_id):
+                meant = industry_reading(enterprise.sw_industry, h.link_id, product.name)
+                if meant and h.score >= self.min_score and not self._market(enterprise, product.name, h.link_id):
                     offer(
                         LinkMatch(
-                            link_id=industry_reading(enterprise.sw_industry, h.link_id, product.name),
+                            link_id=meant,
                             score=h.score,
                             method=h.method,
                             evidence=product.name,
