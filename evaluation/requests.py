@@ -1,7 +1,8 @@
 """A deal case as the matcher request a promotion officer could have written before the deal.
 
 Only what the officer knew is used: the place (an ad hoc region: province / prefecture / park, no residents), the
-chain (resolved against the catalogue by name or alias, else through the product link), the product link (mapped
+chain (resolved against the catalogue by name or alias, else by the chain name written inside it, else
+through the product link), the product link (mapped
 onto a catalogue link by the LinkMapper) and the masked project text.
 """
 
@@ -30,6 +31,9 @@ def case_request(q: CaseQuery, catalogue: Catalogue, rec: Recommender, k: int) -
             break
         except ChainMatchError:
             continue
+    if chain_id is None and q.chain:  # "锂电池正极材料" is no chain's exact name, but it names the 锂电池 chain
+        named = catalogue.chain_in_text(q.chain)
+        chain_id = named.id if named else None
     link_id = None
     for phrase in [q.product_link, *re.split(r"[/、,，]", q.product_link or "")]:
         matches = rec.mapper.map_product(phrase) if phrase else []

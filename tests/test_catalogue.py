@@ -313,3 +313,24 @@ def test_a_borrowed_link_takes_its_stage_from_the_chain_it_sits_in():
     assert cat.stage("high_purity_aluminium", "aluminium") == Stage.MIDSTREAM  # after 电解铝 in the aluminium chain
     assert cat.stage("cotton_planting", "agri_machinery") == Stage.DOWNSTREAM  # the machinery's customer
     assert cat.stage("cotton_planting") == Stage.UPSTREAM  # authored stage without a chain
+
+
+def test_a_chain_written_inside_free_text_is_found(catalogue):
+    """The evaluation reads a deal's chain as an officer would pick it: the chain named inside the words (the longest
+    name or alias written there), since a report's chain label is rarely the catalogue's exact name."""
+    assert catalogue.chain_in_text("锂电池正极材料").id == "lithium_battery"
+    assert catalogue.chain_in_text("光伏产业园").id == "photovoltaic"
+    assert catalogue.chain_in_text("航空发动机") is None
+
+
+def test_the_deal_request_uses_the_chain_named_inside_its_chain_label(catalogue):
+    from types import SimpleNamespace
+
+    from evaluation.cases import CaseQuery
+    from evaluation.requests import case_request
+    from matcher.knowledge.mapping import LinkMapper
+
+    q = CaseQuery(case_id="t", region_province="江西", region_prefecture=None, region_county_or_park=None,
+                  chain="锂电池正极材料", gap_type="unknown", product_link="某新型产品", project="年产1000吨项目")  # fmt: skip
+    req = case_request(q, catalogue, SimpleNamespace(mapper=LinkMapper(catalogue)), k=10)
+    assert req.chain == "lithium_battery" and req.link is None

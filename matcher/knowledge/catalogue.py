@@ -104,6 +104,13 @@ class Catalogue:
             raise UnknownChainError(key, sorted(self.chains))
         return self.chains[cid]
 
+    def chain_in_text(self, text: str) -> Chain | None:
+        """The chain whose id, name or alias is the longest one written inside ``text`` ("锂电池正极材料" names 锂电池),
+        else None: for free text that is no exact chain name."""
+        norm = normalize_text(text)
+        named = [(len(k), cid) for k, cid in self._chain_names.items() if len(k) >= 2 and k in norm]
+        return self.chains[max(named)[1]] if named else None
+
     def link(self, key: str) -> Link:
         """A link by id, name or alias; raises UnknownLinkError."""
         lid = self._link_names.get(normalize_text(key))
