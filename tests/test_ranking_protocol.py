@@ -482,17 +482,3 @@ def test_a_chain_level_sliver_is_told_after_the_firm_s_main_line(rec):
     assert rec._main_line(0, "alu") == "铝产业链企业：主营电解铝（70%）"  # e0: 电解铝 70%, 铝棒 30%
     assert rec._main_line(40, "alu") is None  # the trader: 铝棒贸易 is no maker's line
     assert rec._main_line(0, None) is None
-
-
-def test_text_agreement_lists_only_firms_their_own_products_do_not_describe(rec, monkeypatch):
-    """Realistic judgement s10: 雄塑 (PVC管材) was listed as a PVC型材 maker on text agreement alone. A firm whose own
-    products map confidently to other links is judged by them for a link-level need; for a free-text need (no link
-    named) text agreement still lists it."""
-    import matcher.ranking.recommender as recommender_module
-
-    monkeypatch.setattr(recommender_module, "text_agrees", lambda F, text=None: np.ones(len(F), dtype=bool))
-    dairies = {f"e{i}" for i in range(26, 40)}  # 液态奶 80%: mapped to the 液态奶 link
-    r = rec.recommend(RecommendRequest(chain="alu", link="rod", k=40))
-    assert not dairies & {c.enterprise_id for c in r.candidates}
-    free = rec.recommend(RecommendRequest(text="新型建材项目配套", k=40))
-    assert free.link_id is None and dairies & {c.enterprise_id for c in free.candidates}

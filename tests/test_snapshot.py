@@ -26,9 +26,7 @@ def settings(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Settin
 
 
 def _top(engine: Engine, req: RecommendRequest = REQ) -> list[str]:
-    """What the officer is shown, in order: the makers, then the expansion candidates (listed apart)."""
-    r = engine.recommend(req)
-    return [c.enterprise_id for c in r.candidates + r.expansions]
+    return [c.enterprise_id for c in engine.recommend(req).candidates]
 
 
 def _how(engine: Engine) -> tuple[str, str]:

@@ -48,7 +48,6 @@ from matcher.ranking.scoring import (
     ScoringWeights,
     blend_scores,
     evidence_bar,
-    text_agrees,
     text_hint,
     weighted_scores,
 )
@@ -362,11 +361,8 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
         drop = "link_fit" if chain_level else "master" if q.link_id is not None else ""
         bar = {f: t for f, t in EVIDENCE_BAR.items() if f != drop}
         mapped = np.array([self._maps_confidently(i) for i in pool], dtype=bool)
-        ok = evidence_bar(F, bar, shares_known=known, portfolio_known=mapped, text={},
+        ok = evidence_bar(F, bar, shares_known=known, portfolio_known=mapped, text={} if chain_level else None,
                           industry_share=self.industry_share(q, pool))  # fmt: skip
-        if not chain_level:  # text agreement is evidence for a firm its own products do not describe; one whose
-            # products map to other links (雄塑's PVC管材 for PVC型材) is judged by them — an expansion candidate at most
-            ok |= text_agrees(F) & ~(mapped if q.link_id is not None else np.zeros(len(pool), dtype=bool))
         if q.link_id is not None:  # a firm that says it trades the link (铝棒贸易 47%) is no maker of it, whatever else
             ok &= ~np.array([self._trades(i, q.link_id) for i in pool], dtype=bool)
         if chain_level:  # a chain-level need: confidently making one of the links it aims at —

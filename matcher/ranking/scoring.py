@@ -281,13 +281,6 @@ MIN_MAKER_SHARE = 0.02
 IND_MAKER_SHARE = 0.5
 
 
-def text_agrees(F: np.ndarray, text: Mapping[str, float] | None = None) -> np.ndarray:
-    """Rows on which every text signal of ``text`` (default :data:`TEXT_EVIDENCE`) is high."""
-    text = TEXT_EVIDENCE if text is None else text
-    F = np.asarray(F)
-    return np.all([F[:, FEATURES.index(f)] >= t for f, t in text.items()], axis=0)
-
-
 def evidence_bar(
     F: np.ndarray, bar: Mapping[str, float] | None = None, shares_known: np.ndarray | None = None,
     text: Mapping[str, float] | None = None, vertical_forward: np.ndarray | None = None,
@@ -312,7 +305,7 @@ def evidence_bar(
     F = np.asarray(F)
     ok = np.zeros(F.shape[0], dtype=bool)
     if text:
-        ok |= text_agrees(F, text)
+        ok |= np.all([F[:, FEATURES.index(f)] >= t for f, t in text.items()], axis=0)
     for f, t in bar.items():
         hit = F[:, FEATURES.index(f)] >= t
         if f == "vertical" and vertical_forward is not None:
