@@ -71,7 +71,6 @@ STANDARD_TERMS: dict[str, str] = {
     "涤纶": "GB/T 4754-2017 2822 涤纶纤维制造",
     "离子膜烧碱": "GB/T 11199 离子交换膜法氢氧化钠 (离子膜烧碱), chlor-alkali textbooks",
     "聚氯乙烯树脂": "GB/T 5761 悬浮法通用型聚氯乙烯树脂",
-    "煤制天然气": "NDRC 2010 notice 关于规范煤制天然气产业发展 (cn.chinagate.cn/economics/2010-06/19/content_20296471.htm)",
     "烯烃": "coal-to-olefins textbook term (煤制烯烃); seed article 002",
     "甲醇": "GB/T 338 工业用甲醇",
     "二甲醚": "GB 25035 城镇燃气用二甲醚",
