@@ -66,7 +66,7 @@ GOLDEN = Path(__file__).parent / "fixtures" / "ranking_golden.json"
 
 
 def test_vectorised_ranking_gives_the_top_10_and_scores_of_the_loop_version() -> None:
-    """Top 10 and scores of 30 requests on a fixed synthetic corpus (regenerated for the blend scorer, for the makers/expansions split of session 7, for the 风力发电机组 link name of session 8, and in session 10 for the catalogue edits (hydrogen edges shift the sampled requests) and the maker bar without its on-site criterion; first recorded before the ranking was vectorised
+    """Top 10 and scores of 30 requests on a fixed synthetic corpus (regenerated for the blend scorer, for the makers/expansions split of session 7, for the 风力发电机组 link name of session 8, and in session 10 for the catalogue edits (hydrogen edges shift the sampled requests) and the maker bar without its on-site criterion, and for the 煤制合成天然气 link name; first recorded before the ranking was vectorised
     #17 item 2). A deliberate change of the scoring regenerates the file with the same requests."""
     catalogue = default_catalogue()
     rec = Recommender(catalogue, HashEmbedder()).fit(_synthetic_corpus(catalogue, 5000, 1))
