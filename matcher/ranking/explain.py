@@ -69,9 +69,14 @@ class Explanations(ExpansionReasons):
     pairing, evidence strength and each feature's contribution to the score.
     """
 
+    @staticmethod
+    def _texts_agree(feats: dict[str, float]) -> bool:
+        """Both text signals high (:data:`TEXT_EVIDENCE`)."""
+        return all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items())
+
     def _text_agreement(self, feats: dict[str, float], link_id: str) -> list[str]:
         """The text-agreement evidence (both text signals high, :data:`TEXT_EVIDENCE`) as a reason, when it holds."""
-        if all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items()):
+        if self._texts_agree(feats):
             return [f"产品描述与「{self.catalogue.links[link_id].name}」需求高度相似（字符与语义相似度均高）"]
         return []
 
@@ -164,11 +169,10 @@ class Explanations(ExpansionReasons):
             if main:
                 ps = "、".join(f"{p}（{s:.0%}）" if s else p for p, s in main)
                 reasons.append(f"可填补「{lname}」环节：主营{ps}")
-            elif minor and target is None and (line := self._main_line(i, q.chain_id)):
-                # a chain-level need met by a sliver (恒力's 对二甲苯 <1%): the firm's main line in the chain first
-                reasons.append(line)
-                reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(f'{p}（{_share(s)}）' for p, s in minor)}")
             elif minor:  # a small segment is never called 主营
+                # a chain-level need met by a sliver (恒力's 对二甲苯 <1%): the firm's main line in the chain first
+                if target is None and (line := self._main_line(i, q.chain_id)):
+                    reasons.append(line)
                 reasons.append(f"可填补「{lname}」环节：涉及{'、'.join(f'{p}（{_share(s)}）' for p, s in minor)}")
             elif traded:  # a trader is told apart from a maker
                 ts = "、".join(f"{m.evidence}（{m.share:.0%}）" if m.share else m.evidence for m in traded[:2])
@@ -191,7 +195,7 @@ class Explanations(ExpansionReasons):
         elif target is None and q.chain_id is None and (said := self._text_products(i, q.text)):
             # a free-text need: the firm's own products the text matched, quoted as they are
             what = "、".join(f"{p}（{_share(s)}）" if s is not None else p for p, s in said)
-            agree = "，字符与语义相似度均高" if all(feats.get(f, 0.0) >= t for f, t in TEXT_EVIDENCE.items()) else ""
+            agree = "，字符与语义相似度均高" if self._texts_agree(feats) else ""
             reasons.append(f"产品与需求描述相近：{what}{agree}")
         if presence:  # right after the evidence that listed it: the officer reads first that the firm is local
             reasons.insert(min(1, len(reasons)), f"已在本地布局（{presence}），可引导增资扩产")

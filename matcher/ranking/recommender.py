@@ -369,10 +369,10 @@ class Recommender(FittedCorpus, CandidateSources, Presence, Diversity, Explanati
             # the region's gaps in the chain (a link already made there needs no newcomer), else the chain's own links
             chain = self.catalogue.chains[q.chain_id]
             aimed = {lid for lid, w in q.target_links.items() if w >= 0.5} & set(chain.own_link_ids)
-            own = {lid: 1.0 for lid in self._producing_links(q.chain_id, aimed or set(chain.own_link_ids))}
+            chain_own = {lid: 1.0 for lid in self._producing_links(q.chain_id, set(chain.own_link_ids))}
+            own = {lid: 1.0 for lid in self._producing_links(q.chain_id, aimed)} if aimed else chain_own
             ok |= np.array([self._makes_any(i, own) for i in pool], dtype=bool)
             if present:  # a local firm making any of the chain's products is the first to grow (增资扩产)
-                chain_own = {lid: 1.0 for lid in self._producing_links(q.chain_id, set(chain.own_link_ids))}
                 ok |= np.array([i in present and self._makes_any(i, chain_own) for i in pool], dtype=bool)
             # a segment naming the chain itself (有机硅制品 37%) is making the chain's products
             ok |= np.array([bool(self._chain_products(i, q.chain_id)) for i in pool], dtype=bool)
